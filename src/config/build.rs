@@ -1,0 +1,381 @@
+//! File model -> typed [`Config`], with every default and validation rule in one place.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::env::{interpolate_value, Lookup};
+use super::file::*;
+use super::*;
+
+const MIN_TOKEN_KEY_BYTES: usize = 32;
+
+pub(super) fn from_toml(text: &str, lookup: Lookup<'_>) -> Result<Config, ConfigError> {
+    let mut value: toml::Value =
+        toml::from_str(text).map_err(|e| ConfigError::at("file", e.message().to_string()))?;
+    interpolate_value(&mut value, "", lookup)?;
+    let file: FileConfig = value
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::at("file", e.message().to_string()))?;
+    build(file)
+}
+
+fn build(f: FileConfig) -> Result<Config, ConfigError> {
+    let sts = sts(f.sts)?;
+    let orgs = orgs(f.orgs)?;
+    Ok(Config {
+        server: server(f.server)?,
+        admin: AdminConfig {
+            listen: addr("admin.listen", f.admin.listen, "127.0.0.1:9090")?,
+            token: f.admin.token.filter(|t| !t.is_empty()).map(Secret::new),
+        },
+        auth: auth(f.auth)?,
+        cors: CorsConfig {
+            allowed_origins: origins("cors.allowed_origins", &f.cors.allowed_origins)?,
+            max_age: duration("cors.max_age", f.cors.max_age, "1h")?,
+        },
+        cache_control: cache_control(f.cache.cache_control)?,
+        sts,
+        registry: registry(f.registry)?,
+        orgs,
+    })
+}
+
+fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
+    let max_connections = s.max_connections.unwrap_or(10_000);
+    if max_connections == 0 {
+        return Err(ConfigError::at(
+            "server.max_connections",
+            "must be at least 1",
+        ));
+    }
+    Ok(ServerConfig {
+        listen: addr("server.listen", s.listen, "0.0.0.0:8080")?,
+        tls: s.tls.map(|t| TlsFiles {
+            cert: t.cert.into(),
+            key: t.key.into(),
+        }),
+        header_read_timeout: duration("server.header_read_timeout", s.header_read_timeout, "10s")?,
+        upstream_connect_timeout: duration(
+            "server.upstream_connect_timeout",
+            s.upstream_connect_timeout,
+            "5s",
+        )?,
+        upstream_first_byte_timeout: duration(
+            "server.upstream_first_byte_timeout",
+            s.upstream_first_byte_timeout,
+            "30s",
+        )?,
+        upstream_idle_timeout: duration(
+            "server.upstream_idle_timeout",
+            s.upstream_idle_timeout,
+            "60s",
+        )?,
+        max_connections,
+    })
+}
+
+fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut keys = Vec::with_capacity(a.keys.len());
+    for (i, k) in a.keys.into_iter().enumerate() {
+        let at = |field: &str| format!("auth.keys[{i}].{field}");
+        if k.kid.is_empty() || !seen.insert(k.kid.clone()) {
+            return Err(ConfigError::at(at("kid"), "must be non-empty and unique"));
+        }
+        if k.alg != "HS256" {
+            return Err(ConfigError::at(
+                at("alg"),
+                format!("`{}` is not supported; use \"HS256\"", k.alg),
+            ));
+        }
+        if k.secret.len() < MIN_TOKEN_KEY_BYTES {
+            return Err(ConfigError::at(
+                at("secret"),
+                format!("must be at least {MIN_TOKEN_KEY_BYTES} bytes long"),
+            ));
+        }
+        keys.push(TokenKey {
+            kid: k.kid,
+            secret: Secret::new(k.secret),
+        });
+    }
+    if keys.is_empty() && !a.allow_anonymous {
+        return Err(ConfigError::at(
+            "auth.keys",
+            "at least one key is required (or auth.allow_anonymous = true for local experiments)",
+        ));
+    }
+    let max_ttl = duration("auth.max_ttl", a.max_ttl, "24h")?;
+    if max_ttl.is_zero() {
+        return Err(ConfigError::at("auth.max_ttl", "must be longer than zero"));
+    }
+    Ok(AuthConfig {
+        keys,
+        max_ttl,
+        allow_anonymous: a.allow_anonymous,
+    })
+}
+
+fn cache_control(value: Option<String>) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| "private, max-age=300".into());
+    http::HeaderValue::from_str(&value)
+        .map_err(|_| ConfigError::at("cache.cache_control", "is not a valid header value"))?;
+    Ok(value)
+}
+
+fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
+    let session_duration = duration("sts.session_duration", s.session_duration, "1h")?;
+    let refresh_margin = duration("sts.refresh_margin", s.refresh_margin, "5m")?;
+    if !(Duration::from_secs(900)..=Duration::from_secs(12 * 3600)).contains(&session_duration) {
+        return Err(ConfigError::at(
+            "sts.session_duration",
+            "must be between 15m and 12h (the limits of AssumeRole)",
+        ));
+    }
+    if session_duration <= refresh_margin {
+        return Err(ConfigError::at(
+            "sts.refresh_margin",
+            "must be shorter than sts.session_duration",
+        ));
+    }
+    Ok(StsConfig {
+        region: s.region.unwrap_or_else(|| "us-east-1".into()),
+        endpoint: s
+            .endpoint
+            .map(|e| Endpoint::parse(&e).map_err(|m| ConfigError::at("sts.endpoint", m)))
+            .transpose()?,
+        session_duration,
+        refresh_margin,
+        failure_cache: duration("sts.failure_cache", s.failure_cache, "10s")?,
+        credentials: s
+            .credentials
+            .map(|c| {
+                static_keys(
+                    "sts.credentials",
+                    c.access_key_id,
+                    c.secret_access_key,
+                    c.session_token,
+                )
+            })
+            .transpose()?,
+    })
+}
+
+fn registry(r: RegistryFile) -> Result<RegistryConfig, ConfigError> {
+    let master_key = r.master_key.filter(|k| !k.is_empty());
+    if let Some(key) = &master_key {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key.trim())
+            .map_err(|_| ConfigError::at("registry.master_key", "is not valid base64"))?;
+        if bytes.len() != 32 {
+            return Err(ConfigError::at(
+                "registry.master_key",
+                "must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+    }
+    Ok(RegistryConfig {
+        data_dir: r.data_dir.unwrap_or_else(|| "data".into()).into(),
+        master_key: master_key.map(Secret::new),
+        allow_private_endpoints: r.allow_private_endpoints,
+    })
+}
+
+fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut orgs = Vec::with_capacity(files.len());
+    for (i, o) in files.into_iter().enumerate() {
+        let at = format!("orgs[{i}]");
+        check_id(&format!("{at}.id"), &o.id)?;
+        if !seen.insert(o.id.clone()) {
+            return Err(ConfigError::at(
+                format!("{at}.id"),
+                format!("org `{}` is defined twice", o.id),
+            ));
+        }
+        let mut storage_ids = HashSet::new();
+        let mut storages = Vec::with_capacity(o.storages.len());
+        for (j, s) in o.storages.into_iter().enumerate() {
+            let storage = storage(&format!("{at}.storages[{j}]"), s)?;
+            if !storage_ids.insert(storage.id.clone()) {
+                return Err(ConfigError::at(
+                    format!("{at}.storages[{j}].id"),
+                    format!(
+                        "storage `{}` is defined twice in org `{}`",
+                        storage.id, o.id
+                    ),
+                ));
+            }
+            storages.push(storage);
+        }
+        let cors_origins = origins(&format!("{at}.cors_origins"), &o.cors_origins)?;
+        orgs.push(Org {
+            id: o.id,
+            cors_origins,
+            storages,
+        });
+    }
+    Ok(orgs)
+}
+
+fn storage(at: &str, s: StorageFile) -> Result<Storage, ConfigError> {
+    check_id(&format!("{at}.id"), &s.id)?;
+    let provider = match s.provider.as_str() {
+        "aws" => Provider::Aws,
+        "s3_compatible" => Provider::S3Compatible,
+        "gcs" => Provider::Gcs,
+        other => {
+            return Err(ConfigError::at(
+                format!("{at}.provider"),
+                format!("`{other}` is not one of aws, s3_compatible, gcs"),
+            ))
+        }
+    };
+    if s.buckets.is_empty() {
+        return Err(ConfigError::at(
+            format!("{at}.buckets"),
+            "at least one bucket is required",
+        ));
+    }
+    for (k, b) in s.buckets.iter().enumerate() {
+        check_bucket(b).map_err(|m| ConfigError::at(format!("{at}.buckets[{k}]"), m))?;
+    }
+    let endpoint = s
+        .endpoint
+        .map(|e| Endpoint::parse(&e).map_err(|m| ConfigError::at(format!("{at}.endpoint"), m)))
+        .transpose()?;
+    if provider == Provider::S3Compatible && endpoint.is_none() {
+        return Err(ConfigError::at(
+            format!("{at}.endpoint"),
+            "is required for provider s3_compatible",
+        ));
+    }
+    let credentials = match s.credentials {
+        CredentialsFile::AccessKey {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => StorageCredentials::AccessKey(static_keys(
+            &format!("{at}.credentials"),
+            access_key_id,
+            secret_access_key,
+            session_token,
+        )?),
+        CredentialsFile::AssumeRole { .. } => {
+            return Err(ConfigError::at(
+                format!("{at}.credentials.type"),
+                "assume_role storages are not supported by this version yet; use access_key",
+            ));
+        }
+    };
+    let region = s
+        .region
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| default_region(provider).into());
+    Ok(Storage {
+        name: s.name.unwrap_or_else(|| s.id.clone()),
+        id: s.id,
+        provider,
+        buckets: s.buckets,
+        region,
+        endpoint,
+        path_style: s.path_style.unwrap_or(provider != Provider::Aws),
+        credentials,
+    })
+}
+
+fn default_region(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Gcs => "auto",
+        Provider::Aws | Provider::S3Compatible => "us-east-1",
+    }
+}
+
+fn static_keys(
+    at: &str,
+    id: String,
+    secret: String,
+    token: Option<String>,
+) -> Result<StaticKeys, ConfigError> {
+    if id.is_empty() {
+        return Err(ConfigError::at(
+            format!("{at}.access_key_id"),
+            "must not be empty",
+        ));
+    }
+    if secret.is_empty() {
+        return Err(ConfigError::at(
+            format!("{at}.secret_access_key"),
+            "must not be empty",
+        ));
+    }
+    Ok(StaticKeys {
+        access_key_id: id,
+        secret_access_key: Secret::new(secret),
+        session_token: token.filter(|t| !t.is_empty()).map(Secret::new),
+    })
+}
+
+/// Org and storage ids appear in URL paths: keep them to URL-safe characters.
+fn check_id(at: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::at(
+            at,
+            format!("`{id}` must be 1 to 128 characters of letters, digits, `-`, `_` or `.`"),
+        ))
+    }
+}
+
+/// Bucket names of S3 (and the wider ones of GCS and legacy S3): 3..=222 letters, digits,
+/// `.`, `-`, `_`, starting and ending with a letter or digit. Anything else could change the
+/// meaning of an upstream URL.
+pub(crate) fn check_bucket(name: &str) -> Result<(), String> {
+    let ok = (3..=222).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid bucket name"))
+    }
+}
+
+fn origins(at: &str, list: &[String]) -> Result<Vec<OriginPattern>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, o)| OriginPattern::parse(o).map_err(|m| ConfigError::at(format!("{at}[{i}]"), m)))
+        .collect()
+}
+
+fn addr(at: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    let value = value.unwrap_or_else(|| default.into());
+    value
+        .parse()
+        .map_err(|_| ConfigError::at(at, format!("`{value}` is not an address like 0.0.0.0:8080")))
+}
+
+fn duration(at: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let value = value.unwrap_or_else(|| default.into());
+    humantime::parse_duration(&value).map_err(|_| {
+        ConfigError::at(
+            at,
+            format!("`{value}` is not a duration like \"900ms\", \"30s\", \"15m\" or \"1h\""),
+        )
+    })
+}
+
+#[cfg(test)]
+#[path = "build_tests.rs"]
+mod tests;

@@ -1,0 +1,161 @@
+use super::*;
+
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TOKEN_KEY" => Some(KEY.into()),
+        "ACME_SECRET" => Some("acme-secret".into()),
+        _ => None,
+    }
+}
+
+fn minimal(extra: &str) -> String {
+    format!(
+        r#"
+[auth]
+keys = [{{ kid = "k1", alg = "HS256", secret = "${{TOKEN_KEY}}" }}]
+
+[[orgs]]
+id = "acme"
+
+[[orgs.storages]]
+id = "main"
+provider = "s3_compatible"
+buckets = ["acme-images"]
+endpoint = "http://127.0.0.1:9000"
+credentials = {{ type = "access_key", access_key_id = "AK", secret_access_key = "${{ACME_SECRET}}" }}
+{extra}
+"#
+    )
+}
+
+fn err(text: &str) -> ConfigError {
+    from_toml(text, &env).unwrap_err()
+}
+
+#[test]
+fn minimal_config_gets_the_documented_defaults() {
+    let c = from_toml(&minimal(""), &env).unwrap();
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(
+        c.server.upstream_first_byte_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(c.auth.max_ttl, Duration::from_secs(24 * 3600));
+    assert_eq!(c.cache_control, "private, max-age=300");
+    let s = &c.orgs[0].storages[0];
+    assert!(s.path_style, "s3_compatible defaults to path style");
+    assert_eq!(s.region, "us-east-1");
+    assert_eq!(s.name, "main");
+    let StorageCredentials::AccessKey(k) = &s.credentials;
+    assert_eq!(k.secret_access_key.expose(), "acme-secret");
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let text = include_str!("../../config/assetgate.toml");
+    let lookup = |name: &str| {
+        Some(match name {
+            "ASSETGATE_MASTER_KEY" => "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string(),
+            "ASSETGATE_TOKEN_KEY" => KEY.to_string(),
+            other => format!("value-of-{other}"),
+        })
+    };
+    let c = from_toml(text, &lookup).unwrap();
+    assert!(!c.orgs.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let e = err(&minimal("\n[server]\nlisten_addr = \"0.0.0.0:1\""));
+    assert!(e.message.contains("listen_addr"), "{e}");
+}
+
+#[test]
+fn missing_environment_variable_names_key_and_variable() {
+    let text = minimal("").replace("${ACME_SECRET}", "${NOT_SET}");
+    let e = err(&text);
+    assert_eq!(e.key, "orgs[0].storages[0].credentials.secret_access_key");
+    assert!(e.message.contains("NOT_SET"));
+}
+
+#[test]
+fn s3_compatible_needs_an_endpoint() {
+    let e = err(&minimal("").replace("endpoint = \"http://127.0.0.1:9000\"", ""));
+    assert_eq!(e.key, "orgs[0].storages[0].endpoint");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        (
+            minimal("").replace("s3_compatible", "azure"),
+            "orgs[0].storages[0].provider",
+        ),
+        (
+            minimal("").replace("acme-images", "bad/bucket"),
+            "orgs[0].storages[0].buckets[0]",
+        ),
+        (
+            minimal("").replace("http://127.0.0.1:9000", "127.0.0.1:9000"),
+            "orgs[0].storages[0].endpoint",
+        ),
+        (
+            minimal("\n[server]\nheader_read_timeout = \"soon\""),
+            "server.header_read_timeout",
+        ),
+        (
+            minimal("\n[cors]\nallowed_origins = [\"example.com\"]"),
+            "cors.allowed_origins[0]",
+        ),
+        (
+            minimal("\n[sts]\nsession_duration = \"5m\""),
+            "sts.session_duration",
+        ),
+        (
+            minimal("\n[sts]\nsession_duration = \"15m\"\nrefresh_margin = \"20m\""),
+            "sts.refresh_margin",
+        ),
+        (
+            minimal("\n[registry]\nmaster_key = \"c2hvcnQ=\""),
+            "registry.master_key",
+        ),
+        (
+            minimal("").replace("${TOKEN_KEY}", "short"),
+            "auth.keys[0].secret",
+        ),
+        (
+            minimal("").replace("id = \"main\"", "id = \"has space\""),
+            "orgs[0].storages[0].id",
+        ),
+    ];
+    for (text, key) in cases {
+        assert_eq!(err(&text).key, key);
+    }
+}
+
+#[test]
+fn duplicate_storage_ids_are_refused() {
+    let text = minimal("").replace("[[orgs.storages]]\nid = \"main\"", "[[orgs.storages]]\nid = \"main\"\nprovider = \"aws\"\nbuckets = [\"x-bucket\"]\ncredentials = { type = \"access_key\", access_key_id = \"A\", secret_access_key = \"B\" }\n\n[[orgs.storages]]\nid = \"main\"");
+    assert_eq!(err(&text).key, "orgs[0].storages[1].id");
+}
+
+#[test]
+fn tokens_keys_are_required_unless_anonymous() {
+    let text = minimal("").replace(
+        "keys = [{ kid = \"k1\", alg = \"HS256\", secret = \"${TOKEN_KEY}\" }]",
+        "",
+    );
+    assert_eq!(err(&text).key, "auth.keys");
+    let text = text.replace("[auth]", "[auth]\nallow_anonymous = true");
+    assert!(from_toml(&text, &env).unwrap().auth.allow_anonymous);
+}
+
+#[test]
+fn config_errors_never_echo_secret_values() {
+    let text = minimal("").replace("access_key_id = \"AK\"", "access_key_id = \"\"");
+    let e = err(&text);
+    assert!(!e.to_string().contains("acme-secret"));
+    assert_eq!(e.key, "orgs[0].storages[0].credentials.access_key_id");
+}

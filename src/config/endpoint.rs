@@ -1,0 +1,144 @@
+//! A storage endpoint: scheme, host and optional port, nothing else.
+
+use std::fmt;
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// Where a storage's requests go, e.g. `http://127.0.0.1:9000` or `https://s3.eu-central-1.amazonaws.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: Scheme,
+    /// Host name or IP literal (IPv6 in brackets), lowercase.
+    pub host: String,
+    /// Port, `None` when it is the scheme's default.
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    /// Parses an endpoint URL. A path other than `/`, a query, or user info are refused:
+    /// they would silently change what gets signed.
+    pub fn parse(input: &str) -> Result<Endpoint, String> {
+        let uri: http::Uri = input
+            .parse()
+            .map_err(|_| format!("`{input}` is not a URL"))?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
+            _ => return Err(format!("`{input}` must start with http:// or https://")),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("`{input}` has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!("`{input}` must not contain user info"));
+        }
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(format!("`{input}` has no host"));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(format!("`{input}` must not have a path or query"));
+        }
+        let port = authority.port_u16().filter(|p| *p != scheme.default_port());
+        Ok(Endpoint { scheme, host, port })
+    }
+
+    /// `host[:port]`, as sent in the `Host` header.
+    pub fn authority(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
+    }
+
+    /// The same endpoint with `prefix.` in front of the host (virtual-hosted addressing).
+    pub fn with_subdomain(&self, prefix: &str) -> Endpoint {
+        Endpoint {
+            host: format!("{prefix}.{}", self.host),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the host is an IP literal (virtual-hosted addressing cannot work there).
+    pub fn host_is_ip(&self) -> bool {
+        self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.authority())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_host_and_port() {
+        let e = Endpoint::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            (e.scheme, e.host.as_str(), e.port),
+            (Scheme::Http, "127.0.0.1", Some(9000))
+        );
+        assert_eq!(e.to_string(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn default_port_is_dropped() {
+        let e = Endpoint::parse("https://S3.Example.com:443/").unwrap();
+        assert_eq!(e.port, None);
+        assert_eq!(e.authority(), "s3.example.com");
+    }
+
+    #[test]
+    fn ipv6_literal_keeps_brackets() {
+        let e = Endpoint::parse("http://[::1]:9000").unwrap();
+        assert_eq!(e.authority(), "[::1]:9000");
+        assert!(e.host_is_ip());
+    }
+
+    #[test]
+    fn refuses_paths_queries_userinfo_and_other_schemes() {
+        for bad in [
+            "ftp://x",
+            "x.example.com",
+            "http://a/b",
+            "http://a?x=1",
+            "http://u:p@a",
+            "not a url",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subdomain_prefixes_the_host() {
+        let e = Endpoint::parse("http://localhost:8333")
+            .unwrap()
+            .with_subdomain("bucket");
+        assert_eq!(e.to_string(), "http://bucket.localhost:8333");
+    }
+}

@@ -1,0 +1,140 @@
+//! The configuration file as written by operators: loose serde structs mirroring the TOML.
+//! Nothing here is validated; `super::build` turns it into the typed [`super::Config`].
+
+use serde::Deserialize;
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerFile,
+    pub admin: AdminFile,
+    pub auth: AuthFile,
+    pub cors: CorsFile,
+    pub cache: CacheFile,
+    pub sts: StsFile,
+    pub registry: RegistryFile,
+    pub orgs: Vec<OrgFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub listen: Option<String>,
+    pub tls: Option<TlsFile>,
+    pub header_read_timeout: Option<String>,
+    pub upstream_connect_timeout: Option<String>,
+    pub upstream_first_byte_timeout: Option<String>,
+    pub upstream_idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminFile {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthFile {
+    pub keys: Vec<KeyFile>,
+    pub max_ttl: Option<String>,
+    pub allow_anonymous: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    pub kid: String,
+    pub alg: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsFile {
+    pub allowed_origins: Vec<String>,
+    pub max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheFile {
+    pub cache_control: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StsFile {
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub session_duration: Option<String>,
+    pub refresh_margin: Option<String>,
+    pub failure_cache: Option<String>,
+    pub credentials: Option<StsCredentialsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StsCredentialsFile {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryFile {
+    pub data_dir: Option<String>,
+    pub master_key: Option<String>,
+    pub allow_private_endpoints: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgFile {
+    pub id: String,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    #[serde(default)]
+    pub storages: Vec<StorageFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    pub id: String,
+    pub name: Option<String>,
+    pub provider: String,
+    pub buckets: Vec<String>,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub path_style: Option<bool>,
+    pub credentials: CredentialsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialsFile {
+    AccessKey {
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+    },
+    /// Parsed so that the error can say delegation is not available yet, instead of
+    /// complaining about unknown fields.
+    #[allow(dead_code)]
+    AssumeRole {
+        role_arn: String,
+        external_id: String,
+    },
+}

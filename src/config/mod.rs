@@ -1,0 +1,199 @@
+//! Configuration: the TOML file model (`file`), `${NAME}` interpolation (`env`), endpoint
+//! parsing (`endpoint`), and the typed, validated [`Config`] the engine uses (`build`). The
+//! engine never sees TOML.
+
+mod build;
+mod endpoint;
+mod env;
+mod file;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use endpoint::{Endpoint, Scheme};
+pub use env::Lookup;
+
+use crate::cors::OriginPattern;
+use crate::secret::Secret;
+
+/// A configuration problem, naming the offending key (`orgs[0].storages[1].endpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// Dotted path of the key in the file; `file` for errors about the file as a whole.
+    pub key: String,
+    /// What is wrong, in words an operator can act on. Never contains a secret.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn at(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The gateway's whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub cors: CorsConfig,
+    /// `Cache-Control` sent when the upstream sends none.
+    pub cache_control: String,
+    pub sts: StsConfig,
+    pub registry: RegistryConfig,
+    pub orgs: Vec<Org>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data-plane listen address.
+    pub listen: SocketAddr,
+    /// Certificate and key files; when set the data plane speaks TLS.
+    pub tls: Option<TlsFiles>,
+    /// How long a client may take to send its request headers (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// TCP (and TLS) connect timeout towards a bucket.
+    pub upstream_connect_timeout: Duration,
+    /// How long the bucket may take to answer with response headers.
+    pub upstream_first_byte_timeout: Duration,
+    /// How long a response body may stall (no bytes from the bucket) before it is aborted.
+    pub upstream_idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Admin listener address (health, metrics, admin API).
+    pub listen: SocketAddr,
+    /// Bearer token for `/admin/v1/*`; without it the admin API answers 401 to everyone.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Verification keys for labeler tokens, chosen by the token's `kid`.
+    pub keys: Vec<TokenKey>,
+    /// Longest lifetime a token may claim (`exp - iat`).
+    pub max_ttl: Duration,
+    /// Accept requests without a token (local experiments only).
+    pub allow_anonymous: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenKey {
+    pub kid: String,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// Origins allowed for every org.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// `Access-Control-Max-Age` of preflight answers.
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StsConfig {
+    pub region: String,
+    pub endpoint: Option<Endpoint>,
+    pub session_duration: Duration,
+    pub refresh_margin: Duration,
+    pub failure_cache: Duration,
+    /// The gateway's own identity; `None` means the standard AWS credential chain.
+    pub credentials: Option<StaticKeys>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub data_dir: PathBuf,
+    /// 32-byte key encrypting stored secrets; without it, API-created storages are refused.
+    pub master_key: Option<Secret>,
+    pub allow_private_endpoints: Vec<String>,
+}
+
+/// An organization and the storages it registered.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: String,
+    /// Origins allowed for this org on top of `[cors].allowed_origins`.
+    pub cors_origins: Vec<OriginPattern>,
+    pub storages: Vec<Storage>,
+}
+
+/// Which kind of service a storage is; decides default endpoints and addressing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Aws,
+    S3Compatible,
+    Gcs,
+}
+
+/// One registered bucket set with its credentials.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub id: String,
+    pub name: String,
+    pub provider: Provider,
+    /// The only buckets this storage may read.
+    pub buckets: Vec<String>,
+    pub region: String,
+    /// Where requests go; `None` means the provider's public endpoint for `region`.
+    pub endpoint: Option<Endpoint>,
+    /// `true`: `{endpoint}/{bucket}/{key}`; `false`: `{bucket}.{endpoint host}/{key}`.
+    pub path_style: bool,
+    pub credentials: StorageCredentials,
+}
+
+/// Static keys: an IAM user's, an S3-compatible service's, or GCS HMAC keys.
+#[derive(Debug, Clone)]
+pub struct StaticKeys {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+/// How a storage authenticates to its bucket.
+#[derive(Debug, Clone)]
+pub enum StorageCredentials {
+    AccessKey(StaticKeys),
+}
+
+impl Config {
+    /// Parses and validates a TOML document, resolving `${NAME}` through `lookup`.
+    pub fn from_toml(text: &str, lookup: Lookup<'_>) -> Result<Config, ConfigError> {
+        build::from_toml(text, lookup)
+    }
+
+    /// Reads `path` and resolves `${NAME}` from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::at("file", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// The org with this id.
+    pub fn org(&self, id: &str) -> Option<&Org> {
+        self.orgs.iter().find(|o| o.id == id)
+    }
+}
+
+impl Org {
+    /// The storage with this id.
+    pub fn storage(&self, id: &str) -> Option<&Storage> {
+        self.storages.iter().find(|s| s.id == id)
+    }
+}

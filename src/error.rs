@@ -1,0 +1,238 @@
+//! The one error type of the request path. Status codes, error codes and JSON bodies
+//! (SPEC §7) are decided here and nowhere else.
+
+use http::StatusCode;
+use serde::Serialize;
+
+/// Everything that can go wrong while serving a request. Messages are written for the
+/// person reading the JSON (a labeler's developer tools, an org admin); they never contain a
+/// secret, a token or upstream XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    UrlOutsideStorage(String),
+    #[error("no route matches this path")]
+    RouteNotFound,
+    #[error(
+        "a token is required: send `Authorization: Bearer <token>` or the `token` query parameter"
+    )]
+    MissingToken,
+    #[error("the token is not valid: {0}")]
+    InvalidToken(String),
+    #[error("the token has expired")]
+    ExpiredToken,
+    #[error("the token does not cover this {0}")]
+    TokenScope(&'static str),
+    #[error("this origin is not allowed to load assets of this organization")]
+    OriginNotAllowed,
+    #[error("bucket `{0}` is not part of this storage")]
+    BucketNotAllowed(String),
+    #[error("the bucket refused access to this object ({0})")]
+    UpstreamAccessDenied(String),
+    #[error("unknown organization `{0}`")]
+    UnknownOrg(String),
+    #[error("unknown storage `{0}`")]
+    UnknownStorage(String),
+    #[error("the object does not exist")]
+    NoSuchKey,
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    #[error("only GET, HEAD and OPTIONS are allowed")]
+    MethodNotAllowed,
+    #[error("a precondition (If-Match or If-Unmodified-Since) failed")]
+    PreconditionFailed,
+    #[error("the requested range is not satisfiable")]
+    RangeNotSatisfiable,
+    #[error("the bucket rejected the storage's credentials ({0}); an org admin should check the access key and secret")]
+    UpstreamCredentialsRejected(String),
+    #[error("{0}")]
+    AssumeRoleDenied(String),
+    #[error("the bucket answered with an error ({code})")]
+    UpstreamError {
+        code: String,
+        hint: Option<&'static str>,
+    },
+    #[error("the credentials service (STS) is unavailable")]
+    StsUnavailable,
+    #[error("the storage is unavailable: {0}")]
+    UpstreamUnavailable(String),
+    #[error("the storage did not answer in time")]
+    UpstreamTimeout,
+    #[error("internal error")]
+    Internal,
+}
+
+/// The JSON body of SPEC §7.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorFields<'a> {
+    code: &'static str,
+    message: String,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_code: Option<&'a str>,
+}
+
+impl GatewayError {
+    /// The HTTP status of the error response.
+    pub fn status(&self) -> StatusCode {
+        use GatewayError::*;
+        match self {
+            InvalidRequest(_) | UrlOutsideStorage(_) => StatusCode::BAD_REQUEST,
+            MissingToken | InvalidToken(_) | ExpiredToken => StatusCode::UNAUTHORIZED,
+            TokenScope(_) | OriginNotAllowed | BucketNotAllowed(_) | UpstreamAccessDenied(_) => {
+                StatusCode::FORBIDDEN
+            }
+            RouteNotFound | UnknownOrg(_) | UnknownStorage(_) | NoSuchKey | NoSuchBucket => {
+                StatusCode::NOT_FOUND
+            }
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            UpstreamCredentialsRejected(_) | AssumeRoleDenied(_) | UpstreamError { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            StsUnavailable | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, documented error code.
+    pub fn code(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            InvalidRequest(_) => "invalid_request",
+            UrlOutsideStorage(_) => "url_outside_storage",
+            RouteNotFound => "not_found",
+            MissingToken => "missing_token",
+            InvalidToken(_) => "invalid_token",
+            ExpiredToken => "expired_token",
+            TokenScope(_) => "token_scope",
+            OriginNotAllowed => "origin_not_allowed",
+            BucketNotAllowed(_) => "bucket_not_allowed",
+            UpstreamAccessDenied(_) => "upstream_access_denied",
+            UnknownOrg(_) => "unknown_org",
+            UnknownStorage(_) => "unknown_storage",
+            NoSuchKey => "no_such_key",
+            NoSuchBucket => "no_such_bucket",
+            MethodNotAllowed => "method_not_allowed",
+            PreconditionFailed => "precondition_failed",
+            RangeNotSatisfiable => "range_not_satisfiable",
+            UpstreamCredentialsRejected(_) => "upstream_credentials_rejected",
+            AssumeRoleDenied(_) => "assume_role_denied",
+            UpstreamError { .. } => "upstream_error",
+            StsUnavailable => "sts_unavailable",
+            UpstreamUnavailable(_) => "upstream_unavailable",
+            UpstreamTimeout => "upstream_timeout",
+            Internal => "internal_error",
+        }
+    }
+
+    /// The S3 error code behind this error, when the bucket sent one.
+    pub fn upstream_code(&self) -> Option<&str> {
+        use GatewayError::*;
+        match self {
+            UpstreamAccessDenied(c)
+            | UpstreamCredentialsRejected(c)
+            | UpstreamError { code: c, .. } => Some(c),
+            NoSuchKey => Some("NoSuchKey"),
+            NoSuchBucket => Some("NoSuchBucket"),
+            _ => None,
+        }
+    }
+
+    /// The message, with an operator hint where one helps.
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::UpstreamError {
+                hint: Some(hint), ..
+            } => format!("{self}: {hint}"),
+            _ => self.to_string(),
+        }
+    }
+
+    /// The JSON body of this error for the request `request_id`.
+    pub fn to_json(&self, request_id: &str) -> Vec<u8> {
+        let body = ErrorBody {
+            error: ErrorFields {
+                code: self.code(),
+                message: self.message(),
+                request_id,
+                upstream_code: self.upstream_code(),
+            },
+        };
+        serde_json::to_vec(&body)
+            .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal_error\"}}".to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_has_code_message_request_id_and_upstream_code() {
+        let body = GatewayError::NoSuchKey.to_json("req-1");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "no_such_key");
+        assert_eq!(v["error"]["requestId"], "req-1");
+        assert_eq!(v["error"]["upstreamCode"], "NoSuchKey");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"));
+    }
+
+    #[test]
+    fn upstream_code_is_left_out_when_there_is_none() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&GatewayError::MissingToken.to_json("r")).unwrap();
+        assert!(v["error"].get("upstreamCode").is_none());
+    }
+
+    #[test]
+    fn statuses_follow_the_spec_table() {
+        use GatewayError::*;
+        let cases: [(GatewayError, u16, &str); 8] = [
+            (UrlOutsideStorage("x".into()), 400, "url_outside_storage"),
+            (ExpiredToken, 401, "expired_token"),
+            (BucketNotAllowed("b".into()), 403, "bucket_not_allowed"),
+            (UnknownStorage("s".into()), 404, "unknown_storage"),
+            (MethodNotAllowed, 405, "method_not_allowed"),
+            (
+                UpstreamCredentialsRejected("SignatureDoesNotMatch".into()),
+                502,
+                "upstream_credentials_rejected",
+            ),
+            (
+                UpstreamUnavailable("connection refused".into()),
+                503,
+                "upstream_unavailable",
+            ),
+            (UpstreamTimeout, 504, "upstream_timeout"),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!((err.status().as_u16(), err.code()), (status, code));
+        }
+    }
+
+    #[test]
+    fn hints_are_appended_to_the_message() {
+        let e = GatewayError::UpstreamError {
+            code: "PermanentRedirect".into(),
+            hint: Some("check the region"),
+        };
+        assert_eq!(
+            e.message(),
+            "the bucket answered with an error (PermanentRedirect): check the region"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! assetgate: an object-access gateway for data-labeling platforms.
+//!
+//! A labeler's browser asks for an object; the gateway checks a short-lived token, signs a
+//! SigV4 request with the storage's credentials, and streams the bytes back with the right
+//! CORS headers. Modules follow the request's path:
+//!
+//! - [`server`]: listener, HTTP/1.1 and HTTP/2, connection limit, graceful shutdown
+//! - [`route`]: request path -> route, percent-decoding exactly once
+//! - [`cors`]: allowed origins, actual and preflight CORS headers
+//! - [`token`]: labeler JWTs: verification, scope, minting
+//! - [`registry`]: orgs and storages
+//! - [`credentials`]: what a storage signs with
+//! - [`range`]: the `Range` header we forward
+//! - [`upstream`]: addressing, SigV4 signing, pooled client, response header policy, S3 errors
+//! - [`proxy`]: the pipeline tying the above together
+//! - [`body`]: streamed response bodies (backpressure, abort on failure, idle timeout)
+//! - [`error`]: the one error enum -> status, code, JSON body
+//! - [`telemetry`]: request ids and the access log
+//! - [`config`]: TOML file -> typed, validated configuration
+//! - [`secret`]: a string that never prints
+//! - `demo`: the embedded S3-compatible backend of `assetgate demo`
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod config;
+pub mod cors;
+pub mod credentials;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod error;
+pub mod gateway;
+pub mod proxy;
+pub mod range;
+pub mod registry;
+pub mod route;
+pub mod secret;
+pub mod server;
+pub mod telemetry;
+pub mod token;
+pub mod upstream;
+
+pub use config::Config;
+pub use gateway::Gateway;

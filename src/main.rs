@@ -1,0 +1,197 @@
+//! The `assetgate` command line: parses flags, sets up logging, and calls into the library.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use assetgate::server::{self, ServeOptions};
+use assetgate::{token, Config, Gateway};
+
+#[derive(Parser)]
+#[command(
+    name = "assetgate",
+    version,
+    about = "Object-access gateway for data-labeling platforms"
+)]
+struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ConfigArg),
+    /// Run a self-contained demo: embedded S3 server, sample assets, gateway in front.
+    Demo {
+        /// Gateway listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Validate the configuration and print a summary.
+    Check(ConfigArg),
+    /// Print a labeler token signed with the first configured key.
+    Token {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        storage: Option<String>,
+        /// Limit the token to objects whose `{bucket}/{key}` starts with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Lifetime, e.g. 15m, 1h.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Configuration file [default: $ASSETGATE_CONFIG, else config/assetgate.toml]
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Config> {
+        let path = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("ASSETGATE_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("config/assetgate.toml"));
+        Config::load(&path).with_context(|| format!("invalid configuration {}", path.display()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(arg) => {
+            let config = arg.load()?;
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+            tracing::info!(listen = %config.server.listen, orgs = config.orgs.len(), "assetgate serving");
+            let gateway = Arc::new(Gateway::new(&config));
+            server::run(
+                listener,
+                gateway,
+                ServeOptions::from_config(&config.server),
+                shutdown_signal(),
+            )
+            .await;
+        }
+        Command::Demo { listen } => {
+            let demo = assetgate::demo::Demo::start(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", demo.banner());
+            demo.serve(shutdown_signal()).await;
+        }
+        Command::Check(arg) => {
+            let config = arg.load()?;
+            let storages: usize = config.orgs.iter().map(|o| o.storages.len()).sum();
+            println!(
+                "configuration ok: {} orgs, {storages} storages",
+                config.orgs.len()
+            );
+            println!("data plane listens on {}", config.server.listen);
+            for org in &config.orgs {
+                let ids: Vec<&str> = org.storages.iter().map(|s| s.id.as_str()).collect();
+                println!("  org {}: {}", org.id, ids.join(", "));
+            }
+        }
+        Command::Token {
+            org,
+            storage,
+            prefix,
+            ttl,
+            config,
+        } => {
+            let config = config.load()?;
+            let Some(key) = config.auth.keys.first() else {
+                bail!("auth.keys is empty: there is no key to sign with")
+            };
+            if ttl > config.auth.max_ttl || ttl.is_zero() {
+                bail!(
+                    "--ttl must be between 1s and auth.max_ttl ({})",
+                    humantime::format_duration(config.auth.max_ttl)
+                );
+            }
+            println!(
+                "{}",
+                token::mint(key, &org, storage.as_deref(), prefix.as_deref(), ttl)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Completes on Ctrl+C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,204 @@
+//! The request pipeline: route -> CORS -> token -> org and storage -> credentials -> sign ->
+//! forward -> stream back. Every response, success or error, carries the request id and,
+//! for an allowed origin, the CORS headers.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+
+use crate::body::{self, Body};
+use crate::cors::{self, OriginCheck};
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::route::{self, ObjectPath, Route};
+use crate::telemetry::{self, AccessLog, Outcome};
+use crate::token;
+use crate::upstream;
+
+/// Per-request facts every response needs.
+struct Exchange {
+    /// The access log line, filled in as the request goes.
+    log: AccessLog,
+    /// What the request's `Origin` means for the response headers.
+    cors: OriginCheck,
+    /// Set when a streamed body took over writing the access log line.
+    streamed: bool,
+}
+
+/// Serves one request. Never fails: errors become SPEC §7 JSON responses.
+pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<Body> {
+    let (parts, _body) = request.into_parts();
+    let request_id = telemetry::request_id(&parts.headers);
+    let mut ex = Exchange {
+        log: AccessLog::new(request_id, parts.method.clone()),
+        cors: OriginCheck::Absent,
+        streamed: false,
+    };
+    let result = match route::parse(parts.uri.path()) {
+        Ok(Route::Object(path)) => object(&gateway, &parts, path, &mut ex).await,
+        Ok(Route::Health | Route::Ready) => health(&parts.method),
+        Err(err) => Err(err),
+    };
+    let mut response = match result {
+        Ok(response) => response,
+        Err(err) => error_response(&err, &mut ex),
+    };
+    finish_headers(&mut response, &mut ex);
+    response
+}
+
+fn health(method: &Method) -> Result<Response<Body>, GatewayError> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Err(GatewayError::MethodNotAllowed);
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        body::full(&b"{\"status\":\"ok\"}"[..]),
+    ))
+}
+
+async fn object(
+    gw: &Gateway,
+    parts: &Parts,
+    path: ObjectPath,
+    ex: &mut Exchange,
+) -> Result<Response<Body>, GatewayError> {
+    ex.log.org = Some(path.org.clone());
+    ex.log.storage = Some(path.storage.clone());
+    ex.log.bucket = Some(path.bucket.clone());
+    let org = gw.registry.org(&path.org);
+    let org_origins = org.map_or(&[][..], |o| &o.cors_origins[..]);
+    ex.cors = cors::check_origin(
+        parts.headers.get(header::ORIGIN),
+        &gw.cors.allowed_origins,
+        org_origins,
+    );
+    if ex.cors == OriginCheck::Denied {
+        return Err(GatewayError::OriginNotAllowed);
+    }
+    match parts.method {
+        Method::OPTIONS => return Ok(preflight(gw, parts, &ex.cors)),
+        Method::GET | Method::HEAD => {}
+        _ => return Err(GatewayError::MethodNotAllowed),
+    }
+    let claims = authenticate(gw, parts)?;
+    if let Some(claims) = &claims {
+        if claims.org != path.org {
+            return Err(GatewayError::TokenScope("organization"));
+        }
+    }
+    let org = org.ok_or_else(|| GatewayError::UnknownOrg(path.org.clone()))?;
+    if let Some(claims) = &claims {
+        token::check_scope(claims, &path.org, &path.storage, &path.bucket, &path.key)?;
+    }
+    let entry = org
+        .storage(&path.storage)
+        .ok_or_else(|| GatewayError::UnknownStorage(path.storage.clone()))?;
+    if !entry.storage.buckets.iter().any(|b| *b == path.bucket) {
+        return Err(GatewayError::BucketNotAllowed(path.bucket.clone()));
+    }
+    let identity = entry.credentials.identity().await?;
+    let forwarded = upstream::forwarded_headers(&parts.headers);
+    let upstream = upstream::fetch(
+        &gw.upstream,
+        &entry.storage,
+        &identity,
+        &parts.method,
+        &path.bucket,
+        &path.key,
+        forwarded,
+    )
+    .await?;
+    let status = upstream.status();
+    ex.log.upstream_status = Some(status.as_u16());
+    if !upstream::response::is_passed_status(status) {
+        let content_range = upstream.headers().get(header::CONTENT_RANGE).cloned();
+        let mut response = error_response(&upstream::read_error(upstream).await, ex);
+        if let (StatusCode::RANGE_NOT_SATISFIABLE, Some(v)) = (response.status(), content_range) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        return Ok(response);
+    }
+    let headers = upstream::response::client_headers(upstream.headers(), &gw.cache_control);
+    ex.log.status = status.as_u16();
+    ex.streamed = true;
+    let mut response = Response::new(body::stream(
+        upstream.into_body(),
+        gw.idle_timeout,
+        ex.log.clone(),
+    ));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The labeler's token claims; `None` only when anonymous access is on and none was sent.
+fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Option<token::Claims>, GatewayError> {
+    match token::extract(&parts.headers, parts.uri.query())? {
+        Some(t) => gw.tokens.verify(&t).map(Some),
+        None if gw.tokens.allow_anonymous => Ok(None),
+        None => Err(GatewayError::MissingToken),
+    }
+}
+
+/// 204 answer to a CORS preflight. Without `Origin` it is a plain OPTIONS: 204 with `Allow`.
+fn preflight(gw: &Gateway, parts: &Parts, check: &OriginCheck) -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    match check {
+        OriginCheck::Allowed(origin) => {
+            let requested = parts.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS);
+            *response.headers_mut() = cors::preflight_headers(origin, requested, gw.cors.max_age);
+        }
+        _ => {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(cors::ALLOW_METHODS));
+        }
+    }
+    response
+}
+
+fn error_response(err: &GatewayError, ex: &mut Exchange) -> Response<Body> {
+    ex.log.error = Some(err.code());
+    let request_id = ex.log.request_id.to_str().unwrap_or("");
+    let mut response = json_response(err.status(), body::full(err.to_json(request_id)));
+    if *err == GatewayError::MethodNotAllowed {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(cors::ALLOW_METHODS));
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Request id and CORS on every response; the access log for responses that are not
+/// streamed (a streamed body writes its own line when it ends).
+fn finish_headers(response: &mut Response<Body>, ex: &mut Exchange) {
+    let headers = response.headers_mut();
+    headers.insert(telemetry::REQUEST_ID, ex.log.request_id.clone());
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
+        cors::apply_response_headers(headers, &ex.cors);
+    }
+    if !ex.streamed {
+        ex.log.status = response.status().as_u16();
+        let bytes = http_body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0);
+        ex.log.finish(bytes, Outcome::Complete);
+    }
+}

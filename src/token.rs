@@ -1,0 +1,198 @@
+//! Labeler tokens (SPEC §4): HS256 JWTs chosen by `kid`, taken from `Authorization: Bearer`
+//! or the `token` query parameter, checked for expiry, lifetime and scope.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AuthConfig, TokenKey};
+use crate::error::GatewayError;
+
+/// Clock leeway for `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// The claims of a labeler token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Organization the token is for; must equal the route's org.
+    pub org: String,
+    /// Storage the token is limited to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sto: Option<String>,
+    /// `{bucket}/{key}` prefix the token is limited to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfx: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+/// Verifies tokens against the configured keys.
+pub struct TokenVerifier {
+    /// Decoding keys by `kid`.
+    keys: HashMap<String, DecodingKey>,
+    /// jsonwebtoken's checks: HS256 only, `exp` required, leeway.
+    validation: Validation,
+    /// Longest accepted `exp - iat`.
+    max_ttl: u64,
+    /// Whether requests without a token are served (local experiments only).
+    pub allow_anonymous: bool,
+}
+
+impl TokenVerifier {
+    pub fn new(auth: &AuthConfig) -> TokenVerifier {
+        let keys = auth
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    k.kid.clone(),
+                    DecodingKey::from_secret(k.secret.expose().as_bytes()),
+                )
+            })
+            .collect();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        TokenVerifier {
+            keys,
+            validation,
+            max_ttl: auth.max_ttl.as_secs(),
+            allow_anonymous: auth.allow_anonymous,
+        }
+    }
+
+    /// Checks signature, `kid`, expiry, `nbf` and lifetime; returns the claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, GatewayError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("it is not a JWT"))?;
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| invalid("the header has no `kid`"))?;
+        let key = self.keys.get(kid).ok_or_else(|| invalid("unknown `kid`"))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => GatewayError::ExpiredToken,
+                    ErrorKind::ImmatureSignature => invalid("it is not valid yet (`nbf`)"),
+                    ErrorKind::InvalidSignature => invalid("bad signature"),
+                    ErrorKind::InvalidAlgorithm => invalid("only HS256 is accepted"),
+                    ErrorKind::MissingRequiredClaim(_) => invalid("`exp` is required"),
+                    _ => invalid("malformed claims"),
+                }
+            })?;
+        check_lifetime(&data.claims, now_secs(), self.max_ttl)?;
+        Ok(data.claims)
+    }
+}
+
+fn invalid(why: &str) -> GatewayError {
+    GatewayError::InvalidToken(why.to_string())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `exp - iat` (or `exp - now` without `iat`) may not exceed `max_ttl`; `iat` may not lie in
+/// the future. A long-lived token is refused even when its signature is good.
+pub fn check_lifetime(claims: &Claims, now: u64, max_ttl: u64) -> Result<(), GatewayError> {
+    let issued = match claims.iat {
+        Some(iat) if iat > now + LEEWAY_SECS => return Err(invalid("`iat` is in the future")),
+        Some(iat) => iat,
+        None => now,
+    };
+    if claims.exp.saturating_sub(issued) > max_ttl + LEEWAY_SECS {
+        return Err(invalid(
+            "its lifetime is longer than the gateway allows (`[auth].max_ttl`)",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the claims cover this object: org, then storage, then `{bucket}/{key}` prefix.
+pub fn check_scope(
+    claims: &Claims,
+    org: &str,
+    storage: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<(), GatewayError> {
+    if claims.org != org {
+        return Err(GatewayError::TokenScope("organization"));
+    }
+    if claims.sto.as_deref().is_some_and(|s| s != storage) {
+        return Err(GatewayError::TokenScope("storage"));
+    }
+    if let Some(prefix) = &claims.pfx {
+        let object = format!("{bucket}/{key}");
+        if !object.starts_with(prefix.as_str()) {
+            return Err(GatewayError::TokenScope("object prefix"));
+        }
+    }
+    Ok(())
+}
+
+/// The token of a request: the bearer header first, else the `token` query parameter.
+pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, GatewayError> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| invalid("the Authorization header is malformed"))?;
+        let (scheme, token) = value
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| invalid("use `Authorization: Bearer <token>`"))?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(invalid("use `Authorization: Bearer <token>`"));
+        }
+        return Ok(Some(token.trim().to_string()));
+    }
+    Ok(crate::route::query_param(query, "token").filter(|t| !t.is_empty()))
+}
+
+/// Signs a token with `key` (for `assetgate token`, the demo and the admin API).
+pub fn mint(
+    key: &TokenKey,
+    org: &str,
+    storage: Option<&str>,
+    prefix: Option<&str>,
+    ttl: Duration,
+) -> String {
+    let now = now_secs();
+    let claims = Claims {
+        org: org.to_string(),
+        sto: storage.map(str::to_string),
+        pfx: prefix.map(str::to_string),
+        exp: now + ttl.as_secs(),
+        iat: Some(now),
+        nbf: None,
+    };
+    mint_claims(key, &claims)
+}
+
+/// Signs arbitrary claims (tests use it for expired and scoped tokens).
+pub fn mint_claims(key: &TokenKey, claims: &Claims) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(key.secret.expose().as_bytes()),
+    )
+    .expect("HS256 signing of serialisable claims cannot fail")
+}
+
+#[cfg(test)]
+#[path = "token_tests.rs"]
+mod tests;

@@ -1,0 +1,183 @@
+use super::*;
+use crate::secret::Secret;
+use proptest::prelude::*;
+
+fn key(kid: &str) -> TokenKey {
+    TokenKey {
+        kid: kid.into(),
+        secret: Secret::new("0123456789abcdef0123456789abcdef"),
+    }
+}
+
+fn verifier() -> TokenVerifier {
+    TokenVerifier::new(&AuthConfig {
+        keys: vec![key("k1")],
+        max_ttl: Duration::from_secs(3600),
+        allow_anonymous: false,
+    })
+}
+
+fn claims(exp_in: i64) -> Claims {
+    let now = now_secs() as i64;
+    Claims {
+        org: "acme".into(),
+        sto: None,
+        pfx: None,
+        exp: (now + exp_in) as u64,
+        iat: Some(now as u64),
+        nbf: None,
+    }
+}
+
+#[test]
+fn a_minted_token_verifies() {
+    let t = mint(
+        &key("k1"),
+        "acme",
+        Some("main"),
+        Some("imgs/"),
+        Duration::from_secs(600),
+    );
+    let c = verifier().verify(&t).unwrap();
+    assert_eq!(
+        (c.org.as_str(), c.sto.as_deref(), c.pfx.as_deref()),
+        ("acme", Some("main"), Some("imgs/"))
+    );
+}
+
+#[test]
+fn expired_is_its_own_error() {
+    let mut c = claims(-120);
+    c.iat = Some(c.exp - 60);
+    let t = mint_claims(&key("k1"), &c);
+    assert_eq!(
+        verifier().verify(&t).unwrap_err(),
+        GatewayError::ExpiredToken
+    );
+}
+
+#[test]
+fn expiry_within_leeway_is_accepted() {
+    let t = mint_claims(&key("k1"), &claims(-10));
+    assert!(verifier().verify(&t).is_ok());
+}
+
+#[test]
+fn bad_signature_unknown_kid_and_garbage_are_invalid() {
+    let other = TokenKey {
+        kid: "k1".into(),
+        secret: Secret::new("another-secret-another-secret-xx"),
+    };
+    for t in [
+        mint_claims(&other, &claims(60)),
+        mint_claims(&key("k9"), &claims(60)),
+        "abc".into(),
+        "a.b.c".into(),
+        String::new(),
+    ] {
+        assert_eq!(
+            verifier().verify(&t).unwrap_err().code(),
+            "invalid_token",
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn other_algorithms_are_refused() {
+    let mut header = Header::new(Algorithm::HS512);
+    header.kid = Some("k1".into());
+    let t = jsonwebtoken::encode(
+        &header,
+        &claims(60),
+        &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+    )
+    .unwrap();
+    assert_eq!(verifier().verify(&t).unwrap_err().code(), "invalid_token");
+}
+
+#[test]
+fn not_yet_valid_is_invalid() {
+    let mut c = claims(600);
+    c.nbf = Some(now_secs() + 300);
+    let t = mint_claims(&key("k1"), &c);
+    assert_eq!(verifier().verify(&t).unwrap_err().code(), "invalid_token");
+}
+
+#[test]
+fn lifetime_longer_than_max_ttl_is_refused() {
+    let c = Claims {
+        org: "o".into(),
+        sto: None,
+        pfx: None,
+        exp: 10_000,
+        iat: Some(1_000),
+        nbf: None,
+    };
+    assert!(check_lifetime(&c, 1_000, 9_000).is_ok());
+    assert!(check_lifetime(&c, 1_000, 8_000).is_err());
+    let no_iat = Claims {
+        iat: None,
+        ..c.clone()
+    };
+    assert!(check_lifetime(&no_iat, 5_000, 5_000).is_ok());
+    assert!(check_lifetime(&no_iat, 500, 5_000).is_err());
+    let future = Claims {
+        iat: Some(2_000),
+        ..c
+    };
+    assert!(check_lifetime(&future, 1_000, 100_000).is_err());
+}
+
+#[test]
+fn scope_checks_org_storage_and_prefix() {
+    let c = Claims {
+        org: "acme".into(),
+        sto: Some("main".into()),
+        pfx: Some("imgs/cats/".into()),
+        exp: 0,
+        iat: None,
+        nbf: None,
+    };
+    assert!(check_scope(&c, "acme", "main", "imgs", "cats/1.jpg").is_ok());
+    assert_eq!(
+        check_scope(&c, "other", "main", "imgs", "cats/1.jpg").unwrap_err(),
+        GatewayError::TokenScope("organization")
+    );
+    assert_eq!(
+        check_scope(&c, "acme", "second", "imgs", "cats/1.jpg").unwrap_err(),
+        GatewayError::TokenScope("storage")
+    );
+    assert_eq!(
+        check_scope(&c, "acme", "main", "imgs", "dogs/1.jpg").unwrap_err(),
+        GatewayError::TokenScope("object prefix")
+    );
+    assert_eq!(
+        check_scope(&c, "acme", "main", "imgs2", "cats/1.jpg").unwrap_err(),
+        GatewayError::TokenScope("object prefix")
+    );
+}
+
+#[test]
+fn extract_prefers_the_bearer_header() {
+    let mut h = HeaderMap::new();
+    assert_eq!(extract(&h, Some("token=q")).unwrap().as_deref(), Some("q"));
+    assert_eq!(extract(&h, Some("token=")).unwrap(), None);
+    assert_eq!(extract(&h, None).unwrap(), None);
+    h.insert("authorization", "bearer  h ".parse().unwrap());
+    assert_eq!(extract(&h, Some("token=q")).unwrap().as_deref(), Some("h"));
+    h.insert("authorization", "Basic dXNlcg==".parse().unwrap());
+    assert_eq!(extract(&h, None).unwrap_err().code(), "invalid_token");
+}
+
+proptest! {
+    #[test]
+    fn verify_never_panics(token in "\\PC*") {
+        let _ = verifier().verify(&token);
+    }
+
+    #[test]
+    fn verify_never_panics_on_jwt_shaped_input(a in "[A-Za-z0-9_-]{0,60}", b in "[A-Za-z0-9_-]{0,60}", c in "[A-Za-z0-9_-]{0,60}") {
+        let _ = verifier().verify(&format!("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0{a}.{b}.{c}"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The pooled HTTP(S) client towards buckets: hyper-util's pooled client over hyper-rustls
+//! (ring, webpki roots), with connect and first-byte timeouts, and transport failures
+//! classified into gateway errors.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::error::GatewayError;
+
+/// Connections kept idle in the pool this long before they are closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A pooled client; cloning shares the pool.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    /// hyper-util's pooled client; requests carry no body (GET and HEAD only).
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    /// How long a bucket may take to send response headers.
+    first_byte_timeout: Duration,
+}
+
+impl UpstreamClient {
+    pub fn new(connect_timeout: Duration, first_byte_timeout: Duration) -> UpstreamClient {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(https);
+        UpstreamClient {
+            client,
+            first_byte_timeout,
+        }
+    }
+
+    /// Sends a signed request and waits for the response headers.
+    pub async fn send(
+        &self,
+        request: http::Request<Empty<Bytes>>,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
+        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout),
+            Ok(Err(err)) => Err(classify(&err)),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+/// Transport failures: a connect timeout is 504, anything else that kept us from getting a
+/// response (refused, unreachable, DNS, TLS, reset) is 503.
+fn classify(err: &hyper_util::client::legacy::Error) -> GatewayError {
+    let timed_out = io_kind(err) == Some(std::io::ErrorKind::TimedOut);
+    if timed_out {
+        return GatewayError::UpstreamTimeout;
+    }
+    let reason = if err.is_connect() {
+        "cannot connect to the storage endpoint"
+    } else {
+        "the connection to the storage endpoint failed"
+    };
+    tracing::debug!(error = %chain(err), "upstream transport error");
+    GatewayError::UpstreamUnavailable(reason.into())
+}
+
+fn io_kind(err: &(dyn StdError + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The error and its sources on one line, for debug logs.
+fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
