@@ -6,6 +6,23 @@ use std::time::Instant;
 use http::{HeaderMap, HeaderValue, Method};
 use rand::RngCore;
 
+/// The log filter: `directives` (`RUST_LOG` syntax, e.g. "info" or "assetgate=debug"). Crates
+/// that may print request details at their debug and trace levels stay at `info`, whatever
+/// is asked, so that no verbosity setting can put a signature or header value in a log.
+pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::builder().parse_lossy(directives);
+    for quiet in [
+        "aws_sigv4=info",
+        "hyper=info",
+        "hyper_util=info",
+        "rustls=info",
+        "s3s=info",
+    ] {
+        filter = filter.add_directive(quiet.parse().expect("static directive"));
+    }
+    filter
+}
+
 /// Header carrying the request id in both directions.
 pub const REQUEST_ID: &str = "x-request-id";
 

@@ -7,6 +7,7 @@ mod cors;
 mod demo;
 mod errors;
 mod keys;
+mod logs;
 mod objects;
 mod ranges;
 mod streaming;

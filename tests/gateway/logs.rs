@@ -1,0 +1,109 @@
+//! Logs never contain a secret, a token or an `Authorization` value, even at trace level.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use assetgate::demo::Demo;
+
+use crate::support::client::get;
+use crate::support::*;
+
+/// Collects every log line of this test's thread.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn nothing_secret_reaches_the_logs_at_trace_level() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(assetgate::telemetry::log_filter("trace"))
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // The demo's in-process s3s backend, with one good and one wrong-secret storage.
+    let demo = Demo::start(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let backend = &demo.backend;
+    let wrong_secret = "wrong-secret-never-to-be-logged-42";
+    let mut wrong = backend.keys.clone();
+    wrong.secret_access_key = assetgate::secret::Secret::new(wrong_secret);
+    let orgs = format!(
+        "[[orgs]]\nid = \"acme\"\n{}{}",
+        storage(
+            "main",
+            &backend.endpoint,
+            &[assetgate::demo::BUCKET],
+            &backend.keys
+        ),
+        storage(
+            "wrong",
+            &backend.endpoint,
+            &[assetgate::demo::BUCKET],
+            &wrong
+        ),
+    );
+    let gw = TestGateway::start(&config("", &orgs)).await;
+    let t = token("acme");
+    let key = assetgate::demo::ASSETS[0].0;
+    let ok = get(
+        &format!(
+            "{}?token={t}",
+            gw.url("acme", "main", assetgate::demo::BUCKET, key)
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let bad = get(
+        &gw.url("acme", "wrong", assetgate::demo::BUCKET, key),
+        &[("authorization", &format!("Bearer {t}"))],
+    )
+    .await;
+    assert_eq!(bad.status, 502);
+    let expired = get(
+        &gw.url("acme", "main", assetgate::demo::BUCKET, key),
+        &[("authorization", "Bearer not.a.token")],
+    )
+    .await;
+    assert_eq!(expired.status, 401);
+    drop(gw);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        logs.matches("assetgate::access").count(),
+        3,
+        "one access line per request:\n{logs}"
+    );
+    for secret in [
+        t.as_str(),
+        wrong_secret,
+        backend.keys.secret_access_key.expose(),
+        TOKEN_SECRET,
+        "Bearer",
+        "not.a.token",
+    ] {
+        assert!(!logs.contains(secret), "`{secret}` appears in the logs");
+    }
+}
