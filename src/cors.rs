@@ -45,24 +45,17 @@ impl OriginPattern {
         let (scheme, rest) = lower
             .split_once("://")
             .ok_or_else(|| format!("`{input}` is not an origin like https://app.example.com"))?;
-        if !matches!(scheme, "http" | "https")
-            || rest.is_empty()
-            || rest.contains(['/', '?', '#', '@', ' '])
-        {
+        if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
             return Err(format!(
                 "`{input}` is not an origin like https://app.example.com (no path, no trailing /)"
             ));
         }
         match rest.strip_prefix("*.") {
-            Some(suffix) if !suffix.is_empty() && !suffix.contains('*') => {
-                Ok(OriginPattern::Subdomains {
-                    scheme: format!("{scheme}://"),
-                    suffix: format!(".{suffix}"),
-                })
-            }
-            Some(_) => Err(format!(
-                "`{input}`: a wildcard must be followed by a domain"
-            )),
+            Some(suffix) if !suffix.is_empty() && !suffix.contains('*') => Ok(OriginPattern::Subdomains {
+                scheme: format!("{scheme}://"),
+                suffix: format!(".{suffix}"),
+            }),
+            Some(_) => Err(format!("`{input}`: a wildcard must be followed by a domain")),
             None if rest.contains('*') => Err(format!(
                 "`{input}`: `*` is only allowed as the first label, as in https://*.example.com"
             )),
@@ -103,11 +96,7 @@ pub enum OriginCheck {
 }
 
 /// Checks `Origin` against the union of the global and the org's allowed origins.
-pub fn check_origin(
-    origin: Option<&HeaderValue>,
-    global: &[OriginPattern],
-    org: &[OriginPattern],
-) -> OriginCheck {
+pub fn check_origin(origin: Option<&HeaderValue>, global: &[OriginPattern], org: &[OriginPattern]) -> OriginCheck {
     let Some(value) = origin else {
         return OriginCheck::Absent;
     };
@@ -135,11 +124,7 @@ pub fn apply_response_headers(headers: &mut HeaderMap, check: &OriginCheck) {
 }
 
 /// Headers of a preflight answer (204) for an allowed origin.
-pub fn preflight_headers(
-    origin: &HeaderValue,
-    requested: Option<&HeaderValue>,
-    max_age: Duration,
-) -> HeaderMap {
+pub fn preflight_headers(origin: &HeaderValue, requested: Option<&HeaderValue>, max_age: Duration) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     headers.insert(
@@ -155,15 +140,10 @@ pub fn preflight_headers(
             headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
         }
     }
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from(max_age.as_secs()),
-    );
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(max_age.as_secs()));
     headers.insert(
         header::VARY,
-        HeaderValue::from_static(
-            "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
-        ),
+        HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
     );
     headers
 }
@@ -173,10 +153,7 @@ pub fn preflight_headers(
 pub fn allowed_request_headers(requested: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for name in requested.split(',').map(str::trim) {
-        if let Some(allowed) = ALLOWED_REQUEST_HEADERS
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(name))
-        {
+        if let Some(allowed) = ALLOWED_REQUEST_HEADERS.iter().find(|a| a.eq_ignore_ascii_case(name)) {
             if !out.contains(allowed) {
                 out.push(allowed);
             }
@@ -259,10 +236,7 @@ mod tests {
             check_origin(Some(&v("https://c.test")), &global, &org),
             OriginCheck::Denied
         );
-        assert_eq!(
-            check_origin(Some(&v("null")), &global, &org),
-            OriginCheck::Denied
-        );
+        assert_eq!(check_origin(Some(&v("null")), &global, &org), OriginCheck::Denied);
     }
 
     #[test]

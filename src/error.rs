@@ -15,9 +15,7 @@ pub enum GatewayError {
     UrlOutsideStorage(String),
     #[error("no route matches this path")]
     RouteNotFound,
-    #[error(
-        "a token is required: send `Authorization: Bearer <token>` or the `token` query parameter"
-    )]
+    #[error("a token is required: send `Authorization: Bearer <token>` or the `token` query parameter")]
     MissingToken,
     #[error("the token is not valid: {0}")]
     InvalidToken(String),
@@ -45,15 +43,14 @@ pub enum GatewayError {
     PreconditionFailed,
     #[error("the requested range is not satisfiable")]
     RangeNotSatisfiable,
-    #[error("the bucket rejected the storage's credentials ({0}); an org admin should check the access key and secret")]
+    #[error(
+        "the bucket rejected the storage's credentials ({0}); an org admin should check the access key and secret"
+    )]
     UpstreamCredentialsRejected(String),
     #[error("{0}")]
     AssumeRoleDenied(String),
     #[error("the bucket answered with an error ({code})")]
-    UpstreamError {
-        code: String,
-        hint: Option<&'static str>,
-    },
+    UpstreamError { code: String, hint: Option<&'static str> },
     #[error("the credentials service (STS) is unavailable")]
     StsUnavailable,
     #[error("the storage is unavailable: {0}")]
@@ -87,18 +84,12 @@ impl GatewayError {
         match self {
             InvalidRequest(_) | UrlOutsideStorage(_) => StatusCode::BAD_REQUEST,
             MissingToken | InvalidToken(_) | ExpiredToken => StatusCode::UNAUTHORIZED,
-            TokenScope(_) | OriginNotAllowed | BucketNotAllowed(_) | UpstreamAccessDenied(_) => {
-                StatusCode::FORBIDDEN
-            }
-            RouteNotFound | UnknownOrg(_) | UnknownStorage(_) | NoSuchKey | NoSuchBucket => {
-                StatusCode::NOT_FOUND
-            }
+            TokenScope(_) | OriginNotAllowed | BucketNotAllowed(_) | UpstreamAccessDenied(_) => StatusCode::FORBIDDEN,
+            RouteNotFound | UnknownOrg(_) | UnknownStorage(_) | NoSuchKey | NoSuchBucket => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            UpstreamCredentialsRejected(_) | AssumeRoleDenied(_) | UpstreamError { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            UpstreamCredentialsRejected(_) | AssumeRoleDenied(_) | UpstreamError { .. } => StatusCode::BAD_GATEWAY,
             StsUnavailable | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -140,9 +131,7 @@ impl GatewayError {
     pub fn upstream_code(&self) -> Option<&str> {
         use GatewayError::*;
         match self {
-            UpstreamAccessDenied(c)
-            | UpstreamCredentialsRejected(c)
-            | UpstreamError { code: c, .. } => Some(c),
+            UpstreamAccessDenied(c) | UpstreamCredentialsRejected(c) | UpstreamError { code: c, .. } => Some(c),
             NoSuchKey => Some("NoSuchKey"),
             NoSuchBucket => Some("NoSuchBucket"),
             _ => None,
@@ -152,9 +141,7 @@ impl GatewayError {
     /// The message, with an operator hint where one helps.
     pub fn message(&self) -> String {
         match self {
-            GatewayError::UpstreamError {
-                hint: Some(hint), ..
-            } => format!("{self}: {hint}"),
+            GatewayError::UpstreamError { hint: Some(hint), .. } => format!("{self}: {hint}"),
             _ => self.to_string(),
         }
     }
@@ -169,8 +156,7 @@ impl GatewayError {
                 upstream_code: self.upstream_code(),
             },
         };
-        serde_json::to_vec(&body)
-            .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal_error\"}}".to_vec())
+        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal_error\"}}".to_vec())
     }
 }
 
@@ -185,16 +171,12 @@ mod tests {
         assert_eq!(v["error"]["code"], "no_such_key");
         assert_eq!(v["error"]["requestId"], "req-1");
         assert_eq!(v["error"]["upstreamCode"], "NoSuchKey");
-        assert!(v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not exist"));
+        assert!(v["error"]["message"].as_str().unwrap().contains("does not exist"));
     }
 
     #[test]
     fn upstream_code_is_left_out_when_there_is_none() {
-        let v: serde_json::Value =
-            serde_json::from_slice(&GatewayError::MissingToken.to_json("r")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&GatewayError::MissingToken.to_json("r")).unwrap();
         assert!(v["error"].get("upstreamCode").is_none());
     }
 

@@ -124,10 +124,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Check(arg) => {
             let config = arg.load()?;
             let storages: usize = config.orgs.iter().map(|o| o.storages.len()).sum();
-            println!(
-                "configuration ok: {} orgs, {storages} storages",
-                config.orgs.len()
-            );
+            println!("configuration ok: {} orgs, {storages} storages", config.orgs.len());
             println!("data plane listens on {}", config.server.listen);
             for org in &config.orgs {
                 let ids: Vec<&str> = org.storages.iter().map(|s| s.id.as_str()).collect();
@@ -151,18 +148,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     humantime::format_duration(config.auth.max_ttl)
                 );
             }
-            println!(
-                "{}",
-                token::mint(key, &org, storage.as_deref(), prefix.as_deref(), ttl)
-            );
+            println!("{}", token::mint(key, &org, storage.as_deref(), prefix.as_deref(), ttl));
         }
     }
     Ok(())
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
 
 use crate::body::{self, Body};
 use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::registry::StorageEntry;
 use crate::route::{self, ObjectPath, Route};
 use crate::telemetry::{self, AccessLog, Outcome};
 use crate::token;
@@ -53,10 +55,7 @@ fn health(method: &Method) -> Result<Response<Body>, GatewayError> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(GatewayError::MethodNotAllowed);
     }
-    Ok(json_response(
-        StatusCode::OK,
-        body::full(&b"{\"status\":\"ok\"}"[..]),
-    ))
+    Ok(json_response(StatusCode::OK, body::full(&b"{\"status\":\"ok\"}"[..])))
 }
 
 async fn object(
@@ -70,11 +69,7 @@ async fn object(
     ex.log.bucket = Some(path.bucket.clone());
     let org = gw.registry.org(&path.org);
     let org_origins = org.map_or(&[][..], |o| &o.cors_origins[..]);
-    ex.cors = cors::check_origin(
-        parts.headers.get(header::ORIGIN),
-        &gw.cors.allowed_origins,
-        org_origins,
-    );
+    ex.cors = cors::check_origin(parts.headers.get(header::ORIGIN), &gw.cors.allowed_origins, org_origins);
     if ex.cors == OriginCheck::Denied {
         return Err(GatewayError::OriginNotAllowed);
     }
@@ -99,43 +94,87 @@ async fn object(
     if !entry.storage.buckets.contains(&path.bucket) {
         return Err(GatewayError::BucketNotAllowed(path.bucket.clone()));
     }
-    let identity = entry.credentials.identity().await?;
-    let target = upstream::Target {
-        storage: &entry.storage,
-        identity: &identity,
-        method: &parts.method,
-        bucket: &path.bucket,
-        key: &path.key,
+    let upstream = match forward(gw, entry, &parts.method, &path, &parts.headers).await? {
+        Forwarded::Passed(response) => response,
+        Forwarded::Failed {
+            status,
+            error,
+            content_range,
+        } => {
+            ex.log.upstream_status = Some(status.as_u16());
+            let mut response = error_response(&error, ex);
+            if let (StatusCode::RANGE_NOT_SATISFIABLE, Some(v)) = (response.status(), content_range) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(response);
+        }
     };
-    let mut forwarded = upstream::forwarded_headers(&parts.headers);
-    let if_range = upstream::emulate_if_range(&mut forwarded);
-    let mut upstream = target.fetch(&gw.upstream, forwarded.clone()).await?;
-    if if_range && upstream.status() == StatusCode::PRECONDITION_FAILED {
-        upstream = target
-            .fetch(&gw.upstream, upstream::without_range(&forwarded))
-            .await?;
-    }
     let status = upstream.status();
     ex.log.upstream_status = Some(status.as_u16());
-    if !upstream::response::is_passed_status(status) {
-        let content_range = upstream.headers().get(header::CONTENT_RANGE).cloned();
-        let mut response = error_response(&upstream::read_error(upstream).await, ex);
-        if let (StatusCode::RANGE_NOT_SATISFIABLE, Some(v)) = (response.status(), content_range) {
-            response.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-        return Ok(response);
-    }
     let headers = upstream::response::client_headers(upstream.headers(), &gw.cache_control);
     ex.log.status = status.as_u16();
     ex.streamed = true;
-    let mut response = Response::new(body::stream(
-        upstream.into_body(),
-        gw.idle_timeout,
-        ex.log.clone(),
-    ));
+    let mut response = Response::new(body::stream(upstream.into_body(), gw.idle_timeout, ex.log.clone()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// What the bucket answered, once `If-Range` and stale credentials were dealt with.
+enum Forwarded {
+    /// 200, 206 or 304: the body is streamed to the client.
+    Passed(Response<Incoming>),
+    /// An error, already read and mapped.
+    Failed {
+        status: StatusCode,
+        error: GatewayError,
+        content_range: Option<HeaderValue>,
+    },
+}
+
+/// Signs and sends the request. A delegated storage whose temporary credentials the bucket
+/// calls expired or invalid gets fresh ones and one more try.
+async fn forward(
+    gw: &Gateway,
+    entry: &StorageEntry,
+    method: &Method,
+    path: &ObjectPath,
+    client_headers: &http::HeaderMap,
+) -> Result<Forwarded, GatewayError> {
+    let mut headers = upstream::forwarded_headers(client_headers);
+    let if_range = upstream::emulate_if_range(&mut headers);
+    let mut refreshed = false;
+    loop {
+        let identity = gw.credentials.identity(&entry.credentials).await?;
+        let target = upstream::Target {
+            storage: &entry.storage,
+            identity: &identity,
+            method,
+            bucket: &path.bucket,
+            key: &path.key,
+        };
+        let mut response = target.fetch(&gw.upstream, headers.clone()).await?;
+        if if_range && response.status() == StatusCode::PRECONDITION_FAILED {
+            response = target.fetch(&gw.upstream, upstream::without_range(&headers)).await?;
+        }
+        let status = response.status();
+        if upstream::response::is_passed_status(status) {
+            return Ok(Forwarded::Passed(response));
+        }
+        let content_range = response.headers().get(header::CONTENT_RANGE).cloned();
+        let error = upstream::read_error(response).await;
+        if !refreshed && entry.credentials.is_delegated() && upstream::response::is_stale_credentials(&error) {
+            tracing::info!(storage = %entry.storage.id, "the bucket refused temporary credentials; refreshing once");
+            gw.credentials.invalidate(&entry.credentials).await;
+            refreshed = true;
+            continue;
+        }
+        return Ok(Forwarded::Failed {
+            status,
+            error,
+            content_range,
+        });
+    }
 }
 
 /// The labeler's token claims; `None` only when anonymous access is on and none was sent.
@@ -180,10 +219,9 @@ fn error_response(err: &GatewayError, ex: &mut Exchange) -> Response<Body> {
 fn json_response(status: StatusCode, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -200,9 +238,7 @@ fn finish_headers(response: &mut Response<Body>, ex: &mut Exchange) {
     }
     if !ex.streamed {
         ex.log.status = response.status().as_u16();
-        let bytes = http_body::Body::size_hint(response.body())
-            .exact()
-            .unwrap_or(0);
+        let bytes = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
         ex.log.finish(bytes, Outcome::Complete);
     }
 }

@@ -30,9 +30,7 @@ impl ByteRange {
         let (first, last) = (first.trim(), last.trim());
         match (first.is_empty(), last.is_empty()) {
             (true, false) => Some(ByteRange::Suffix { len: digits(last)? }),
-            (false, true) => Some(ByteRange::From {
-                first: digits(first)?,
-            }),
+            (false, true) => Some(ByteRange::From { first: digits(first)? }),
             (false, false) => {
                 let (first, last) = (digits(first)?, digits(last)?);
                 (first <= last).then_some(ByteRange::Closed { first, last })
@@ -65,21 +63,12 @@ mod tests {
 
     #[test]
     fn parses_the_three_forms() {
-        assert_eq!(
-            ByteRange::parse("bytes=0-"),
-            Some(ByteRange::From { first: 0 })
-        );
+        assert_eq!(ByteRange::parse("bytes=0-"), Some(ByteRange::From { first: 0 }));
         assert_eq!(
             ByteRange::parse("bytes=100-199"),
-            Some(ByteRange::Closed {
-                first: 100,
-                last: 199
-            })
+            Some(ByteRange::Closed { first: 100, last: 199 })
         );
-        assert_eq!(
-            ByteRange::parse("bytes=-10"),
-            Some(ByteRange::Suffix { len: 10 })
-        );
+        assert_eq!(ByteRange::parse("bytes=-10"), Some(ByteRange::Suffix { len: 10 }));
         assert_eq!(
             ByteRange::parse("Bytes = 5 - 9"),
             Some(ByteRange::Closed { first: 5, last: 9 })

@@ -36,21 +36,13 @@ pub fn parse(path: &str) -> Result<Route, GatewayError> {
         "/readyz" => return Ok(Route::Ready),
         _ => {}
     }
-    let rest = path
-        .strip_prefix("/v1/orgs/")
-        .ok_or(GatewayError::RouteNotFound)?;
+    let rest = path.strip_prefix("/v1/orgs/").ok_or(GatewayError::RouteNotFound)?;
     let (org, rest) = rest.split_once('/').ok_or(GatewayError::RouteNotFound)?;
-    let rest = rest
-        .strip_prefix("storages/")
-        .ok_or(GatewayError::RouteNotFound)?;
+    let rest = rest.strip_prefix("storages/").ok_or(GatewayError::RouteNotFound)?;
     let (storage, rest) = rest.split_once('/').ok_or(GatewayError::RouteNotFound)?;
-    let rest = rest
-        .strip_prefix("objects/")
-        .ok_or(GatewayError::RouteNotFound)?;
+    let rest = rest.strip_prefix("objects/").ok_or(GatewayError::RouteNotFound)?;
     let (bucket, key) = rest.split_once('/').ok_or_else(|| {
-        GatewayError::InvalidRequest(
-            "the path must name an object: .../objects/{bucket}/{key}".into(),
-        )
+        GatewayError::InvalidRequest("the path must name an object: .../objects/{bucket}/{key}".into())
     })?;
     let object = ObjectPath {
         org: segment(org, "organization")?,
@@ -59,9 +51,7 @@ pub fn parse(path: &str) -> Result<Route, GatewayError> {
         key: decode(key)?,
     };
     if object.key.is_empty() {
-        return Err(GatewayError::InvalidRequest(
-            "the object key is empty".into(),
-        ));
+        return Err(GatewayError::InvalidRequest("the object key is empty".into()));
     }
     if object.key.len() > MAX_KEY_BYTES {
         return Err(GatewayError::InvalidRequest(format!(
@@ -99,9 +89,7 @@ pub fn decode(raw: &str) -> Result<String, GatewayError> {
     percent_decode(bytes)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| {
-            GatewayError::InvalidRequest("the path is not valid UTF-8 once decoded".into())
-        })
+        .map_err(|_| GatewayError::InvalidRequest("the path is not valid UTF-8 once decoded".into()))
 }
 
 /// The value of query parameter `name`, percent-decoded (`+` is a space, as in forms).
@@ -133,26 +121,15 @@ mod tests {
     fn splits_org_storage_bucket_and_key() {
         let o = object("/v1/orgs/acme/storages/main/objects/imgs/a/b/c.jpg");
         assert_eq!(
-            (
-                o.org.as_str(),
-                o.storage.as_str(),
-                o.bucket.as_str(),
-                o.key.as_str()
-            ),
+            (o.org.as_str(), o.storage.as_str(), o.bucket.as_str(), o.key.as_str()),
             ("acme", "main", "imgs", "a/b/c.jpg")
         );
     }
 
     #[test]
     fn key_is_decoded_exactly_once() {
-        assert_eq!(
-            object("/v1/orgs/a/storages/s/objects/b/100%2525.txt").key,
-            "100%25.txt"
-        );
-        assert_eq!(
-            object("/v1/orgs/a/storages/s/objects/b/a%20b+c").key,
-            "a b+c"
-        );
+        assert_eq!(object("/v1/orgs/a/storages/s/objects/b/100%2525.txt").key, "100%25.txt");
+        assert_eq!(object("/v1/orgs/a/storages/s/objects/b/a%20b+c").key, "a b+c");
         assert_eq!(
             object("/v1/orgs/a/storages/s/objects/b/%E4%B8%AD%F0%9F%98%80").key,
             "中😀"
@@ -161,10 +138,7 @@ mod tests {
 
     #[test]
     fn dot_segments_double_and_trailing_slashes_are_kept() {
-        assert_eq!(
-            object("/v1/orgs/a/storages/s/objects/b/a/../b").key,
-            "a/../b"
-        );
+        assert_eq!(object("/v1/orgs/a/storages/s/objects/b/a/../b").key, "a/../b");
         assert_eq!(object("/v1/orgs/a/storages/s/objects/b/a/./b").key, "a/./b");
         assert_eq!(object("/v1/orgs/a/storages/s/objects/b/a//b").key, "a//b");
         assert_eq!(object("/v1/orgs/a/storages/s/objects/b/dir/").key, "dir/");
@@ -207,10 +181,7 @@ mod tests {
 
     #[test]
     fn query_param_finds_and_decodes() {
-        assert_eq!(
-            query_param(Some("a=1&token=x%2Ey&b"), "token").as_deref(),
-            Some("x.y")
-        );
+        assert_eq!(query_param(Some("a=1&token=x%2Ey&b"), "token").as_deref(), Some("x.y"));
         assert_eq!(query_param(Some("token"), "token").as_deref(), Some(""));
         assert_eq!(query_param(Some("tokens=1"), "token"), None);
         assert_eq!(query_param(None, "token"), None);

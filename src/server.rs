@@ -82,11 +82,7 @@ pub async fn run(
             let gw = gw.clone();
             async move { Ok::<_, Infallible>(proxy::handle(gw, request).await) }
         });
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
             let _ = connection.await;
             drop(permit);

@@ -51,12 +51,7 @@ impl TokenVerifier {
         let keys = auth
             .keys
             .iter()
-            .map(|k| {
-                (
-                    k.kid.clone(),
-                    DecodingKey::from_secret(k.secret.expose().as_bytes()),
-                )
-            })
+            .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.secret.expose().as_bytes())))
             .collect();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
@@ -78,17 +73,14 @@ impl TokenVerifier {
             .as_deref()
             .ok_or_else(|| invalid("the header has no `kid`"))?;
         let key = self.keys.get(kid).ok_or_else(|| invalid("unknown `kid`"))?;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => GatewayError::ExpiredToken,
-                    ErrorKind::ImmatureSignature => invalid("it is not valid yet (`nbf`)"),
-                    ErrorKind::InvalidSignature => invalid("bad signature"),
-                    ErrorKind::InvalidAlgorithm => invalid("only HS256 is accepted"),
-                    ErrorKind::MissingRequiredClaim(_) => invalid("`exp` is required"),
-                    _ => invalid("malformed claims"),
-                }
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => GatewayError::ExpiredToken,
+            ErrorKind::ImmatureSignature => invalid("it is not valid yet (`nbf`)"),
+            ErrorKind::InvalidSignature => invalid("bad signature"),
+            ErrorKind::InvalidAlgorithm => invalid("only HS256 is accepted"),
+            ErrorKind::MissingRequiredClaim(_) => invalid("`exp` is required"),
+            _ => invalid("malformed claims"),
+        })?;
         check_lifetime(&data.claims, now_secs(), self.max_ttl)?;
         Ok(data.claims)
     }
@@ -99,9 +91,7 @@ fn invalid(why: &str) -> GatewayError {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `exp - iat` (or `exp - now` without `iat`) may not exceed `max_ttl`; `iat` may not lie in
@@ -121,13 +111,7 @@ pub fn check_lifetime(claims: &Claims, now: u64, max_ttl: u64) -> Result<(), Gat
 }
 
 /// Whether the claims cover this object: org, then storage, then `{bucket}/{key}` prefix.
-pub fn check_scope(
-    claims: &Claims,
-    org: &str,
-    storage: &str,
-    bucket: &str,
-    key: &str,
-) -> Result<(), GatewayError> {
+pub fn check_scope(claims: &Claims, org: &str, storage: &str, bucket: &str, key: &str) -> Result<(), GatewayError> {
     if claims.org != org {
         return Err(GatewayError::TokenScope("organization"));
     }
@@ -162,13 +146,7 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
 }
 
 /// Signs a token with `key` (for `assetgate token`, the demo and the admin API).
-pub fn mint(
-    key: &TokenKey,
-    org: &str,
-    storage: Option<&str>,
-    prefix: Option<&str>,
-    ttl: Duration,
-) -> String {
+pub fn mint(key: &TokenKey, org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Duration) -> String {
     let now = now_secs();
     let claims = Claims {
         org: org.to_string(),

@@ -50,10 +50,7 @@ fn expired_is_its_own_error() {
     let mut c = claims(-120);
     c.iat = Some(c.exp - 60);
     let t = mint_claims(&key("k1"), &c);
-    assert_eq!(
-        verifier().verify(&t).unwrap_err(),
-        GatewayError::ExpiredToken
-    );
+    assert_eq!(verifier().verify(&t).unwrap_err(), GatewayError::ExpiredToken);
 }
 
 #[test]
@@ -75,11 +72,7 @@ fn bad_signature_unknown_kid_and_garbage_are_invalid() {
         "a.b.c".into(),
         String::new(),
     ] {
-        assert_eq!(
-            verifier().verify(&t).unwrap_err().code(),
-            "invalid_token",
-            "{t}"
-        );
+        assert_eq!(verifier().verify(&t).unwrap_err().code(), "invalid_token", "{t}");
     }
 }
 
@@ -116,16 +109,10 @@ fn lifetime_longer_than_max_ttl_is_refused() {
     };
     assert!(check_lifetime(&c, 1_000, 9_000).is_ok());
     assert!(check_lifetime(&c, 1_000, 8_000).is_err());
-    let no_iat = Claims {
-        iat: None,
-        ..c.clone()
-    };
+    let no_iat = Claims { iat: None, ..c.clone() };
     assert!(check_lifetime(&no_iat, 5_000, 5_000).is_ok());
     assert!(check_lifetime(&no_iat, 500, 5_000).is_err());
-    let future = Claims {
-        iat: Some(2_000),
-        ..c
-    };
+    let future = Claims { iat: Some(2_000), ..c };
     assert!(check_lifetime(&future, 1_000, 100_000).is_err());
 }
 

@@ -13,8 +13,7 @@ use super::*;
 const MIN_TOKEN_KEY_BYTES: usize = 32;
 
 pub(super) fn from_toml(text: &str, lookup: Lookup<'_>) -> Result<Config, ConfigError> {
-    let mut value: toml::Value =
-        toml::from_str(text).map_err(|e| ConfigError::at("file", e.message().to_string()))?;
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::at("file", e.message().to_string()))?;
     interpolate_value(&mut value, "", lookup)?;
     let file: FileConfig = value
         .try_into()
@@ -46,10 +45,7 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
 fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
     let max_connections = s.max_connections.unwrap_or(10_000);
     if max_connections == 0 {
-        return Err(ConfigError::at(
-            "server.max_connections",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::at("server.max_connections", "must be at least 1"));
     }
     Ok(ServerConfig {
         listen: addr("server.listen", s.listen, "0.0.0.0:8080")?,
@@ -58,21 +54,13 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
             key: t.key.into(),
         }),
         header_read_timeout: duration("server.header_read_timeout", s.header_read_timeout, "10s")?,
-        upstream_connect_timeout: duration(
-            "server.upstream_connect_timeout",
-            s.upstream_connect_timeout,
-            "5s",
-        )?,
+        upstream_connect_timeout: duration("server.upstream_connect_timeout", s.upstream_connect_timeout, "5s")?,
         upstream_first_byte_timeout: duration(
             "server.upstream_first_byte_timeout",
             s.upstream_first_byte_timeout,
             "30s",
         )?,
-        upstream_idle_timeout: duration(
-            "server.upstream_idle_timeout",
-            s.upstream_idle_timeout,
-            "60s",
-        )?,
+        upstream_idle_timeout: duration("server.upstream_idle_timeout", s.upstream_idle_timeout, "60s")?,
         max_connections,
     })
 }
@@ -152,14 +140,7 @@ fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
         failure_cache: duration("sts.failure_cache", s.failure_cache, "10s")?,
         credentials: s
             .credentials
-            .map(|c| {
-                static_keys(
-                    "sts.credentials",
-                    c.access_key_id,
-                    c.secret_access_key,
-                    c.session_token,
-                )
-            })
+            .map(|c| static_keys("sts.credentials", c.access_key_id, c.secret_access_key, c.session_token))
             .transpose()?,
     })
 }
@@ -203,10 +184,7 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
             if !storage_ids.insert(storage.id.clone()) {
                 return Err(ConfigError::at(
                     format!("{at}.storages[{j}].id"),
-                    format!(
-                        "storage `{}` is defined twice in org `{}`",
-                        storage.id, o.id
-                    ),
+                    format!("storage `{}` is defined twice in org `{}`", storage.id, o.id),
                 ));
             }
             storages.push(storage);
@@ -264,11 +242,10 @@ fn storage(at: &str, s: StorageFile) -> Result<Storage, ConfigError> {
             secret_access_key,
             session_token,
         )?),
-        CredentialsFile::AssumeRole { .. } => {
-            return Err(ConfigError::at(
-                format!("{at}.credentials.type"),
-                "assume_role storages are not supported by this version yet; use access_key",
-            ));
+        CredentialsFile::AssumeRole { role_arn, external_id } => {
+            check_role_arn(&role_arn).map_err(|m| ConfigError::at(format!("{at}.credentials.role_arn"), m))?;
+            check_external_id(&external_id).map_err(|m| ConfigError::at(format!("{at}.credentials.external_id"), m))?;
+            StorageCredentials::AssumeRole { role_arn, external_id }
         }
     };
     let region = s
@@ -294,29 +271,54 @@ fn default_region(provider: Provider) -> &'static str {
     }
 }
 
-fn static_keys(
-    at: &str,
-    id: String,
-    secret: String,
-    token: Option<String>,
-) -> Result<StaticKeys, ConfigError> {
+fn static_keys(at: &str, id: String, secret: String, token: Option<String>) -> Result<StaticKeys, ConfigError> {
     if id.is_empty() {
-        return Err(ConfigError::at(
-            format!("{at}.access_key_id"),
-            "must not be empty",
-        ));
+        return Err(ConfigError::at(format!("{at}.access_key_id"), "must not be empty"));
     }
     if secret.is_empty() {
-        return Err(ConfigError::at(
-            format!("{at}.secret_access_key"),
-            "must not be empty",
-        ));
+        return Err(ConfigError::at(format!("{at}.secret_access_key"), "must not be empty"));
     }
     Ok(StaticKeys {
         access_key_id: id,
         secret_access_key: Secret::new(secret),
         session_token: token.filter(|t| !t.is_empty()).map(Secret::new),
     })
+}
+
+/// An IAM role ARN: `arn:{partition}:iam::{12-digit account}:role/{path/}{name}`.
+pub(crate) fn check_role_arn(arn: &str) -> Result<(), String> {
+    let bad = || format!("`{arn}` is not a role ARN like arn:aws:iam::111122223333:role/labeling-read");
+    let rest = arn.strip_prefix("arn:").ok_or_else(bad)?;
+    let (partition, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let rest = rest.strip_prefix("iam::").ok_or_else(bad)?;
+    let (account, role) = rest.split_once(':').ok_or_else(bad)?;
+    let name = role.strip_prefix("role/").ok_or_else(bad)?;
+    let ok = partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (1..=512).contains(&name.len())
+        && !name.ends_with('/')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// AWS's rules for `ExternalId`: 2 to 1224 characters of `[\w+=,.@:/-]`.
+pub(crate) fn check_external_id(id: &str) -> Result<(), String> {
+    let ok = (2..=1224).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 2 to 1224 characters of letters, digits and +=,.@:/_-".into())
+    }
 }
 
 /// Org and storage ids appear in URL paths: keep them to URL-safe characters.

@@ -38,18 +38,17 @@ fn err(text: &str) -> ConfigError {
 fn minimal_config_gets_the_documented_defaults() {
     let c = from_toml(&minimal(""), &env).unwrap();
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
-    assert_eq!(
-        c.server.upstream_first_byte_timeout,
-        Duration::from_secs(30)
-    );
+    assert_eq!(c.server.upstream_first_byte_timeout, Duration::from_secs(30));
     assert_eq!(c.auth.max_ttl, Duration::from_secs(24 * 3600));
     assert_eq!(c.cache_control, "private, max-age=300");
     let s = &c.orgs[0].storages[0];
     assert!(s.path_style, "s3_compatible defaults to path style");
     assert_eq!(s.region, "us-east-1");
     assert_eq!(s.name, "main");
-    let StorageCredentials::AccessKey(k) = &s.credentials;
-    assert_eq!(k.secret_access_key.expose(), "acme-secret");
+    match &s.credentials {
+        StorageCredentials::AccessKey(k) => assert_eq!(k.secret_access_key.expose(), "acme-secret"),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[test]
@@ -109,10 +108,7 @@ fn bad_values_name_their_key() {
             minimal("\n[cors]\nallowed_origins = [\"example.com\"]"),
             "cors.allowed_origins[0]",
         ),
-        (
-            minimal("\n[sts]\nsession_duration = \"5m\""),
-            "sts.session_duration",
-        ),
+        (minimal("\n[sts]\nsession_duration = \"5m\""), "sts.session_duration"),
         (
             minimal("\n[sts]\nsession_duration = \"15m\"\nrefresh_margin = \"20m\""),
             "sts.refresh_margin",
@@ -121,10 +117,7 @@ fn bad_values_name_their_key() {
             minimal("\n[registry]\nmaster_key = \"c2hvcnQ=\""),
             "registry.master_key",
         ),
-        (
-            minimal("").replace("${TOKEN_KEY}", "short"),
-            "auth.keys[0].secret",
-        ),
+        (minimal("").replace("${TOKEN_KEY}", "short"), "auth.keys[0].secret"),
         (
             minimal("").replace("id = \"main\"", "id = \"has space\""),
             "orgs[0].storages[0].id",
@@ -158,4 +151,43 @@ fn config_errors_never_echo_secret_values() {
     let e = err(&text);
     assert!(!e.to_string().contains("acme-secret"));
     assert_eq!(e.key, "orgs[0].storages[0].credentials.access_key_id");
+}
+
+#[test]
+fn assume_role_storages_are_validated() {
+    let delegated = minimal("").replace(
+        r#"credentials = { type = "access_key", access_key_id = "AK", secret_access_key = "${ACME_SECRET}" }"#,
+        r#"credentials = { type = "assume_role", role_arn = "arn:aws:iam::111122223333:role/labeling-read", external_id = "ext-1234" }"#,
+    );
+    let c = from_toml(&delegated, &env).unwrap();
+    let creds = &c.orgs[0].storages[0].credentials;
+    assert!(matches!(creds, StorageCredentials::AssumeRole { role_arn, .. } if role_arn.ends_with("labeling-read")));
+    let bad_arn = delegated.replace(
+        "arn:aws:iam::111122223333:role/labeling-read",
+        "arn:aws:iam::1234:user/x",
+    );
+    assert_eq!(err(&bad_arn).key, "orgs[0].storages[0].credentials.role_arn");
+    let bad_ext = delegated.replace("ext-1234", "has space");
+    assert_eq!(err(&bad_ext).key, "orgs[0].storages[0].credentials.external_id");
+}
+
+#[test]
+fn role_arns() {
+    for ok in [
+        "arn:aws:iam::111122223333:role/r",
+        "arn:aws-cn:iam::111122223333:role/path/to/Role_1+=,.@-",
+    ] {
+        assert!(check_role_arn(ok).is_ok(), "{ok}");
+    }
+    let bad = [
+        "",
+        "arn:aws:iam::111122223333:user/u",
+        "arn:aws:iam::11112222333:role/r",
+        "arn:aws:s3:::bucket",
+        "arn:aws:iam::111122223333:role/",
+        "arn:aws:iam::111122223333:role/a b",
+    ];
+    for bad in bad {
+        assert!(check_role_arn(bad).is_err(), "{bad}");
+    }
 }

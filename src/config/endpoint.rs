@@ -39,17 +39,13 @@ impl Endpoint {
     /// Parses an endpoint URL. A path other than `/`, a query, or user info are refused:
     /// they would silently change what gets signed.
     pub fn parse(input: &str) -> Result<Endpoint, String> {
-        let uri: http::Uri = input
-            .parse()
-            .map_err(|_| format!("`{input}` is not a URL"))?;
+        let uri: http::Uri = input.parse().map_err(|_| format!("`{input}` is not a URL"))?;
         let scheme = match uri.scheme_str() {
             Some("http") => Scheme::Http,
             Some("https") => Scheme::Https,
             _ => return Err(format!("`{input}` must start with http:// or https://")),
         };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("`{input}` has no host"))?;
+        let authority = uri.authority().ok_or_else(|| format!("`{input}` has no host"))?;
         if authority.as_str().contains('@') {
             return Err(format!("`{input}` must not contain user info"));
         }

@@ -8,15 +8,9 @@ pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Replaces every string in `value` (recursively) that references `${NAME}`.
 /// `path` names the value for error messages (`orgs[0].storages[1].endpoint`).
-pub fn interpolate_value(
-    value: &mut toml::Value,
-    path: &str,
-    lookup: Lookup<'_>,
-) -> Result<(), ConfigError> {
+pub fn interpolate_value(value: &mut toml::Value, path: &str, lookup: Lookup<'_>) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) => {
-            *s = interpolate(s, lookup).map_err(|m| ConfigError::at(path, m))?
-        }
+        toml::Value::String(s) => *s = interpolate(s, lookup).map_err(|m| ConfigError::at(path, m))?,
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 interpolate_value(item, &format!("{path}[{i}]"), lookup)?;
@@ -52,12 +46,9 @@ pub fn interpolate(input: &str, lookup: Lookup<'_>) -> Result<String, String> {
             let end = tail.find('}').ok_or("unterminated ${ in value")?;
             let name = &tail[..end];
             if !is_env_name(name) {
-                return Err(format!(
-                    "`${{{name}}}` is not a valid environment variable reference"
-                ));
+                return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
             }
-            let value =
-                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let value = lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
             out.push_str(&value);
             rest = &tail[end + 1..];
         } else {
@@ -91,10 +82,7 @@ mod tests {
     fn replaces_references_and_keeps_the_rest() {
         assert_eq!(interpolate("a-${SECRET}-b", &env).unwrap(), "a-s3cr3t-b");
         assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
-        assert_eq!(
-            interpolate("cost $5 and $$", &env).unwrap(),
-            "cost $5 and $"
-        );
+        assert_eq!(interpolate("cost $5 and $$", &env).unwrap(), "cost $5 and $");
         assert_eq!(interpolate("$${SECRET}", &env).unwrap(), "${SECRET}");
     }
 
@@ -113,8 +101,7 @@ mod tests {
 
     #[test]
     fn interpolation_error_names_the_key() {
-        let mut v: toml::Value =
-            toml::from_str("[auth]\nkeys = [{ secret = \"${NOPE}\" }]").unwrap();
+        let mut v: toml::Value = toml::from_str("[auth]\nkeys = [{ secret = \"${NOPE}\" }]").unwrap();
         let err = interpolate_value(&mut v, "", &env).unwrap_err();
         assert_eq!(err.key, "auth.keys[0].secret");
     }

@@ -130,9 +130,6 @@ pub enum CredentialsFile {
         secret_access_key: String,
         session_token: Option<String>,
     },
-    /// Parsed so that the error can say delegation is not available yet, instead of
-    /// complaining about unknown fields.
-    #[allow(dead_code)]
     AssumeRole {
         role_arn: String,
         external_id: String,

@@ -169,7 +169,15 @@ pub struct StaticKeys {
 /// How a storage authenticates to its bucket.
 #[derive(Debug, Clone)]
 pub enum StorageCredentials {
+    /// Static keys, used as they are.
     AccessKey(StaticKeys),
+    /// IAM-role delegation: the gateway assumes the customer's role with an external ID.
+    AssumeRole {
+        /// `arn:aws:iam::{account}:role/{name}`
+        role_arn: String,
+        /// The value the role's trust policy requires in `sts:ExternalId`.
+        external_id: String,
+    },
 }
 
 impl Config {

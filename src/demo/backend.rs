@@ -32,15 +32,12 @@ impl Backend {
         let keys = StaticKeys {
             access_key_id: format!(
                 "DEMO{}",
-                Alphanumeric
-                    .sample_string(&mut rand::thread_rng(), 16)
-                    .to_uppercase()
+                Alphanumeric.sample_string(&mut rand::thread_rng(), 16).to_uppercase()
             ),
             secret_access_key: Secret::new(Alphanumeric.sample_string(&mut rand::thread_rng(), 40)),
             session_token: None,
         };
-        let fs = s3s_fs::FileSystem::new(root)
-            .map_err(|e| format!("cannot open {}: {e:?}", root.display()))?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("cannot open {}: {e:?}", root.display()))?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(
             keys.access_key_id.clone(),
@@ -67,11 +64,7 @@ impl Backend {
             host: "127.0.0.1".into(),
             port: Some(port),
         };
-        Ok(Backend {
-            endpoint,
-            keys,
-            task,
-        })
+        Ok(Backend { endpoint, keys, task })
     }
 }
 

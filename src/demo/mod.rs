@@ -33,11 +33,7 @@ const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sample assets: (key, content type, bytes). Keys show off characters that break naive
 /// proxies.
 pub const ASSETS: [(&str, &str, &[u8]); 3] = [
-    (
-        "images/sample.jpg",
-        "image/jpeg",
-        include_bytes!("assets/sample.jpg"),
-    ),
+    ("images/sample.jpg", "image/jpeg", include_bytes!("assets/sample.jpg")),
     (
         "videos/sample clip (6s).mp4",
         "video/mp4",
@@ -62,12 +58,9 @@ pub struct Demo {
 impl Demo {
     /// Starts the backend, seeds the sample assets, and binds the gateway to `listen`.
     pub async fn start(listen: SocketAddr) -> Result<Demo, BoxError> {
-        let root = tempfile::Builder::new()
-            .prefix("assetgate-demo-")
-            .tempdir()?;
+        let root = tempfile::Builder::new().prefix("assetgate-demo-").tempdir()?;
         let backend = Backend::start(root.path()).await?;
-        let writer =
-            seed::S3Writer::new(backend.endpoint.clone(), backend.keys.clone(), "us-east-1");
+        let writer = seed::S3Writer::new(backend.endpoint.clone(), backend.keys.clone(), "us-east-1");
         writer.create_bucket(BUCKET).await?;
         for (key, content_type, bytes) in ASSETS {
             writer.put(BUCKET, key, content_type, bytes).await?;
@@ -82,9 +75,9 @@ impl Demo {
             _ => None,
         };
         let config = Config::from_toml(DEMO_CONFIG, &lookup)?;
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
-            format!("cannot listen on {listen}: {e} (choose another address with --listen)")
-        })?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e} (choose another address with --listen)"))?;
         Ok(Demo {
             backend,
             config,
@@ -95,22 +88,13 @@ impl Demo {
 
     /// The base URL of the gateway.
     pub fn base_url(&self) -> String {
-        let addr = self
-            .listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let addr = self.listener.local_addr().expect("a bound listener has an address");
         format!("http://{addr}")
     }
 
     /// A fresh labeler token for the demo org.
     pub fn token(&self) -> String {
-        token::mint(
-            &self.config.auth.keys[0],
-            "demo",
-            Some("local"),
-            None,
-            TOKEN_TTL,
-        )
+        token::mint(&self.config.auth.keys[0], "demo", Some("local"), None, TOKEN_TTL)
     }
 
     /// The gateway URL of one asset, with the token as query parameter.
@@ -131,10 +115,7 @@ impl Demo {
             self.backend.endpoint
         );
         for (key, content_type, _) in ASSETS {
-            out.push_str(&format!(
-                "  {content_type:<26} {}\n",
-                self.asset_url(key, &token)
-            ));
+            out.push_str(&format!("  {content_type:<26} {}\n", self.asset_url(key, &token)));
         }
         let (video, _, _) = ASSETS[1];
         out.push_str(&format!(

@@ -44,14 +44,9 @@ impl S3Writer {
 
     /// Creates `bucket`; an existing bucket of ours is fine.
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), WriteError> {
-        let res = self
-            .send(Method::PUT, &format!("/{bucket}"), None, Bytes::new())
-            .await;
+        let res = self.send(Method::PUT, &format!("/{bucket}"), None, Bytes::new()).await;
         match res {
-            Err(e)
-                if e.detail.contains("BucketAlreadyOwnedByYou")
-                    || e.detail.contains("BucketAlreadyExists") =>
-            {
+            Err(e) if e.detail.contains("BucketAlreadyOwnedByYou") || e.detail.contains("BucketAlreadyExists") => {
                 Ok(())
             }
             other => other,
@@ -94,9 +89,7 @@ impl S3Writer {
             builder = builder.header(http::header::CONTENT_TYPE, ct);
         }
         builder = builder.header(http::header::CONTENT_LENGTH, body.len());
-        let mut request = builder
-            .body(Full::new(body))
-            .map_err(|e| fail(e.to_string()))?;
+        let mut request = builder.body(Full::new(body)).map_err(|e| fail(e.to_string()))?;
         sign::sign_request(
             &mut request,
             &sign::identity(&self.keys),
@@ -104,11 +97,7 @@ impl S3Writer {
             SystemTime::now(),
         )
         .map_err(|e| fail(e.to_string()))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let response = self.client.request(request).await.map_err(|e| fail(e.to_string()))?;
         let status = response.status();
         let body = response
             .into_body()
@@ -119,10 +108,7 @@ impl S3Writer {
         if status == StatusCode::OK || status == StatusCode::NO_CONTENT {
             Ok(())
         } else {
-            Err(fail(format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&body)
-            )))
+            Err(fail(format!("{status}: {}", String::from_utf8_lossy(&body))))
         }
     }
 }

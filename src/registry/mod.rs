@@ -53,7 +53,7 @@ impl OrgEntry {
             .iter()
             .map(|s| {
                 let entry = StorageEntry {
-                    credentials: CredentialSource::for_storage(s),
+                    credentials: CredentialSource::for_storage(&org.id, s),
                     storage: s.clone(),
                 };
                 (s.id.clone(), Arc::new(entry))

@@ -53,9 +53,7 @@ fn virtual_host_ok(bucket: &str, endpoint: &Endpoint) -> bool {
     let dns_label = bucket
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    dns_label
-        && !endpoint.host_is_ip()
-        && !(bucket.contains('.') && endpoint.scheme == Scheme::Https)
+    dns_label && !endpoint.host_is_ip() && !(bucket.contains('.') && endpoint.scheme == Scheme::Https)
 }
 
 /// The upstream URL of an object, ready to be sent and signed.
@@ -139,14 +137,8 @@ mod tests {
     fn china_and_gcs_endpoints() {
         let mut s = storage(Provider::Aws, None, true);
         s.region = "cn-north-1".into();
-        assert_eq!(
-            object_url(&s, "b", "k"),
-            "https://s3.cn-north-1.amazonaws.com.cn/b/k"
-        );
+        assert_eq!(object_url(&s, "b", "k"), "https://s3.cn-north-1.amazonaws.com.cn/b/k");
         let s = storage(Provider::Gcs, None, true);
-        assert_eq!(
-            object_url(&s, "b", "k"),
-            "https://storage.googleapis.com/b/k"
-        );
+        assert_eq!(object_url(&s, "b", "k"), "https://storage.googleapis.com/b/k");
     }
 }

@@ -34,15 +34,13 @@ impl UpstreamClient {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            })
+            .with_no_client_auth();
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -59,10 +57,7 @@ impl UpstreamClient {
     }
 
     /// Sends a signed request and waits for the response headers.
-    pub async fn send(
-        &self,
-        request: http::Request<Empty<Bytes>>,
-    ) -> Result<http::Response<Incoming>, GatewayError> {
+    pub async fn send(&self, request: http::Request<Empty<Bytes>>) -> Result<http::Response<Incoming>, GatewayError> {
         match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
             Err(_) => Err(GatewayError::UpstreamTimeout),
             Ok(Err(err)) => Err(classify(&err)),

@@ -111,26 +111,15 @@ pub struct Target<'a> {
 
 impl Target<'_> {
     /// Builds, signs and sends the upstream request with `headers`.
-    pub async fn fetch(
-        &self,
-        client: &UpstreamClient,
-        headers: HeaderMap,
-    ) -> Result<Response<Incoming>, GatewayError> {
+    pub async fn fetch(&self, client: &UpstreamClient, headers: HeaderMap) -> Result<Response<Incoming>, GatewayError> {
         let url = address::object_url(self.storage, self.bucket, self.key);
         let mut request = Request::builder()
             .method(self.method.clone())
             .uri(&url)
             .body(Empty::<Bytes>::new())
-            .map_err(|_| {
-                GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into())
-            })?;
+            .map_err(|_| GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into()))?;
         *request.headers_mut() = headers;
-        sign::sign_request(
-            &mut request,
-            self.identity,
-            &self.storage.region,
-            SystemTime::now(),
-        )?;
+        sign::sign_request(&mut request, self.identity, &self.storage.region, SystemTime::now())?;
         client.send(request).await
     }
 }
@@ -175,10 +164,7 @@ mod tests {
     fn if_range_with_an_etag_becomes_if_match() {
         let mut h = headers(&[("range", "bytes=0-9"), ("if-range", "\"abc\"")]);
         assert!(emulate_if_range(&mut h));
-        assert_eq!(
-            h,
-            headers(&[("range", "bytes=0-9"), ("if-match", "\"abc\"")])
-        );
+        assert_eq!(h, headers(&[("range", "bytes=0-9"), ("if-match", "\"abc\"")]));
         assert_eq!(without_range(&h), HeaderMap::new());
     }
 
@@ -187,10 +173,7 @@ mod tests {
         let date = "Wed, 21 Oct 2015 07:28:00 GMT";
         let mut h = headers(&[("range", "bytes=0-9"), ("if-range", date)]);
         assert!(emulate_if_range(&mut h));
-        assert_eq!(
-            h,
-            headers(&[("range", "bytes=0-9"), ("if-unmodified-since", date)])
-        );
+        assert_eq!(h, headers(&[("range", "bytes=0-9"), ("if-unmodified-since", date)]));
     }
 
     #[test]
@@ -205,11 +188,7 @@ mod tests {
         let mut h = headers(&[("if-range", "\"abc\"")]);
         assert!(!emulate_if_range(&mut h));
         assert!(h.is_empty());
-        let mut h = headers(&[
-            ("range", "bytes=0-9"),
-            ("if-range", "\"a\""),
-            ("if-match", "\"b\""),
-        ]);
+        let mut h = headers(&[("range", "bytes=0-9"), ("if-range", "\"a\""), ("if-match", "\"b\"")]);
         assert!(!emulate_if_range(&mut h));
         assert_eq!(h.len(), 3);
     }

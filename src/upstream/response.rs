@@ -55,9 +55,8 @@ pub fn s3_error_code(body: &[u8]) -> Option<String> {
     let start = text.find("<Code>")? + "<Code>".len();
     let len = text[start..].find("</Code>")?;
     let code = text[start..start + len].trim();
-    let plausible = !code.is_empty()
-        && code.len() <= 64
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    let plausible =
+        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
     plausible.then(|| code.to_string())
 }
 
@@ -74,9 +73,7 @@ pub fn map_error(status: StatusCode, code: Option<&str>) -> GatewayError {
         403 => GatewayError::UpstreamAccessDenied(code.unwrap_or_else(|| "AccessDenied".into())),
         412 => GatewayError::PreconditionFailed,
         416 => GatewayError::RangeNotSatisfiable,
-        503 => GatewayError::UpstreamUnavailable(
-            "the storage is overloaded or unavailable, try again".into(),
-        ),
+        503 => GatewayError::UpstreamUnavailable("the storage is overloaded or unavailable, try again".into()),
         301 | 307 => GatewayError::UpstreamError {
             code: code.unwrap_or_else(|| "PermanentRedirect".into()),
             hint: Some(REGION_HINT),
@@ -88,8 +85,13 @@ pub fn map_error(status: StatusCode, code: Option<&str>) -> GatewayError {
     }
 }
 
-const REGION_HINT: &str =
-    "the bucket is in another region or behind another endpoint than the storage says";
+/// Whether the bucket refused credentials in a way fresh temporary credentials can fix.
+pub fn is_stale_credentials(err: &GatewayError) -> bool {
+    matches!(err, GatewayError::UpstreamCredentialsRejected(code)
+        if matches!(code.as_str(), "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" | "InvalidAccessKeyId"))
+}
+
+const REGION_HINT: &str = "the bucket is in another region or behind another endpoint than the storage says";
 
 fn map_code(code: &str) -> Option<GatewayError> {
     Some(match code {
@@ -110,12 +112,12 @@ fn map_code(code: &str) -> Option<GatewayError> {
         "SlowDown" | "ServiceUnavailable" => {
             GatewayError::UpstreamUnavailable("the storage asked us to slow down, try again".into())
         }
-        "PermanentRedirect"
-        | "AuthorizationHeaderMalformed"
-        | "IllegalLocationConstraintException" => GatewayError::UpstreamError {
-            code: code.into(),
-            hint: Some(REGION_HINT),
-        },
+        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => {
+            GatewayError::UpstreamError {
+                code: code.into(),
+                hint: Some(REGION_HINT),
+            }
+        }
         _ => return None,
     })
 }
@@ -136,10 +138,7 @@ mod tests {
         up.insert("seaweed-x-amz-owner", "admin".parse().unwrap());
         let out = client_headers(&up, &HeaderValue::from_static("private, max-age=300"));
         let names: Vec<_> = out.keys().map(|k| k.as_str()).collect();
-        assert_eq!(
-            names,
-            ["content-type", "etag", "cache-control", "accept-ranges"]
-        );
+        assert_eq!(names, ["content-type", "etag", "cache-control", "accept-ranges"]);
         assert_eq!(out["cache-control"], "private, max-age=300");
     }
 
@@ -153,7 +152,8 @@ mod tests {
 
     #[test]
     fn extracts_the_code_and_nothing_else() {
-        let xml = br#"<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>The key k does not exist</Message></Error>"#;
+        let xml =
+            br#"<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>The key k does not exist</Message></Error>"#;
         assert_eq!(s3_error_code(xml).as_deref(), Some("NoSuchKey"));
         assert_eq!(s3_error_code(b"<Error><Code><script></Code></Error>"), None);
         assert_eq!(s3_error_code(b"not xml"), None);
@@ -166,14 +166,8 @@ mod tests {
         assert_eq!(map(404, "NoSuchKey"), "no_such_key");
         assert_eq!(map(404, "NoSuchBucket"), "no_such_bucket");
         assert_eq!(map(403, "AccessDenied"), "upstream_access_denied");
-        assert_eq!(
-            map(403, "InvalidAccessKeyId"),
-            "upstream_credentials_rejected"
-        );
-        assert_eq!(
-            map(403, "SignatureDoesNotMatch"),
-            "upstream_credentials_rejected"
-        );
+        assert_eq!(map(403, "InvalidAccessKeyId"), "upstream_credentials_rejected");
+        assert_eq!(map(403, "SignatureDoesNotMatch"), "upstream_credentials_rejected");
         assert_eq!(map(400, "ExpiredToken"), "upstream_credentials_rejected");
         assert_eq!(map(503, "SlowDown"), "upstream_unavailable");
         assert_eq!(map(301, "PermanentRedirect"), "upstream_error");

@@ -64,13 +64,8 @@ pub fn sign_request<B>(
         .iter()
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
     let uri = request.uri().to_string();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri,
-        headers,
-        SignableBody::UnsignedPayload,
-    )
-    .map_err(|_| GatewayError::Internal)?;
+    let signable = SignableRequest::new(request.method().as_str(), uri, headers, SignableBody::UnsignedPayload)
+        .map_err(|_| GatewayError::Internal)?;
     let (instructions, _signature) = sign(signable, &params)
         .map_err(|_| GatewayError::Internal)?
         .into_parts();
@@ -104,9 +99,7 @@ mod tests {
         let req = signed("https://examplebucket.s3.amazonaws.com/test.txt", None);
         let auth = req.headers()["authorization"].to_str().unwrap();
         assert!(
-            auth.starts_with(
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/s3/aws4_request"
-            ),
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/s3/aws4_request"),
             "{auth}"
         );
         assert!(
@@ -154,13 +147,7 @@ mod tests {
             .header("range", "bytes=0-")
             .body(())
             .unwrap();
-        sign_request(
-            &mut req,
-            &identity(&keys(None)),
-            "us-east-1",
-            SystemTime::now(),
-        )
-        .unwrap();
+        sign_request(&mut req, &identity(&keys(None)), "us-east-1", SystemTime::now()).unwrap();
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()

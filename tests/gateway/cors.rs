@@ -27,10 +27,7 @@ async fn gateway() -> TestGateway {
 
 fn assert_cors(r: &crate::support::client::Reply, origin: &str, what: &str) {
     assert_eq!(
-        r.headers
-            .get_all("access-control-allow-origin")
-            .iter()
-            .count(),
+        r.headers.get_all("access-control-allow-origin").iter().count(),
         1,
         "{what}"
     );
@@ -72,11 +69,7 @@ async fn every_status_carries_the_cors_headers() {
     let not_modified = get(&url, &[("authorization", &t), o, ("if-none-match", etag)]).await;
     assert_eq!(not_modified.status, 304);
     assert_cors(&not_modified, EDITOR_ORIGIN, "304");
-    let missing = get(
-        &gw.url("acme", "main", BUCKET, "nope.png"),
-        &[("authorization", &t), o],
-    )
-    .await;
+    let missing = get(&gw.url("acme", "main", BUCKET, "nope.png"), &[("authorization", &t), o]).await;
     assert_eq!(missing.status, 404);
     assert_cors(&missing, EDITOR_ORIGIN, "404");
     let unauthorized = get(&url, &[o]).await;
@@ -127,23 +120,14 @@ async fn preflight_answers_204_with_the_allowed_headers() {
         &[
             ("origin", EDITOR_ORIGIN),
             ("access-control-request-method", "GET"),
-            (
-                "access-control-request-headers",
-                "authorization, range, x-custom",
-            ),
+            ("access-control-request-headers", "authorization, range, x-custom"),
         ],
     )
     .await;
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-origin"), EDITOR_ORIGIN);
-    assert_eq!(
-        r.header("access-control-allow-methods"),
-        "GET, HEAD, OPTIONS"
-    );
-    assert_eq!(
-        r.header("access-control-allow-headers"),
-        "authorization, range"
-    );
+    assert_eq!(r.header("access-control-allow-methods"), "GET, HEAD, OPTIONS");
+    assert_eq!(r.header("access-control-allow-headers"), "authorization, range");
     assert_eq!(r.header("access-control-max-age"), "600");
     assert!(r.body.is_empty());
 }
@@ -151,9 +135,7 @@ async fn preflight_answers_204_with_the_allowed_headers() {
 #[tokio::test]
 async fn a_disallowed_origin_gets_403_and_no_bytes_from_the_bucket() {
     let upstream = StandIn::start(|mut s| async move {
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
-            .await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret").await;
     })
     .await;
     let orgs = format!(
@@ -163,11 +145,7 @@ async fn a_disallowed_origin_gets_403_and_no_bytes_from_the_bucket() {
     let gw = TestGateway::start(&config("", &orgs)).await;
     let url = gw.url("acme", "main", "b-bucket", "k");
     let t = format!("Bearer {}", token("acme"));
-    for origin in [
-        "https://evil.example",
-        "null",
-        "https://editor.test.evil.example",
-    ] {
+    for origin in ["https://evil.example", "null", "https://editor.test.evil.example"] {
         let r = get(&url, &[("authorization", &t), ("origin", origin)]).await;
         assert_eq!(
             (r.status.as_u16(), r.error_code().as_str()),
@@ -186,10 +164,7 @@ async fn a_disallowed_origin_gets_403_and_no_bytes_from_the_bucket() {
     assert_eq!(upstream.count(), 0, "the bucket was asked");
     let no_origin = get(&url, &[("authorization", &t)]).await;
     assert_eq!(no_origin.body, "secret");
-    assert!(no_origin
-        .headers
-        .get("access-control-allow-origin")
-        .is_none());
+    assert!(no_origin.headers.get("access-control-allow-origin").is_none());
 }
 
 /// A stand-in, because real S3 servers only send CORS headers when asked with an `Origin`,

@@ -9,14 +9,9 @@ use crate::support::client::{get, head};
 
 #[tokio::test]
 async fn the_demo_serves_its_sample_assets() {
-    let demo = Demo::start(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let demo = Demo::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let token = demo.token();
-    let urls: Vec<String> = ASSETS
-        .iter()
-        .map(|(key, _, _)| demo.asset_url(key, &token))
-        .collect();
+    let urls: Vec<String> = ASSETS.iter().map(|(key, _, _)| demo.asset_url(key, &token)).collect();
     let banner = demo.banner();
     assert!(urls.iter().all(|u| banner.contains(u.as_str())), "{banner}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -28,10 +23,7 @@ async fn the_demo_serves_its_sample_assets() {
         assert_eq!(r.status, 200, "{url}");
         assert_eq!(r.header("content-type"), *content_type);
         assert!(r.body[..] == bytes[..], "{url}");
-        assert_eq!(
-            head(url, &[]).await.header("content-length"),
-            bytes.len().to_string()
-        );
+        assert_eq!(head(url, &[]).await.header("content-length"), bytes.len().to_string());
     }
     let video = get(&urls[1], &[("range", "bytes=0-")]).await;
     assert_eq!(video.status, 206);

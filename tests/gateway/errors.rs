@@ -35,12 +35,7 @@ async fn s3_errors_map_to_their_codes() {
     };
     let orgs = format!(
         "[[orgs]]\nid = \"acme\"\n{}{}{}",
-        storage(
-            "main",
-            &sw.endpoint,
-            &[BUCKET, "never-created-bucket"],
-            &sw.reader
-        ),
+        storage("main", &sw.endpoint, &[BUCKET, "never-created-bucket"], &sw.reader),
         storage("wrong", &sw.endpoint, &[BUCKET], &wrong),
         storage("unknown", &sw.endpoint, &[BUCKET], &unknown),
     );
@@ -78,29 +73,13 @@ async fn s3_errors_map_to_their_codes() {
             "bucket_not_allowed",
             None,
         ),
-        (
-            gw.url("acme", "nowhere", BUCKET, "k.jpg"),
-            404,
-            "unknown_storage",
-            None,
-        ),
+        (gw.url("acme", "nowhere", BUCKET, "k.jpg"), 404, "unknown_storage", None),
     ];
     for (url, status, code, upstream_code) in cases {
         let r = get(&url, &[("authorization", &auth)]).await;
-        assert_eq!(
-            (r.status.as_u16(), r.error_code().as_str()),
-            (status, code),
-            "{url}"
-        );
-        assert_eq!(
-            r.json()["error"]["upstreamCode"].as_str(),
-            upstream_code,
-            "{url}"
-        );
-        assert_clean(
-            &r,
-            &[wrong_secret, sw.reader.secret_access_key.expose(), &t],
-        );
+        assert_eq!((r.status.as_u16(), r.error_code().as_str()), (status, code), "{url}");
+        assert_eq!(r.json()["error"]["upstreamCode"].as_str(), upstream_code, "{url}");
+        assert_clean(&r, &[wrong_secret, sw.reader.secret_access_key.expose(), &t]);
     }
     let h = head(
         &gw.url("acme", "main", BUCKET, "absent.jpg"),
@@ -124,10 +103,7 @@ async fn unknown_org_method_and_path_errors() {
         &[("authorization", &format!("Bearer {}", token("initech")))],
     )
     .await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (404, "unknown_org")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (404, "unknown_org"));
     let url = gw.url("acme", "main", BUCKET, "k");
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
         let r = request(method.clone(), &url, &[]).await;
@@ -139,22 +115,13 @@ async fn unknown_org_method_and_path_errors() {
         assert_eq!(r.header("allow"), "GET, HEAD, OPTIONS");
     }
     let r = get(
-        &format!(
-            "{}/v1/orgs/acme/storages/main/objects/{BUCKET}/bad%zz",
-            gw.base
-        ),
+        &format!("{}/v1/orgs/acme/storages/main/objects/{BUCKET}/bad%zz", gw.base),
         &[],
     )
     .await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (400, "invalid_request")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (400, "invalid_request"));
     let r = get(&format!("{}/nothing/here", gw.base), &[]).await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (404, "not_found")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (404, "not_found"));
     assert_clean(&r, &[]);
 }
 
@@ -202,8 +169,7 @@ async fn a_backend_that_is_down_is_503() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let endpoint =
-        assetgate::config::Endpoint::parse(&format!("http://127.0.0.1:{closed}")).unwrap();
+    let endpoint = assetgate::config::Endpoint::parse(&format!("http://127.0.0.1:{closed}")).unwrap();
     let orgs = format!(
         "[[orgs]]\nid = \"acme\"\n{}",
         storage("main", &endpoint, &["b-bucket"], &any_keys())
@@ -242,9 +208,6 @@ async fn a_backend_that_never_answers_is_504() {
         &[("authorization", &format!("Bearer {}", token("acme")))],
     )
     .await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (504, "upstream_timeout")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (504, "upstream_timeout"));
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -28,10 +28,7 @@ fn awkward_keys() -> Vec<String> {
     .collect();
     // 1000 bytes, in segments SeaweedFS accepts (it limits a path segment to 255 bytes).
     let segment = "s".repeat(199);
-    keys.push(format!(
-        "{segment}/{segment}/{segment}/{segment}/{}",
-        "e".repeat(200)
-    ));
+    keys.push(format!("{segment}/{segment}/{segment}/{segment}/{}", "e".repeat(200)));
     assert_eq!(keys.last().unwrap().len(), 1000);
     keys
 }
@@ -75,12 +72,7 @@ async fn awkward_keys_are_signed_and_served_correctly() {
         );
         for url in [fully, minimal] {
             let r = get(&url, &[("authorization", &auth)]).await;
-            assert_eq!(
-                r.status,
-                200,
-                "{key} via {url}: {:?}",
-                String::from_utf8_lossy(&r.body)
-            );
+            assert_eq!(r.status, 200, "{key} via {url}: {:?}", String::from_utf8_lossy(&r.body));
             assert_eq!(r.body, key.as_bytes(), "{key}");
         }
     }
@@ -102,16 +94,7 @@ async fn dot_segments_double_and_trailing_slashes_reach_the_bucket_verbatim() {
             gw.base
         );
         let r = get(&url, &[("authorization", &auth)]).await;
-        assert_eq!(
-            r.status,
-            200,
-            "{key}: {:?}",
-            String::from_utf8_lossy(&r.body)
-        );
-        assert_eq!(
-            r.body,
-            format!("content of {key}").as_bytes(),
-            "{key} was normalised"
-        );
+        assert_eq!(r.status, 200, "{key}: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.body, format!("content of {key}").as_bytes(), "{key} was normalised");
     }
 }

@@ -41,36 +41,21 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // The demo's in-process s3s backend, with one good and one wrong-secret storage.
-    let demo = Demo::start(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let demo = Demo::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let backend = &demo.backend;
     let wrong_secret = "wrong-secret-never-to-be-logged-42";
     let mut wrong = backend.keys.clone();
     wrong.secret_access_key = assetgate::secret::Secret::new(wrong_secret);
     let orgs = format!(
         "[[orgs]]\nid = \"acme\"\n{}{}",
-        storage(
-            "main",
-            &backend.endpoint,
-            &[assetgate::demo::BUCKET],
-            &backend.keys
-        ),
-        storage(
-            "wrong",
-            &backend.endpoint,
-            &[assetgate::demo::BUCKET],
-            &wrong
-        ),
+        storage("main", &backend.endpoint, &[assetgate::demo::BUCKET], &backend.keys),
+        storage("wrong", &backend.endpoint, &[assetgate::demo::BUCKET], &wrong),
     );
     let gw = TestGateway::start(&config("", &orgs)).await;
     let t = token("acme");
     let key = assetgate::demo::ASSETS[0].0;
     let ok = get(
-        &format!(
-            "{}?token={t}",
-            gw.url("acme", "main", assetgate::demo::BUCKET, key)
-        ),
+        &format!("{}?token={t}", gw.url("acme", "main", assetgate::demo::BUCKET, key)),
         &[],
     )
     .await;

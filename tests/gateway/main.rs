@@ -4,6 +4,7 @@
 mod support;
 
 mod cors;
+mod delegation;
 mod demo;
 mod errors;
 mod keys;

@@ -31,9 +31,9 @@ async fn get_and_head_are_byte_identical_for_every_size() {
         assert!(!r.header("etag").is_empty());
         assert_eq!(r.header("cache-control"), "private, max-age=300");
         assert!(
-            r.headers.keys().all(|k| !k.as_str().starts_with("x-amz-")
-                && k != "server"
-                && !k.as_str().starts_with("seaweed")),
+            r.headers
+                .keys()
+                .all(|k| !k.as_str().starts_with("x-amz-") && k != "server" && !k.as_str().starts_with("seaweed")),
             "{:?}",
             r.headers
         );

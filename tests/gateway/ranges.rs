@@ -25,10 +25,7 @@ async fn open_ended_range_from_zero_is_206_as_safari_needs() {
     let (_gw, url, data, auth) = setup().await;
     let r = get(&url, &[("authorization", &auth), ("range", "bytes=0-")]).await;
     assert_eq!(r.status, 206);
-    assert_eq!(
-        r.header("content-range"),
-        format!("bytes 0-{}/{SIZE}", SIZE - 1)
-    );
+    assert_eq!(r.header("content-range"), format!("bytes 0-{}/{SIZE}", SIZE - 1));
     assert_eq!(r.header("accept-ranges"), "bytes");
     assert_eq!(r.body, data);
 }
@@ -80,17 +77,10 @@ async fn malformed_or_multi_ranges_get_the_whole_object() {
 #[tokio::test]
 async fn if_range_serves_the_range_only_while_the_etag_matches() {
     let (_gw, url, data, auth) = setup().await;
-    let etag = get(&url, &[("authorization", &auth)])
-        .await
-        .header("etag")
-        .to_string();
+    let etag = get(&url, &[("authorization", &auth)]).await.header("etag").to_string();
     let r = get(
         &url,
-        &[
-            ("authorization", &auth),
-            ("range", "bytes=0-9"),
-            ("if-range", &etag),
-        ],
+        &[("authorization", &auth), ("range", "bytes=0-9"), ("if-range", &etag)],
     )
     .await;
     assert_eq!(r.status, 206);
@@ -111,10 +101,7 @@ async fn if_range_serves_the_range_only_while_the_etag_matches() {
 #[tokio::test]
 async fn if_none_match_gives_304_with_cors_and_if_match_mismatch_412() {
     let (_gw, url, _data, auth) = setup().await;
-    let etag = get(&url, &[("authorization", &auth)])
-        .await
-        .header("etag")
-        .to_string();
+    let etag = get(&url, &[("authorization", &auth)]).await.header("etag").to_string();
     let r = get(
         &url,
         &[

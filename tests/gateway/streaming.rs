@@ -48,10 +48,7 @@ async fn the_first_chunk_arrives_while_the_bucket_holds_back_the_rest() {
     let auth = format!("Bearer {}", token("acme"));
     let response = send(Method::GET, &url, &[("authorization", &auth)]).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-length"],
-        TOTAL.to_string().as_str()
-    );
+    assert_eq!(response.headers()["content-length"], TOTAL.to_string().as_str());
     let mut body = response.into_body();
     let mut received = 0;
     while received < FIRST {
@@ -106,10 +103,7 @@ async fn a_chunked_body_that_dies_mid_way_aborts_too() {
     let result = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
         .await
         .unwrap();
-    assert!(
-        result.is_err(),
-        "a truncated chunked body was delivered as complete"
-    );
+    assert!(result.is_err(), "a truncated chunked body was delivered as complete");
 }
 
 #[tokio::test]

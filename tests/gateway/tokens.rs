@@ -14,8 +14,7 @@ async fn two_orgs() -> TestGateway {
         &[("imgs/cat.jpg", b"acme cat"), ("docs/a.pdf", b"acme pdf")],
     )
     .await;
-    sw.seed("globex-assets", &[("imgs/cat.jpg", b"globex cat")])
-        .await;
+    sw.seed("globex-assets", &[("imgs/cat.jpg", b"globex cat")]).await;
     let orgs = format!(
         "[[orgs]]\nid = \"acme\"\n{}{}\n[[orgs]]\nid = \"globex\"\n{}",
         storage("main", &sw.endpoint, &["acme-assets"], &sw.reader),
@@ -42,9 +41,7 @@ async fn header_and_query_tokens_both_work() {
     let url = gw.url("acme", "main", "acme-assets", "imgs/cat.jpg");
     let t = token("acme");
     assert_eq!(
-        get(&url, &[("authorization", &format!("Bearer {t}"))])
-            .await
-            .body,
+        get(&url, &[("authorization", &format!("Bearer {t}"))]).await.body,
         "acme cat"
     );
     assert_eq!(get(&format!("{url}?token={t}"), &[]).await.body, "acme cat");
@@ -91,17 +88,10 @@ async fn every_token_failure_has_its_code() {
         (Some(not_yet), 401, "invalid_token"),
     ];
     for (t, status, code) in cases {
-        let headers: Vec<(&str, String)> = t
-            .iter()
-            .map(|t| ("authorization", format!("Bearer {t}")))
-            .collect();
+        let headers: Vec<(&str, String)> = t.iter().map(|t| ("authorization", format!("Bearer {t}"))).collect();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = get(&url, &headers).await;
-        assert_eq!(
-            (r.status.as_u16(), r.error_code().as_str()),
-            (status, code),
-            "{t:?}"
-        );
+        assert_eq!((r.status.as_u16(), r.error_code().as_str()), (status, code), "{t:?}");
         if let Some(t) = &t {
             assert!(
                 !String::from_utf8_lossy(&r.body).contains(t.as_str()),
@@ -122,10 +112,7 @@ async fn a_token_for_one_org_never_reads_another_orgs_storage() {
         &[("authorization", &acme)],
     )
     .await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (403, "token_scope")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (403, "token_scope"));
     // Nor through its own storage, naming the other org's bucket.
     let r = get(
         &gw.url("acme", "main", "globex-assets", "imgs/cat.jpg"),
@@ -137,11 +124,7 @@ async fn a_token_for_one_org_never_reads_another_orgs_storage() {
         (403, "bucket_not_allowed")
     );
     // Nor by probing for orgs that may not exist.
-    let r = get(
-        &gw.url("initech", "main", "x-bucket", "k"),
-        &[("authorization", &acme)],
-    )
-    .await;
+    let r = get(&gw.url("initech", "main", "x-bucket", "k"), &[("authorization", &acme)]).await;
     assert_eq!(r.error_code(), "token_scope");
 }
 
@@ -167,19 +150,13 @@ async fn storage_and_prefix_claims_limit_the_token() {
         &[("authorization", &scoped)],
     )
     .await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (403, "token_scope")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (403, "token_scope"));
     let r = get(
         &gw.url("acme", "second", "acme-assets", "imgs/cat.jpg"),
         &[("authorization", &scoped)],
     )
     .await;
-    assert_eq!(
-        (r.status.as_u16(), r.error_code().as_str()),
-        (403, "token_scope")
-    );
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (403, "token_scope"));
 }
 
 #[tokio::test]
@@ -187,9 +164,7 @@ async fn the_token_never_goes_upstream() {
     let upstream = StandIn::start(|mut s| async move {
         use tokio::io::AsyncWriteExt;
         let _ = s
-            .write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok",
-            )
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
             .await;
     })
     .await;
@@ -201,20 +176,12 @@ async fn the_token_never_goes_upstream() {
     let t = token("acme");
     let url = gw.url("acme", "main", "b-bucket", "k.jpg");
     assert_eq!(
-        get(
-            &format!("{url}?token={t}&x=1"),
-            &[("cookie", "session=abc")]
-        )
-        .await
-        .body,
-        "ok"
-    );
-    assert_eq!(
-        get(&url, &[("authorization", &format!("Bearer {t}"))])
+        get(&format!("{url}?token={t}&x=1"), &[("cookie", "session=abc")])
             .await
             .body,
         "ok"
     );
+    assert_eq!(get(&url, &[("authorization", &format!("Bearer {t}"))]).await.body, "ok");
     let heads = upstream.heads.lock().unwrap().clone();
     assert_eq!(heads.len(), 2);
     for head in heads {

@@ -2,8 +2,9 @@
 
 Usage: moto_setup.py PORT < spec.json
 
-spec: {"buckets": {"name": {"key": "text", ...}}}
-Prints the gateway user's keys as JSON. Runs while moto's auth is still off (see
+spec: {"buckets": {"name": {"key": "text", ...}},
+       "roles": {"role-name": "external id required by its trust policy"}}
+Prints the gateway user's keys and the role ARNs as JSON. Runs while moto's auth is still off (see
 shared TESTING.md): creates the IAM user and its keys, the buckets and objects, and only
 then switches signature and IAM checks on.
 """
@@ -40,6 +41,39 @@ iam.put_user_policy(
     ),
 )
 key = iam.create_access_key(UserName="gateway")["AccessKey"]
+user_arn = iam.get_user(UserName="gateway")["User"]["Arn"]
+
+role_arns = {}
+for role, external_id in spec.get("roles", {}).items():
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": user_arn},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            }
+        ],
+    }
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=role,
+        PolicyName="labeling-read",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
+    role_arns[role] = arn
 
 for bucket, objects in spec.get("buckets", {}).items():
     s3.create_bucket(Bucket=bucket)
@@ -53,4 +87,8 @@ request = urllib.request.Request(
     f"{endpoint}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST"
 )
 urllib.request.urlopen(request).read()
-print(json.dumps({"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}))
+print(
+    json.dumps(
+        {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"], "roles": role_arns}
+    )
+)

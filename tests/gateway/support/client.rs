@@ -24,13 +24,8 @@ impl Reply {
 
     /// The JSON error body's `error.code`.
     pub fn error_code(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_else(|_| {
-            panic!(
-                "not JSON ({}): {:?}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        });
+        let v: serde_json::Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {:?}", self.status, String::from_utf8_lossy(&self.body)));
         v["error"]["code"].as_str().unwrap_or_default().to_string()
     }
 
@@ -61,17 +56,8 @@ pub async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Rep
     let response = send(method, url, headers).await;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("complete body")
-        .to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    let body = response.into_body().collect().await.expect("complete body").to_bytes();
+    Reply { status, headers, body }
 }
 
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod fake_sts;
 pub mod moto;
 pub mod process;
 pub mod seaweed;
@@ -92,6 +93,8 @@ credentials = {{ type = "access_key", access_key_id = "{}", secret_access_key = 
 /// A gateway serving `config` on 127.0.0.1:0 inside the test's runtime; stops when dropped.
 pub struct TestGateway {
     pub base: String,
+    /// The running gateway's state, for tests that read its counters.
+    pub gateway: std::sync::Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -103,11 +106,12 @@ impl TestGateway {
         let gateway = std::sync::Arc::new(Gateway::new(&config));
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServeOptions::from_config(&config.server);
-        tokio::spawn(server::run(listener, gateway, options, async {
+        tokio::spawn(server::run(listener, gateway.clone(), options, async {
             let _ = stopped.await;
         }));
         TestGateway {
             base,
+            gateway,
             stop: Some(stop),
         }
     }

@@ -16,8 +16,7 @@ pub struct Background {
 impl Background {
     /// Runs `program args...` in the background, logging to `log`.
     pub fn spawn(program: &str, args: &[String], log: &Path, cleanup: &str) -> Background {
-        let script =
-            format!("\"$@\" & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid; {cleanup}");
+        let script = format!("\"$@\" & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid; {cleanup}");
         let out = std::fs::File::create(log).unwrap();
         let child = Command::new("sh")
             .arg("-c")
@@ -56,30 +55,17 @@ impl Background {
 
 /// `n` distinct free TCP ports on 127.0.0.1.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// Waits until `ready()` is true, checking the process is still alive; panics after `limit`.
-pub fn wait_until(
-    bg: &mut Background,
-    what: &str,
-    limit: Duration,
-    mut ready: impl FnMut() -> bool,
-) {
+pub fn wait_until(bg: &mut Background, what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
         bg.check_alive(what);
         if start.elapsed() > limit {
-            panic!(
-                "{what} was not ready after {limit:?}; log at {}",
-                bg.log.display()
-            );
+            panic!("{what} was not ready after {limit:?}; log at {}", bg.log.display());
         }
         std::thread::sleep(Duration::from_millis(200));
     }

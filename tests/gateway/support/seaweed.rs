@@ -19,6 +19,8 @@ pub struct Seaweed {
     pub reader: StaticKeys,
     /// Allowed to read one unrelated bucket only: gets AccessDenied everywhere else.
     pub limited: StaticKeys,
+    /// No S3 rights of its own; trusted by [`ROLE_ARN`] (SeaweedFS's STS, on the S3 port).
+    pub delegator: StaticKeys,
     /// The process; kept so that it lives as long as the test process.
     _process: Mutex<Background>,
 }
@@ -32,6 +34,10 @@ fn keys(id: &str, secret: &str) -> StaticKeys {
 }
 
 /// The shared server, started on first use.
+/// A read-only role in SeaweedFS's IAM. Its trust policy has no `sts:ExternalId` condition:
+/// SeaweedFS does not support one (such a role refuses everyone).
+pub const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/LabelingRead";
+
 pub fn seaweed() -> &'static Seaweed {
     static SEAWEED: OnceLock<Seaweed> = OnceLock::new();
     SEAWEED.get_or_init(start)
@@ -60,6 +66,7 @@ fn start() -> Seaweed {
     let admin = keys("weedadmin", "weedadmin-secret-0123456789");
     let reader = keys("weedreader", "weedreader-secret-0123456789");
     let limited = keys("weedlimited", "weedlimited-secret-0123456789");
+    let delegator = keys("weeddelegator", "weeddelegator-secret-0123456789");
     let dir = scratch_dir("seaweed");
     let identities = serde_json::json!({ "identities": [
         { "name": "admin", "credentials": [{ "accessKey": admin.access_key_id, "secretKey": admin.secret_access_key.expose() }],
@@ -68,9 +75,26 @@ fn start() -> Seaweed {
           "actions": ["Read", "List"] },
         { "name": "limited", "credentials": [{ "accessKey": limited.access_key_id, "secretKey": limited.secret_access_key.expose() }],
           "actions": ["Read:unrelated-bucket"] },
+        { "name": "delegator", "credentials": [{ "accessKey": delegator.access_key_id, "secretKey": delegator.secret_access_key.expose() }],
+          "actions": [] },
     ]});
     std::fs::write(dir.join("s3.json"), identities.to_string()).unwrap();
-    std::fs::write(dir.join("iam.json"), "{}").unwrap();
+    let iam = serde_json::json!({
+        "sts": { "tokenDuration": 3_600_000_000_000u64, "maxSessionLength": 43_200_000_000_000u64, "issuer": "seaweedfs-sts",
+                 "signingKey": "YXNzZXRnYXRlLXRlc3Qtc2lnbmluZy1rZXktMzItYnl0ZXM=" },
+        "policy": { "defaultEffect": "Deny", "storeType": "memory" },
+        "roles": [{
+            "roleName": "LabelingRead", "roleArn": ROLE_ARN,
+            "trustPolicy": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow",
+                "Principal": { "AWS": "arn:aws:iam::000000000000:user/delegator" }, "Action": ["sts:AssumeRole"] }] },
+            "attachedPolicies": ["LabelingReadPolicy"],
+        }],
+        "policies": [{ "name": "LabelingReadPolicy", "document": { "Version": "2012-10-17", "Statement": [
+            { "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::*", "arn:aws:s3:::*/*"] },
+            { "Effect": "Allow", "Action": "sts:ValidateSession", "Resource": "*" },
+        ]}}],
+    });
+    std::fs::write(dir.join("iam.json"), iam.to_string()).unwrap();
     let p = free_ports(11);
     let d = dir.display();
     let args: Vec<String> = [
@@ -100,12 +124,7 @@ fn start() -> Seaweed {
     ]
     .into();
     let weed = program("WEED", "weed");
-    let mut process = Background::spawn(
-        &weed,
-        &args,
-        &dir.join("weed.log"),
-        &format!("rm -rf '{d}'"),
-    );
+    let mut process = Background::spawn(&weed, &args, &dir.join("weed.log"), &format!("rm -rf '{d}'"));
     let endpoint = Endpoint {
         scheme: Scheme::Http,
         host: "127.0.0.1".into(),
@@ -115,14 +134,13 @@ fn start() -> Seaweed {
         endpoint: endpoint.clone(),
         admin: admin.clone(),
     };
-    wait_until(&mut process, "SeaweedFS", Duration::from_secs(60), || {
-        probe.ready()
-    });
+    wait_until(&mut process, "SeaweedFS", Duration::from_secs(60), || probe.ready());
     Seaweed {
         endpoint,
         admin,
         reader,
         limited,
+        delegator,
         _process: Mutex::new(process),
     }
 }

@@ -27,6 +27,15 @@ impl StandIn {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        StandIn::with_head(move |stream, _head| handler(stream)).await
+    }
+
+    /// Like `start`, with the request head (as text) passed to the handler.
+    pub async fn with_head<F, Fut>(handler: F) -> StandIn
+    where
+        F: Fn(TcpStream, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -39,17 +48,13 @@ impl StandIn {
                 tokio::spawn(async move {
                     if let Some(head) = read_head(&mut stream).await {
                         count.fetch_add(1, Ordering::SeqCst);
-                        seen.lock().unwrap().push(head);
-                        handler(stream).await;
+                        seen.lock().unwrap().push(head.clone());
+                        handler(stream, head).await;
                     }
                 });
             }
         });
-        StandIn {
-            addr,
-            requests,
-            heads,
-        }
+        StandIn { addr, requests, heads }
     }
 
     pub fn endpoint(&self) -> Endpoint {

@@ -1,0 +1,216 @@
+//! The cache of temporary credentials (moka): each entry lives until its own
+//! `Expiration - refresh_margin`; concurrent misses for one storage share one AssumeRole; a
+//! failure is remembered for `failure_cache`; while STS is down, credentials that have not
+//! really expired yet keep being used.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_smithy_runtime_api::client::identity::Identity;
+use moka::future::Cache;
+use moka::Expiry;
+
+use super::sts::{RoleRequest, Sts, Temporary};
+use crate::error::GatewayError;
+
+/// Credentials this close to their real expiry are never used: a request signed with them
+/// could reach the bucket after they expired.
+const SAFETY: Duration = Duration::from_secs(30);
+
+/// Counters read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct CredentialMetrics {
+    pub assume_role_ok: AtomicU64,
+    pub assume_role_denied: AtomicU64,
+    pub assume_role_unavailable: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+}
+
+/// One cache entry.
+#[derive(Clone)]
+enum Cached {
+    /// Fresh from STS.
+    Fresh { identity: Identity, expires_at: SystemTime },
+    /// STS failed at refresh time, but these (older) credentials are still valid for a while.
+    Stale { identity: Identity, expires_at: SystemTime },
+    /// AssumeRole failed and no valid credentials are left.
+    Failed(GatewayError),
+}
+
+/// How long each kind of entry lives.
+struct Lifetimes {
+    refresh_margin: Duration,
+    failure_cache: Duration,
+}
+
+impl Lifetimes {
+    fn of(&self, value: &Cached, now: SystemTime) -> Duration {
+        match value {
+            Cached::Fresh { expires_at, .. } => fresh_lifetime(*expires_at, now, self.refresh_margin),
+            Cached::Stale { expires_at, .. } => {
+                let left = expires_at
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .saturating_sub(SAFETY);
+                self.failure_cache.min(left)
+            }
+            Cached::Failed(_) => self.failure_cache,
+        }
+    }
+}
+
+/// `expires_at - refresh_margin`; credentials shorter-lived than the margin are kept for half
+/// their remaining life instead, so that they are neither discarded at once nor used too long.
+pub fn fresh_lifetime(expires_at: SystemTime, now: SystemTime, refresh_margin: Duration) -> Duration {
+    let left = expires_at.duration_since(now).unwrap_or_default();
+    if left > refresh_margin {
+        left - refresh_margin
+    } else {
+        left / 2
+    }
+}
+
+impl Expiry<String, Cached> for Lifetimes {
+    fn expire_after_create(&self, _key: &String, value: &Cached, _created_at: Instant) -> Option<Duration> {
+        Some(self.of(value, SystemTime::now()))
+    }
+}
+
+/// Temporary credentials per delegated storage.
+pub struct CredentialCache {
+    entries: Cache<String, Cached>,
+    /// The last good credentials per storage, until they really expire: the fallback while
+    /// STS is down.
+    last_good: Cache<String, (Identity, SystemTime)>,
+    sts: Sts,
+    pub metrics: Arc<CredentialMetrics>,
+}
+
+impl CredentialCache {
+    pub fn new(sts: Sts, refresh_margin: Duration, failure_cache: Duration) -> CredentialCache {
+        let entries = Cache::builder()
+            .max_capacity(100_000)
+            .expire_after(Lifetimes {
+                refresh_margin,
+                failure_cache,
+            })
+            .build();
+        let last_good = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(12 * 3600))
+            .build();
+        CredentialCache {
+            entries,
+            last_good,
+            sts,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The identity for `key`, assuming the role on a miss.
+    pub async fn identity(&self, key: &str, role: &RoleRequest<'_>) -> Result<Identity, GatewayError> {
+        let entry = self
+            .entries
+            .entry_by_ref(key)
+            .or_insert_with(self.load(key, role))
+            .await;
+        let counter = if entry.is_fresh() {
+            &self.metrics.cache_misses
+        } else {
+            &self.metrics.cache_hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match entry.into_value() {
+            Cached::Fresh { identity, .. } | Cached::Stale { identity, .. } => Ok(identity),
+            Cached::Failed(err) => Err(err),
+        }
+    }
+
+    /// Forgets the credentials of `key` (the bucket said they expired, or the storage changed).
+    pub async fn invalidate(&self, key: &str) {
+        self.entries.invalidate(key).await;
+        self.last_good.invalidate(key).await;
+    }
+
+    async fn load(&self, key: &str, role: &RoleRequest<'_>) -> Cached {
+        match self.sts.assume_role(role).await {
+            Ok(temporary) => {
+                self.metrics.assume_role_ok.fetch_add(1, Ordering::Relaxed);
+                let (identity, expires_at) = (identity(&temporary), temporary.expires_at);
+                self.last_good
+                    .insert(key.to_string(), (identity.clone(), expires_at))
+                    .await;
+                Cached::Fresh { identity, expires_at }
+            }
+            Err(err) => {
+                let counter = match err {
+                    GatewayError::AssumeRoleDenied(_) => &self.metrics.assume_role_denied,
+                    _ => &self.metrics.assume_role_unavailable,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                match self.last_good.get(key).await {
+                    Some((identity, expires_at)) if expires_at > SystemTime::now() + SAFETY => {
+                        tracing::warn!(
+                            error = err.code(),
+                            "AssumeRole failed; using credentials that are still valid"
+                        );
+                        Cached::Stale { identity, expires_at }
+                    }
+                    _ => Cached::Failed(err),
+                }
+            }
+        }
+    }
+}
+
+fn identity(t: &Temporary) -> Identity {
+    aws_credential_types::Credentials::new(
+        t.access_key_id.clone(),
+        t.secret_access_key.clone(),
+        Some(t.session_token.clone()),
+        Some(t.expires_at),
+        "assetgate-sts",
+    )
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn fresh_credentials_live_until_expiry_minus_margin() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(fresh_lifetime(now + 60 * MIN, now, 5 * MIN), 55 * MIN);
+    }
+
+    #[test]
+    fn short_lived_credentials_live_half_their_time() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(fresh_lifetime(now + 4 * MIN, now, 5 * MIN), 2 * MIN);
+        assert_eq!(fresh_lifetime(now - MIN, now, 5 * MIN), Duration::ZERO);
+    }
+
+    #[test]
+    fn failures_live_for_failure_cache_and_stale_entries_never_past_expiry() {
+        let l = Lifetimes {
+            refresh_margin: 5 * MIN,
+            failure_cache: Duration::from_secs(10),
+        };
+        let now = SystemTime::now();
+        assert_eq!(
+            l.of(&Cached::Failed(GatewayError::StsUnavailable), now),
+            Duration::from_secs(10)
+        );
+        let identity: Identity = aws_credential_types::Credentials::new("a", "b", None, None, "t").into();
+        let stale = Cached::Stale {
+            identity,
+            expires_at: now + Duration::from_secs(35),
+        };
+        assert_eq!(l.of(&stale, now), Duration::from_secs(5));
+    }
+}
