@@ -2,11 +2,10 @@
 //! headers replaced by ours.
 
 use http::Method;
-use tokio::io::AsyncWriteExt;
 
 use crate::support::client::{get, request};
 use crate::support::seaweed::seaweed;
-use crate::support::standin::{any_keys, StandIn};
+use crate::support::standin::StandIn;
 use crate::support::*;
 
 const BUCKET: &str = "cors-assets";
@@ -134,15 +133,8 @@ async fn preflight_answers_204_with_the_allowed_headers() {
 
 #[tokio::test]
 async fn a_disallowed_origin_gets_403_and_no_bytes_from_the_bucket() {
-    let upstream = StandIn::start(|mut s| async move {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret").await;
-    })
-    .await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let upstream = StandIn::replying(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret").await;
+    let gw = TestGateway::in_front_of(&upstream, "").await;
     let url = gw.url("acme", "main", "b-bucket", "k");
     let t = format!("Bearer {}", token("acme"));
     for origin in ["https://evil.example", "null", "https://editor.test.evil.example"] {
@@ -171,19 +163,8 @@ async fn a_disallowed_origin_gets_403_and_no_bytes_from_the_bucket() {
 /// which the gateway never forwards; some S3-compatible services do send them always.
 #[tokio::test]
 async fn upstream_cors_headers_are_replaced_by_ours() {
-    let upstream = StandIn::start(|mut s| async move {
-        let _ = s
-            .write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\nAccess-Control-Expose-Headers: x-amz-meta-secret\r\nX-Amz-Meta-Secret: s\r\nServer: MinIO\r\n\r\nok",
-            )
-            .await;
-    })
-    .await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let upstream = StandIn::replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\nAccess-Control-Expose-Headers: x-amz-meta-secret\r\nX-Amz-Meta-Secret: s\r\nServer: MinIO\r\n\r\nok").await;
+    let gw = TestGateway::in_front_of(&upstream, "").await;
     let url = gw.url("acme", "main", "b-bucket", "k");
     let r = get(
         &url,

@@ -93,11 +93,7 @@ async fn s3_errors_map_to_their_codes() {
 #[tokio::test]
 async fn unknown_org_method_and_path_errors() {
     let sw = seaweed();
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &sw.endpoint, &[BUCKET], &sw.reader)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &sw.endpoint, &[BUCKET], &sw.reader).await;
     let r = get(
         &gw.url("initech", "main", BUCKET, "k"),
         &[("authorization", &format!("Bearer {}", token("initech")))],
@@ -128,11 +124,7 @@ async fn unknown_org_method_and_path_errors() {
 #[tokio::test]
 async fn request_ids_are_echoed_or_made() {
     let sw = seaweed();
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &sw.endpoint, &[BUCKET], &sw.reader)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &sw.endpoint, &[BUCKET], &sw.reader).await;
     let url = gw.url("acme", "main", BUCKET, "k");
     let r = get(&url, &[("x-request-id", "trace-42")]).await;
     assert_eq!(r.header("x-request-id"), "trace-42");
@@ -146,11 +138,7 @@ async fn request_ids_are_echoed_or_made() {
 async fn upstream_access_denied_is_403() {
     let sw = seaweed();
     sw.seed("denied-assets", &[("k.jpg", b"x")]).await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &sw.endpoint, &["denied-assets"], &sw.limited)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &sw.endpoint, &["denied-assets"], &sw.limited).await;
     let r = get(
         &gw.url("acme", "main", "denied-assets", "k.jpg"),
         &[("authorization", &format!("Bearer {}", token("acme")))],
@@ -170,11 +158,7 @@ async fn a_backend_that_is_down_is_503() {
         l.local_addr().unwrap().port()
     };
     let endpoint = assetgate::config::Endpoint::parse(&format!("http://127.0.0.1:{closed}")).unwrap();
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &endpoint, &["b-bucket"], &any_keys())
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &endpoint, &["b-bucket"], &any_keys()).await;
     let r = get(
         &gw.url("acme", "main", "b-bucket", "k"),
         &[
@@ -197,11 +181,7 @@ async fn a_backend_that_never_answers_is_504() {
         drop(s);
     })
     .await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
-    );
-    let gw = TestGateway::start(&config("upstream_first_byte_timeout = \"1s\"", &orgs)).await;
+    let gw = TestGateway::in_front_of(&upstream, "upstream_first_byte_timeout = \"1s\"").await;
     let started = std::time::Instant::now();
     let r = get(
         &gw.url("acme", "main", "b-bucket", "k"),

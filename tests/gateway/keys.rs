@@ -57,11 +57,7 @@ async fn awkward_keys_are_signed_and_served_correctly() {
     let keys = awkward_keys();
     let objects: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), k.as_bytes())).collect();
     sw.seed("awkward-keys", &objects).await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &sw.endpoint, &["awkward-keys"], &sw.reader)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &sw.endpoint, &["awkward-keys"], &sw.reader).await;
     let auth = format!("Bearer {}", token("acme"));
     for key in &keys {
         let fully = gw.url("acme", "main", "awkward-keys", key);
@@ -81,11 +77,7 @@ async fn awkward_keys_are_signed_and_served_correctly() {
 #[tokio::test]
 async fn dot_segments_double_and_trailing_slashes_reach_the_bucket_verbatim() {
     let m = moto();
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("verbatim", &m.endpoint, &[VERBATIM_BUCKET], &m.keys)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "verbatim", &m.endpoint, &[VERBATIM_BUCKET], &m.keys).await;
     let auth = format!("Bearer {}", token("acme"));
     for key in VERBATIM_KEYS {
         // Sent raw (not %2E-encoded): the gateway must not normalise its own route either.

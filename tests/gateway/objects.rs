@@ -15,11 +15,7 @@ async fn get_and_head_are_byte_identical_for_every_size() {
     ];
     let seeded: Vec<(&str, &[u8])> = objects.iter().map(|(k, d)| (*k, d.as_slice())).collect();
     sw.seed("object-sizes", &seeded).await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &sw.endpoint, &["object-sizes"], &sw.reader)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &sw.endpoint, &["object-sizes"], &sw.reader).await;
     let auth = format!("Bearer {}", token("acme"));
     for (key, data) in &objects {
         let url = gw.url("acme", "main", "object-sizes", key);

@@ -11,11 +11,7 @@ async fn setup() -> (TestGateway, String, Vec<u8>, String) {
     let sw = seaweed();
     let data = pattern(SIZE, 9);
     sw.seed(BUCKET, &[("video.mp4", &data)]).await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &sw.endpoint, &[BUCKET], &sw.reader)
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::acme(&config("", ""), "main", &sw.endpoint, &[BUCKET], &sw.reader).await;
     let url = gw.url("acme", "main", BUCKET, "video.mp4");
     (gw, url, data, format!("Bearer {}", token("acme")))
 }

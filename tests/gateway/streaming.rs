@@ -10,18 +10,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::support::client::send;
-use crate::support::standin::{any_keys, StandIn};
+use crate::support::standin::StandIn;
 use crate::support::*;
 
 const TOTAL: usize = 4 << 20;
 const FIRST: usize = 64 << 10;
 
 async fn gateway_for(upstream: &StandIn, server: &str) -> (TestGateway, String) {
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
-    );
-    let gw = TestGateway::start(&config(server, &orgs)).await;
+    let gw = TestGateway::in_front_of(upstream, server).await;
     let url = gw.url("acme", "main", "b-bucket", "big.mp4");
     (gw, url)
 }

@@ -4,7 +4,7 @@ use assetgate::token::Claims;
 
 use crate::support::client::get;
 use crate::support::seaweed::seaweed;
-use crate::support::standin::{any_keys, StandIn};
+use crate::support::standin::StandIn;
 use crate::support::*;
 
 async fn two_orgs() -> TestGateway {
@@ -168,11 +168,7 @@ async fn the_token_never_goes_upstream() {
             .await;
     })
     .await;
-    let orgs = format!(
-        "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
-    );
-    let gw = TestGateway::start(&config("", &orgs)).await;
+    let gw = TestGateway::in_front_of(&upstream, "").await;
     let t = token("acme");
     let url = gw.url("acme", "main", "b-bucket", "k.jpg");
     assert_eq!(

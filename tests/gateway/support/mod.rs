@@ -116,6 +116,18 @@ impl TestGateway {
         }
     }
 
+    /// A gateway whose only org, `acme`, has one storage `id`: `config` plus that org.
+    pub async fn acme(config: &str, id: &str, endpoint: &Endpoint, buckets: &[&str], keys: &StaticKeys) -> TestGateway {
+        let org = format!("[[orgs]]\nid = \"acme\"\n{}", storage(id, endpoint, buckets, keys));
+        TestGateway::start(&format!("{config}\n{org}")).await
+    }
+
+    /// A gateway whose org `acme` has storage `main`, bucket `b-bucket`, on a stand-in.
+    pub async fn in_front_of(upstream: &standin::StandIn, server: &str) -> TestGateway {
+        let keys = standin::any_keys();
+        TestGateway::acme(&config(server, ""), "main", &upstream.endpoint(), &["b-bucket"], &keys).await
+    }
+
     /// The object URL of `key`, encoded as a client would.
     pub fn url(&self, org: &str, storage: &str, bucket: &str, key: &str) -> String {
         format!(

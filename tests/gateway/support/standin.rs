@@ -30,6 +30,15 @@ impl StandIn {
         StandIn::with_head(move |stream, _head| handler(stream)).await
     }
 
+    /// A stand-in that answers every request with the same bytes.
+    pub async fn replying(reply: &'static [u8]) -> StandIn {
+        use tokio::io::AsyncWriteExt;
+        StandIn::start(move |mut s| async move {
+            let _ = s.write_all(reply).await;
+        })
+        .await
+    }
+
     /// Like `start`, with the request head (as text) passed to the handler.
     pub async fn with_head<F, Fut>(handler: F) -> StandIn
     where
