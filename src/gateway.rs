@@ -4,20 +4,25 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use crate::config::{Config, CorsConfig};
+use crate::config::{AuthConfig, Config, CorsConfig};
 use crate::credentials::Credentials;
-use crate::registry::Registry;
+use crate::registry::{RegistryError, Storages};
+use crate::secret::Secret;
 use crate::token::TokenVerifier;
 use crate::upstream::UpstreamClient;
 
 /// Shared, read-only state of the data plane.
 pub struct Gateway {
-    /// Orgs and storages.
-    pub registry: Registry,
+    /// Orgs and storages, from the config file and the admin API.
+    pub storages: Storages,
     /// Signing identities: static keys, and temporary credentials from AssumeRole.
     pub credentials: Credentials,
     /// Labeler token verification.
     pub tokens: TokenVerifier,
+    /// Token keys and lifetime limit, for minting through the admin API.
+    pub auth: AuthConfig,
+    /// Bearer token of the admin API; `None` disables it.
+    pub admin_token: Option<Secret>,
     /// Global CORS origins and preflight max-age.
     pub cors: CorsConfig,
     /// `Cache-Control` used when the bucket sends none.
@@ -29,6 +34,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The gateway with the config's storages and the stored ones (see [`Storages::open`]).
+    pub fn open(config: &Config) -> Result<Gateway, RegistryError> {
+        let storages = Storages::open(config)?;
+        Ok(Gateway {
+            storages,
+            ..Gateway::new(config)
+        })
+    }
+
+    /// The gateway with the config's storages only.
     pub fn new(config: &Config) -> Gateway {
         if config.auth.allow_anonymous {
             tracing::warn!(
@@ -36,9 +51,11 @@ impl Gateway {
             );
         }
         Gateway {
-            registry: Registry::from_config(config),
+            storages: Storages::from_config(config),
             credentials: Credentials::new(&config.sts, config.server.upstream_connect_timeout),
             tokens: TokenVerifier::new(&config.auth),
+            auth: config.auth.clone(),
+            admin_token: config.admin.token.clone(),
             cors: config.cors.clone(),
             cache_control: HeaderValue::from_str(&config.cache_control).expect("validated in config"),
             upstream: UpstreamClient::new(

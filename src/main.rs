@@ -61,6 +61,18 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Check that a storage works: credentials, role, bucket regions, listing, reading.
+    Validate {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        storage: String,
+        /// An object to read, as bucket/key [default: the first one listed].
+        #[arg(long)]
+        object: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -101,18 +113,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(arg) => {
             let config = arg.load()?;
-            let listener = tokio::net::TcpListener::bind(config.server.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-            tracing::info!(listen = %config.server.listen, orgs = config.orgs.len(), "assetgate serving");
-            let gateway = Arc::new(Gateway::new(&config));
-            server::run(
-                listener,
-                gateway,
-                ServeOptions::from_config(&config.server),
-                shutdown_signal(),
-            )
-            .await;
+            let bind = |addr| async move {
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))
+            };
+            let (data, admin) = (bind(config.server.listen).await?, bind(config.admin.listen).await?);
+            let gateway = Arc::new(Gateway::open(&config)?);
+            tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, "assetgate serving");
+            let options = ServeOptions::from_config(&config.server);
+            server::serve_gateway(gateway, data, Some(admin), options, shutdown_signal()).await;
         }
         Command::Demo { listen } => {
             let demo = assetgate::demo::Demo::start(listen)
@@ -149,6 +159,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             println!("{}", token::mint(key, &org, storage.as_deref(), prefix.as_deref(), ttl));
+        }
+        Command::Validate {
+            org,
+            storage,
+            object,
+            config,
+        } => {
+            let config = config.load()?;
+            let gateway = Gateway::open(&config)?;
+            let registry = gateway.storages.snapshot();
+            let Some(entry) = registry.org(&org).and_then(|o| o.storage(&storage)) else {
+                bail!("no storage `{storage}` in org `{org}`");
+            };
+            let report = assetgate::admin::validate::run(&gateway, entry, object.as_deref()).await;
+            for check in &report.checks {
+                println!(
+                    "{:<5} {:<16} {}",
+                    format!("{:?}", check.status).to_lowercase(),
+                    check.name,
+                    check.message
+                );
+            }
+            if !report.valid {
+                bail!("storage {org}/{storage} failed validation");
+            }
+            println!("storage {org}/{storage} is valid");
         }
     }
     Ok(())

@@ -67,7 +67,8 @@ async fn object(
     ex.log.org = Some(path.org.clone());
     ex.log.storage = Some(path.storage.clone());
     ex.log.bucket = Some(path.bucket.clone());
-    let org = gw.registry.org(&path.org);
+    let registry = gw.storages.snapshot();
+    let org = registry.org(&path.org);
     let org_origins = org.map_or(&[][..], |o| &o.cors_origins[..]);
     ex.cors = cors::check_origin(parts.headers.get(header::ORIGIN), &gw.cors.allowed_origins, org_origins);
     if ex.cors == OriginCheck::Denied {

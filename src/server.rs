@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -15,9 +17,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::body::Body;
 use crate::config::ServerConfig;
-use crate::gateway::Gateway;
-use crate::proxy;
 
 /// How long in-flight responses may run on after shutdown was asked for.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -43,13 +44,12 @@ impl ServeOptions {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes.
-pub async fn run(
-    listener: TcpListener,
-    gateway: Arc<Gateway>,
-    options: ServeOptions,
-    shutdown: impl Future<Output = ()>,
-) {
+/// Serves `handler` on `listener` until `shutdown` completes.
+pub async fn run<H, F>(listener: TcpListener, handler: H, options: ServeOptions, shutdown: impl Future<Output = ()>)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -77,10 +77,10 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gw = gateway.clone();
+        let handler = handler.clone();
         let service = service_fn(move |request| {
-            let gw = gw.clone();
-            async move { Ok::<_, Infallible>(proxy::handle(gw, request).await) }
+            let response = handler(request);
+            async move { Ok::<_, Infallible>(response.await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
@@ -94,4 +94,43 @@ pub async fn run(
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(options.shutdown_grace) => tracing::warn!("shutdown grace period over, closing remaining connections"),
     }
+}
+
+/// Runs the data plane on `data` and, when given, the admin API on `admin`, until
+/// `shutdown` completes; both stop accepting at once and drain their connections.
+pub async fn serve_gateway(
+    gateway: Arc<crate::Gateway>,
+    data: TcpListener,
+    admin: Option<TcpListener>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let gw = gateway.clone();
+    let data_plane = run(
+        data,
+        move |r| crate::proxy::handle(gw.clone(), r),
+        options.clone(),
+        signal(stopped.clone()),
+    );
+    let admin_plane = async {
+        if let Some(listener) = admin {
+            let gw = gateway.clone();
+            run(
+                listener,
+                move |r| crate::admin::handle(gw.clone(), r),
+                options.clone(),
+                signal(stopped.clone()),
+            )
+            .await;
+        }
+    };
+    let trigger = async {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(data_plane, admin_plane, trigger);
 }

@@ -212,3 +212,59 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("delegated"), "{reply}");
 }
+
+/// `assetgate validate` against the embedded s3s backend: exit 0 and every check passing
+/// for good keys, exit 1 naming the secret for a wrong one.
+#[test]
+fn validate_reports_on_a_storage_and_exits_1_when_it_fails() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let backend = runtime.block_on(async {
+        let backend = assetgate::demo::Backend::start(root.path()).await.unwrap();
+        let writer = assetgate::demo::seed::S3Writer::new(backend.endpoint.clone(), backend.keys.clone(), "us-east-1");
+        writer.create_bucket("cli-assets").await.unwrap();
+        writer
+            .put("cli-assets", "a.txt", "text/plain", &b"hello"[..])
+            .await
+            .unwrap();
+        backend
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let storage = |id: &str, secret: &str| {
+        format!(
+            "[[orgs.storages]]\nid = \"{id}\"\nprovider = \"s3_compatible\"\nbuckets = [\"cli-assets\"]\nendpoint = \"{}\"\n\
+             credentials = {{ type = \"access_key\", access_key_id = \"{}\", secret_access_key = \"{secret}\" }}\n",
+            backend.endpoint, backend.keys.access_key_id
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nkeys = [{{ kid = \"k1\", alg = \"HS256\", secret = \"{KEY}\" }}]\n[[orgs]]\nid = \"acme\"\n{}{}",
+            storage("good", backend.keys.secret_access_key.expose()),
+            storage("bad", "wrong-secret")
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let good = assetgate(
+        &["validate", "--org", "acme", "--storage", "good", "--config", path],
+        &[],
+    );
+    let out = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{out}{}", String::from_utf8_lossy(&good.stderr));
+    for check in ["credentials", "bucket_location", "list", "object_read"] {
+        assert!(
+            out.lines().any(|l| l.starts_with("pass") && l.contains(check)),
+            "{check}: {out}"
+        );
+    }
+    let bad = assetgate(
+        &["validate", "--org", "acme", "--storage", "bad", "--config", path],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("the secret key is wrong"));
+    drop(runtime);
+}

@@ -264,7 +264,7 @@ fn storage(at: &str, s: StorageFile) -> Result<Storage, ConfigError> {
     })
 }
 
-fn default_region(provider: Provider) -> &'static str {
+pub(crate) fn default_region(provider: Provider) -> &'static str {
     match provider {
         Provider::Gcs => "auto",
         Provider::Aws | Provider::S3Compatible => "us-east-1",
@@ -322,7 +322,7 @@ pub(crate) fn check_external_id(id: &str) -> Result<(), String> {
 }
 
 /// Org and storage ids appear in URL paths: keep them to URL-safe characters.
-fn check_id(at: &str, id: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_id(at: &str, id: &str) -> Result<(), ConfigError> {
     let ok = (1..=128).contains(&id.len())
         && id
             .bytes()

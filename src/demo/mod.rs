@@ -137,7 +137,7 @@ impl Demo {
             _root,
             ..
         } = self;
-        server::run(listener, gateway, options, shutdown).await;
+        server::serve_gateway(gateway, listener, None, options, shutdown).await;
         drop(backend);
     }
 }

@@ -67,6 +67,17 @@ pub fn object_url(storage: &Storage, bucket: &str, key: &str) -> String {
     }
 }
 
+/// The upstream URL of a bucket-level request (`query` such as `location` or
+/// `list-type=2&max-keys=1`), addressed like the bucket's objects.
+pub fn bucket_url(storage: &Storage, bucket: &str, query: &str) -> String {
+    let endpoint = storage_endpoint(storage);
+    if !storage.path_style && virtual_host_ok(bucket, &endpoint) {
+        format!("{}/?{query}", endpoint.with_subdomain(bucket))
+    } else {
+        format!("{endpoint}/{bucket}?{query}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +142,20 @@ mod tests {
         assert_eq!(object_url(&s, "bkt", "k"), "http://bkt.localhost:8333/k");
         let s = storage(Provider::S3Compatible, Some("http://10.0.0.1:8333"), false);
         assert_eq!(object_url(&s, "bkt", "k"), "http://10.0.0.1:8333/bkt/k");
+    }
+
+    #[test]
+    fn bucket_urls_follow_the_same_addressing() {
+        let s = storage(Provider::Aws, None, false);
+        assert_eq!(
+            bucket_url(&s, "my-bucket", "location"),
+            "https://my-bucket.s3.eu-central-1.amazonaws.com/?location"
+        );
+        let s = storage(Provider::S3Compatible, Some("http://127.0.0.1:9000"), true);
+        assert_eq!(
+            bucket_url(&s, "b", "list-type=2&max-keys=1"),
+            "http://127.0.0.1:9000/b?list-type=2&max-keys=1"
+        );
     }
 
     #[test]

@@ -113,15 +113,27 @@ impl Target<'_> {
     /// Builds, signs and sends the upstream request with `headers`.
     pub async fn fetch(&self, client: &UpstreamClient, headers: HeaderMap) -> Result<Response<Incoming>, GatewayError> {
         let url = address::object_url(self.storage, self.bucket, self.key);
-        let mut request = Request::builder()
-            .method(self.method.clone())
-            .uri(&url)
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into()))?;
-        *request.headers_mut() = headers;
-        sign::sign_request(&mut request, self.identity, &self.storage.region, SystemTime::now())?;
-        client.send(request).await
+        send_signed(client, self.storage, self.identity, self.method, &url, headers).await
     }
+}
+
+/// Signs a bodiless request to `url` for `storage` and sends it.
+pub async fn send_signed(
+    client: &UpstreamClient,
+    storage: &Storage,
+    identity: &Identity,
+    method: &Method,
+    url: &str,
+    headers: HeaderMap,
+) -> Result<Response<Incoming>, GatewayError> {
+    let mut request = Request::builder()
+        .method(method.clone())
+        .uri(url)
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into()))?;
+    *request.headers_mut() = headers;
+    sign::sign_request(&mut request, identity, &storage.region, SystemTime::now())?;
+    client.send(request).await
 }
 
 /// Turns an upstream error response into a gateway error, reading at most a small XML body.

@@ -11,7 +11,13 @@ use crate::support::*;
 
 /// Collects every log line of this test's thread.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
 
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -75,7 +81,7 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
     drop(gw);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert_eq!(
         logs.matches("assetgate::access").count(),
         3,

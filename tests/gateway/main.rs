@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod cors;
 mod delegation;
 mod demo;

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -35,25 +35,35 @@ impl Reply {
     }
 }
 
-fn client() -> Client<HttpConnector, Empty<Bytes>> {
+fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
 /// Sends a request and returns the response with its body still streaming.
 pub async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+    send_body(method, url, headers, Bytes::new()).await
+}
+
+/// Sends a request with a body.
+pub async fn send_body(method: Method, url: &str, headers: &[(&str, &str)], body: Bytes) -> Response<Incoming> {
     let mut builder = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
     client()
-        .request(builder.body(Empty::new()).unwrap())
+        .request(builder.body(Full::new(body)).unwrap())
         .await
         .expect("gateway reachable")
 }
 
 /// Sends a request and reads the whole response.
 pub async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Reply {
-    let response = send(method, url, headers).await;
+    request_body(method, url, headers, Bytes::new()).await
+}
+
+/// Sends a request with a body and reads the whole response.
+pub async fn request_body(method: Method, url: &str, headers: &[(&str, &str)], body: Bytes) -> Reply {
+    let response = send_body(method, url, headers, body).await;
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.expect("complete body").to_bytes();

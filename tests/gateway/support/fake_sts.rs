@@ -25,6 +25,8 @@ use super::standin::StandIn;
 pub enum Mode {
     /// Issue credentials valid for `lifetime`.
     Issue,
+    /// Issue credentials that the bucket stand-in refuses at once, as if revoked.
+    IssueRevoked,
     /// 403 AccessDenied, as for a wrong external ID.
     Deny,
     /// 503 ServiceUnavailable.
@@ -87,10 +89,6 @@ impl FakeSts {
 
     pub fn set_mode(&self, mode: Mode) {
         self.state.lock().unwrap().mode = mode;
-    }
-
-    pub fn set_lifetime(&self, lifetime: Duration) {
-        self.state.lock().unwrap().lifetime = lifetime;
     }
 
     /// Makes every token issued so far invalid, as if it had expired.
@@ -163,11 +161,13 @@ async fn answer(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
             StatusCode::SERVICE_UNAVAILABLE,
             error_xml("ServiceUnavailable", "try later"),
         ),
-        Mode::Issue => {
+        Mode::Issue | Mode::IssueRevoked => {
             let n = s.calls;
             let token = format!("fake-session-token-{n}");
             let expires = SystemTime::now() + s.lifetime;
-            s.tokens.insert(token.clone(), expires);
+            if s.mode == Mode::Issue {
+                s.tokens.insert(token.clone(), expires);
+            }
             let expiration = humantime::format_rfc3339_seconds(expires);
             xml(
                 StatusCode::OK,

@@ -93,9 +93,12 @@ credentials = {{ type = "access_key", access_key_id = "{}", secret_access_key = 
 /// A gateway serving `config` on 127.0.0.1:0 inside the test's runtime; stops when dropped.
 pub struct TestGateway {
     pub base: String,
+    /// The admin listener.
+    pub admin_base: String,
     /// The running gateway's state, for tests that read its counters.
     pub gateway: std::sync::Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestGateway {
@@ -103,16 +106,21 @@ impl TestGateway {
         let config = Config::from_toml(toml, &|_| None).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let gateway = std::sync::Arc::new(Gateway::new(&config));
+        let gateway = std::sync::Arc::new(Gateway::open(&config).expect("registry opens"));
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServeOptions::from_config(&config.server);
-        tokio::spawn(server::run(listener, gateway.clone(), options, async {
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_base = format!("http://{}", admin.local_addr().unwrap());
+        let serve = server::serve_gateway(gateway.clone(), listener, Some(admin), options, async {
             let _ = stopped.await;
-        }));
+        });
+        let task = tokio::spawn(serve);
         TestGateway {
             base,
+            admin_base,
             gateway,
             stop: Some(stop),
+            task: Some(task),
         }
     }
 
@@ -126,6 +134,17 @@ impl TestGateway {
     pub async fn in_front_of(upstream: &standin::StandIn, server: &str) -> TestGateway {
         let keys = standin::any_keys();
         TestGateway::acme(&config(server, ""), "main", &upstream.endpoint(), &["b-bucket"], &keys).await
+    }
+
+    /// Shuts the gateway down and waits until it has let go of everything (its registry
+    /// file among them).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 
     /// The object URL of `key`, encoded as a client would.

@@ -1,0 +1,354 @@
+//! The admin API (SPEC §6) on the admin listener: storages per org, validation, external IDs
+//! and token minting, behind a bearer token compared in constant time. Responses use the
+//! envelope `{"status":"success","data":…}` / `{"status":"error","error":{code,message,fields}}`.
+
+pub mod input;
+pub mod validate;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::body::{self, Body};
+use crate::registry::RegistryError;
+use crate::route::{decode, query_param};
+use crate::{token, Gateway};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Default lifetime of minted tokens.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// An admin API error: status, code, message, and per-field problems.
+struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    fields: Option<input::Fields>,
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> AdminError {
+    AdminError {
+        status,
+        code,
+        message: message.into(),
+        fields: None,
+    }
+}
+
+fn not_found(what: &str) -> AdminError {
+    error(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> AdminError {
+        let (status, code) = match &e {
+            RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            RegistryError::ReadOnly(_) => (StatusCode::CONFLICT, "read_only"),
+            RegistryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            RegistryError::Locked => (StatusCode::SERVICE_UNAVAILABLE, "registry_locked"),
+            RegistryError::Store(_) | RegistryError::Startup(_) => {
+                tracing::error!(error = %e, "registry failure");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the registry could not be updated",
+                );
+            }
+        };
+        error(status, code, e.to_string())
+    }
+}
+
+type Reply = Result<(StatusCode, Value), AdminError>;
+
+/// Serves one admin request.
+pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    if matches!(path.as_str(), "/healthz" | "/readyz") {
+        return respond(Ok((StatusCode::OK, json!({"status": "ok"}))), false);
+    }
+    let result = match authorize(&gw, &parts.headers) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let body = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return respond(
+                        Err(error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "validation_error",
+                            "the body is too large",
+                        )),
+                        true,
+                    )
+                }
+            };
+            route(&gw, &parts.method, &path, parts.uri.query(), &body).await
+        }
+    };
+    respond(result, true)
+}
+
+/// `Authorization: Bearer <admin token>`, compared in constant time (on SHA-256 digests, so
+/// that not even the length leaks).
+fn authorize(gw: &Gateway, headers: &http::HeaderMap) -> Result<(), AdminError> {
+    let unauthorized = |m: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let Some(expected) = &gw.admin_token else {
+        return Err(unauthorized(
+            "the admin API is disabled: the operator has not set [admin].token",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or_else(|| unauthorized("send Authorization: Bearer <admin token>"))?;
+    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.trim().as_bytes());
+    if bool::from(digest(given).as_ref().ct_eq(digest(expected.expose()).as_ref())) {
+        Ok(())
+    } else {
+        Err(unauthorized("the admin token is wrong"))
+    }
+}
+
+async fn route(gw: &Gateway, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+    let rest = path
+        .strip_prefix("/admin/v1/orgs/")
+        .ok_or_else(|| not_found("no such admin route"))?;
+    let segments: Vec<String> = rest.split('/').map(|s| decode(s).unwrap_or_default()).collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method, seg.as_slice()) {
+        (&Method::GET, [org, "storages"]) => list(gw, org, query),
+        (&Method::POST, [org, "storages"]) => create(gw, org, &json_body(body)?),
+        (&Method::GET, [org, "storages", id]) => read(gw, org, id),
+        (&Method::PATCH, [org, "storages", id]) => update(gw, org, id, &json_body(body)?).await,
+        (&Method::DELETE, [org, "storages", id]) => delete(gw, org, id).await,
+        (&Method::POST, [org, "storages", id, "validate"]) => validate(gw, org, id, body).await,
+        (&Method::GET, [org, "external-id"]) => Ok((
+            StatusCode::OK,
+            json!({ "externalId": gw.storages.external_id(org)?, "organization": org }),
+        )),
+        (&Method::POST, [org, "tokens"]) => mint(gw, org, &json_body(body)?),
+        (
+            _,
+            [_, "storages"] | [_, "storages", _] | [_, "storages", _, "validate"] | [_, "external-id"] | [_, "tokens"],
+        ) => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed here"),
+        )),
+        _ => Err(not_found("no such admin route")),
+    }
+}
+
+fn json_body(body: &[u8]) -> Result<Value, AdminError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let mut err = error(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "the body is not valid JSON",
+        );
+        err.fields = Some(input::Fields::from([("body".into(), format!("not valid JSON: {e}"))]));
+        err
+    })
+}
+
+fn invalid(fields: input::Fields) -> AdminError {
+    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    let message = format!("invalid fields: {}", names.join(", "));
+    AdminError {
+        fields: Some(fields),
+        ..error(StatusCode::BAD_REQUEST, "validation_error", message)
+    }
+}
+
+fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
+    let number = |name: &str, default: usize| -> Result<usize, AdminError> {
+        match query_param(query, name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                invalid(input::Fields::from([(
+                    name.to_string(),
+                    "must be a positive whole number".to_string(),
+                )]))
+            }),
+        }
+    };
+    let (page, limit) = (number("page", 1)?, number("limit", 10)?);
+    if page == 0 || !(1..=100).contains(&limit) {
+        return Err(invalid(input::Fields::from([(
+            "limit".into(),
+            "page >= 1 and limit within 1..100".into(),
+        )])));
+    }
+    let registry = gw.storages.snapshot();
+    let (total, storages) = match registry.org(org) {
+        None => (0, Vec::new()),
+        Some(o) => (
+            o.storages().len(),
+            o.storages()
+                .skip((page - 1) * limit)
+                .take(limit)
+                .map(|e| view::storage(org, e))
+                .collect(),
+        ),
+    };
+    Ok((
+        StatusCode::OK,
+        json!({ "storages": storages, "total": total, "page": page, "limit": limit }),
+    ))
+}
+
+fn external_id_for<'a>(gw: &'a Gateway, org: &str) -> impl FnMut() -> Option<String> + 'a {
+    let org = org.to_string();
+    move || gw.storages.external_id(&org).ok()
+}
+
+fn create(gw: &Gateway, org: &str, body: &Value) -> Reply {
+    check_org(org)?;
+    let storage = input::create(body, &mut external_id_for(gw, org)).map_err(invalid)?;
+    let entry = gw.storages.create(org, storage)?;
+    tracing::info!(org, storage = %entry.storage.id, "storage created");
+    Ok((StatusCode::CREATED, json!({ "storage": view::storage(org, &entry) })))
+}
+
+fn check_org(org: &str) -> Result<(), AdminError> {
+    crate::config::check_id("org", org).map_err(|e| invalid(input::Fields::from([("organization".into(), e.message)])))
+}
+
+fn read(gw: &Gateway, org: &str, id: &str) -> Reply {
+    let registry = gw.storages.snapshot();
+    let entry = registry
+        .org(org)
+        .and_then(|o| o.storage(id))
+        .ok_or_else(|| not_found("no such storage"))?;
+    Ok((StatusCode::OK, json!({ "storage": view::storage(org, entry) })))
+}
+
+async fn update(gw: &Gateway, org: &str, id: &str, body: &Value) -> Reply {
+    let before = gw.storages.snapshot().org(org).and_then(|o| o.storage(id)).cloned();
+    let entry = gw
+        .storages
+        .update(org, id, |current| {
+            input::update(current, body, &mut external_id_for(gw, org))
+        })?
+        .map_err(invalid)?;
+    if let Some(before) = before {
+        // Rotated roles or external IDs must never reuse old temporary credentials.
+        gw.credentials.invalidate(&before.credentials).await;
+    }
+    tracing::info!(org, storage = id, "storage updated");
+    Ok((StatusCode::OK, json!({ "storage": view::storage(org, &entry) })))
+}
+
+async fn delete(gw: &Gateway, org: &str, id: &str) -> Reply {
+    let before = gw.storages.snapshot().org(org).and_then(|o| o.storage(id)).cloned();
+    gw.storages.delete(org, id)?;
+    if let Some(before) = before {
+        gw.credentials.invalidate(&before.credentials).await;
+    }
+    tracing::info!(org, storage = id, "storage deleted");
+    Ok((StatusCode::OK, json!({ "deleted": id })))
+}
+
+async fn validate(gw: &Gateway, org: &str, id: &str, body: &[u8]) -> Reply {
+    let body = json_body(body)?;
+    let object = match body.get("object") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(invalid(input::Fields::from([(
+                "object".into(),
+                "must be \"bucket/key\"".into(),
+            )])))
+        }
+    };
+    let entry = gw
+        .storages
+        .snapshot()
+        .org(org)
+        .and_then(|o| o.storage(id))
+        .cloned()
+        .ok_or_else(|| not_found("no such storage"))?;
+    let report = validate::run(gw, &entry, object.as_deref()).await;
+    Ok((StatusCode::OK, serde_json::to_value(report).expect("reports serialize")))
+}
+
+fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
+    check_org(org)?;
+    let mut fields = input::Fields::new();
+    let text = |name: &str, fields: &mut input::Fields| match body.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            fields.insert(name.into(), "must be a string".into());
+            None
+        }
+    };
+    let storage = text("storage", &mut fields);
+    let prefix = text("prefix", &mut fields);
+    let ttl = match text("ttl", &mut fields) {
+        None => DEFAULT_TOKEN_TTL,
+        Some(t) => humantime::parse_duration(&t).unwrap_or_else(|_| {
+            fields.insert("ttl".into(), "must be a duration like \"15m\" or \"1h\"".into());
+            DEFAULT_TOKEN_TTL
+        }),
+    };
+    if ttl.is_zero() || ttl > gw.auth.max_ttl {
+        fields.insert(
+            "ttl".into(),
+            format!("must be at most {}", humantime::format_duration(gw.auth.max_ttl)),
+        );
+    }
+    if !fields.is_empty() {
+        return Err(invalid(fields));
+    }
+    let key = gw
+        .auth
+        .keys
+        .first()
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_signing_key", "auth.keys is empty"))?;
+    let token = token::mint(key, org, storage.as_deref(), prefix.as_deref(), ttl);
+    let expires = std::time::SystemTime::now() + ttl;
+    Ok((
+        StatusCode::OK,
+        json!({ "token": token, "expiresAt": humantime::format_rfc3339_seconds(expires).to_string() }),
+    ))
+}
+
+fn respond(result: Reply, no_store: bool) -> Response<Body> {
+    let (status, value) = match result {
+        Ok((status, data)) => (status, json!({ "status": "success", "data": data })),
+        Err(e) => {
+            let mut error = json!({ "code": e.code, "message": e.message });
+            if let Some(fields) = e.fields {
+                error["fields"] = json!(fields);
+            }
+            (e.status, json!({ "status": "error", "error": error }))
+        }
+    };
+    let mut response = Response::new(body::full(serde_json::to_vec(&value).expect("JSON values serialize")));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if no_store {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
