@@ -51,6 +51,8 @@ pub enum GatewayError {
     AssumeRoleDenied(String),
     #[error("the bucket answered with an error ({code})")]
     UpstreamError { code: String, hint: Option<&'static str> },
+    #[error("{}", crate::upstream::guard::FORBIDDEN)]
+    EndpointNotAllowed,
     #[error("the credentials service (STS) is unavailable")]
     StsUnavailable,
     #[error("the storage is unavailable: {0}")]
@@ -89,7 +91,9 @@ impl GatewayError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            UpstreamCredentialsRejected(_) | AssumeRoleDenied(_) | UpstreamError { .. } => StatusCode::BAD_GATEWAY,
+            UpstreamCredentialsRejected(_) | AssumeRoleDenied(_) | UpstreamError { .. } | EndpointNotAllowed => {
+                StatusCode::BAD_GATEWAY
+            }
             StsUnavailable | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +124,7 @@ impl GatewayError {
             UpstreamCredentialsRejected(_) => "upstream_credentials_rejected",
             AssumeRoleDenied(_) => "assume_role_denied",
             UpstreamError { .. } => "upstream_error",
+            EndpointNotAllowed => "endpoint_not_allowed",
             StsUnavailable => "sts_unavailable",
             UpstreamUnavailable(_) => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",

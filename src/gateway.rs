@@ -9,6 +9,7 @@ use crate::credentials::Credentials;
 use crate::registry::{RegistryError, Storages};
 use crate::secret::Secret;
 use crate::token::TokenVerifier;
+use crate::upstream::guard::EndpointPolicy;
 use crate::upstream::UpstreamClient;
 
 /// Shared, read-only state of the data plane.
@@ -61,6 +62,7 @@ impl Gateway {
             upstream: UpstreamClient::new(
                 config.server.upstream_connect_timeout,
                 config.server.upstream_first_byte_timeout,
+                EndpointPolicy::new(&config.registry.allow_private_endpoints),
             ),
             idle_timeout: config.server.upstream_idle_timeout,
         }

@@ -34,6 +34,7 @@ pub mod gateway;
 pub mod proxy;
 pub mod range;
 pub mod registry;
+pub mod resolve;
 pub mod route;
 pub mod secret;
 pub mod server;

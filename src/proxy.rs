@@ -14,6 +14,7 @@ use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::registry::StorageEntry;
+use crate::resolve;
 use crate::route::{self, ObjectPath, Route};
 use crate::telemetry::{self, AccessLog, Outcome};
 use crate::token;
@@ -39,7 +40,11 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
         streamed: false,
     };
     let result = match route::parse(parts.uri.path()) {
-        Ok(Route::Object(path)) => object(&gateway, &parts, path, &mut ex).await,
+        Ok(Route::Object(path)) => object(&gateway, &parts, Wanted::Object(path), &mut ex).await,
+        Ok(Route::Resolve(org, storage)) => {
+            let url = route::query_param(parts.uri.query(), "url").unwrap_or_default();
+            object(&gateway, &parts, Wanted::Resolve { org, storage, url }, &mut ex).await
+        }
         Ok(Route::Health | Route::Ready) => health(&parts.method),
         Err(err) => Err(err),
     };
@@ -58,17 +63,32 @@ fn health(method: &Method) -> Result<Response<Body>, GatewayError> {
     Ok(json_response(StatusCode::OK, body::full(&b"{\"status\":\"ok\"}"[..])))
 }
 
+/// What a request asks for: an object by bucket and key, or by asset URL.
+enum Wanted {
+    Object(ObjectPath),
+    Resolve { org: String, storage: String, url: String },
+}
+
+impl Wanted {
+    fn org_and_storage(&self) -> (&str, &str) {
+        match self {
+            Wanted::Object(p) => (&p.org, &p.storage),
+            Wanted::Resolve { org, storage, .. } => (org, storage),
+        }
+    }
+}
+
 async fn object(
     gw: &Gateway,
     parts: &Parts,
-    path: ObjectPath,
+    wanted: Wanted,
     ex: &mut Exchange,
 ) -> Result<Response<Body>, GatewayError> {
-    ex.log.org = Some(path.org.clone());
-    ex.log.storage = Some(path.storage.clone());
-    ex.log.bucket = Some(path.bucket.clone());
+    let (org_id, storage_id) = wanted.org_and_storage();
+    ex.log.org = Some(org_id.to_string());
+    ex.log.storage = Some(storage_id.to_string());
     let registry = gw.storages.snapshot();
-    let org = registry.org(&path.org);
+    let org = registry.org(org_id);
     let org_origins = org.map_or(&[][..], |o| &o.cors_origins[..]);
     ex.cors = cors::check_origin(parts.headers.get(header::ORIGIN), &gw.cors.allowed_origins, org_origins);
     if ex.cors == OriginCheck::Denied {
@@ -81,17 +101,38 @@ async fn object(
     }
     let claims = authenticate(gw, parts)?;
     if let Some(claims) = &claims {
-        if claims.org != path.org {
+        if claims.org != org_id {
             return Err(GatewayError::TokenScope("organization"));
         }
+        if claims.sto.as_deref().is_some_and(|s| s != storage_id) {
+            return Err(GatewayError::TokenScope("storage"));
+        }
     }
-    let org = org.ok_or_else(|| GatewayError::UnknownOrg(path.org.clone()))?;
+    let org = org.ok_or_else(|| GatewayError::UnknownOrg(org_id.to_string()))?;
+    let entry = org
+        .storage(storage_id)
+        .ok_or_else(|| GatewayError::UnknownStorage(storage_id.to_string()))?;
+    let path = match wanted {
+        Wanted::Object(path) => path,
+        Wanted::Resolve { org, storage, url } => {
+            if url.is_empty() {
+                return Err(GatewayError::InvalidRequest(
+                    "the `url` query parameter is required".into(),
+                ));
+            }
+            let (bucket, key) = resolve::locate(&entry.storage, &url)?;
+            ObjectPath {
+                org,
+                storage,
+                bucket,
+                key,
+            }
+        }
+    };
+    ex.log.bucket = Some(path.bucket.clone());
     if let Some(claims) = &claims {
         token::check_scope(claims, &path.org, &path.storage, &path.bucket, &path.key)?;
     }
-    let entry = org
-        .storage(&path.storage)
-        .ok_or_else(|| GatewayError::UnknownStorage(path.storage.clone()))?;
     if !entry.storage.buckets.contains(&path.bucket) {
         return Err(GatewayError::BucketNotAllowed(path.bucket.clone()));
     }
@@ -149,6 +190,7 @@ async fn forward(
         let identity = gw.credentials.identity(&entry.credentials).await?;
         let target = upstream::Target {
             storage: &entry.storage,
+            trust: entry.trust(),
             identity: &identity,
             method,
             bucket: &path.bucket,

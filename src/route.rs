@@ -13,6 +13,8 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub enum Route {
     /// `/v1/orgs/{org}/storages/{storage}/objects/{bucket}/{key...}`
     Object(ObjectPath),
+    /// `/v1/orgs/{org}/storages/{storage}/resolve?url=…`: (org, storage)
+    Resolve(String, String),
     /// `/healthz`
     Health,
     /// `/readyz`
@@ -40,6 +42,12 @@ pub fn parse(path: &str) -> Result<Route, GatewayError> {
     let (org, rest) = rest.split_once('/').ok_or(GatewayError::RouteNotFound)?;
     let rest = rest.strip_prefix("storages/").ok_or(GatewayError::RouteNotFound)?;
     let (storage, rest) = rest.split_once('/').ok_or(GatewayError::RouteNotFound)?;
+    if rest == "resolve" {
+        return Ok(Route::Resolve(
+            segment(org, "organization")?,
+            segment(storage, "storage")?,
+        ));
+    }
     let rest = rest.strip_prefix("objects/").ok_or(GatewayError::RouteNotFound)?;
     let (bucket, key) = rest.split_once('/').ok_or_else(|| {
         GatewayError::InvalidRequest("the path must name an object: .../objects/{bucket}/{key}".into())
@@ -143,6 +151,18 @@ mod tests {
         assert_eq!(object("/v1/orgs/a/storages/s/objects/b/a//b").key, "a//b");
         assert_eq!(object("/v1/orgs/a/storages/s/objects/b/dir/").key, "dir/");
         assert_eq!(object("/v1/orgs/a/storages/s/objects/b/a%2Fb").key, "a/b");
+    }
+
+    #[test]
+    fn resolve_route() {
+        assert_eq!(
+            parse("/v1/orgs/a/storages/s/resolve").unwrap(),
+            Route::Resolve("a".into(), "s".into())
+        );
+        assert_eq!(
+            parse("/v1/orgs/a/storages/s/resolve/x").unwrap_err(),
+            GatewayError::RouteNotFound
+        );
     }
 
     #[test]

@@ -129,7 +129,7 @@ async fn route(gw: &Gateway, method: &Method, path: &str, query: Option<&str>, b
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, seg.as_slice()) {
         (&Method::GET, [org, "storages"]) => list(gw, org, query),
-        (&Method::POST, [org, "storages"]) => create(gw, org, &json_body(body)?),
+        (&Method::POST, [org, "storages"]) => create(gw, org, &json_body(body)?).await,
         (&Method::GET, [org, "storages", id]) => read(gw, org, id),
         (&Method::PATCH, [org, "storages", id]) => update(gw, org, id, &json_body(body)?).await,
         (&Method::DELETE, [org, "storages", id]) => delete(gw, org, id).await,
@@ -217,9 +217,21 @@ fn external_id_for<'a>(gw: &'a Gateway, org: &str) -> impl FnMut() -> Option<Str
     move || gw.storages.external_id(&org).ok()
 }
 
-fn create(gw: &Gateway, org: &str, body: &Value) -> Reply {
+/// An endpoint given through the API must not reach the gateway's own network.
+async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::config::Endpoint>) -> Result<(), AdminError> {
+    let Some(endpoint) = endpoint else { return Ok(()) };
+    gw.upstream
+        .policy()
+        .check(endpoint)
+        .await
+        .map_err(|m| invalid(input::Fields::from([("endpoint".into(), m)])))
+}
+
+async fn create(gw: &Gateway, org: &str, body: &Value) -> Reply {
     check_org(org)?;
+    gw.storages.writable()?;
     let storage = input::create(body, &mut external_id_for(gw, org)).map_err(invalid)?;
+    check_endpoint(gw, storage.endpoint.as_ref()).await?;
     let entry = gw.storages.create(org, storage)?;
     tracing::info!(org, storage = %entry.storage.id, "storage created");
     Ok((StatusCode::CREATED, json!({ "storage": view::storage(org, &entry) })))
@@ -239,6 +251,13 @@ fn read(gw: &Gateway, org: &str, id: &str) -> Reply {
 }
 
 async fn update(gw: &Gateway, org: &str, id: &str, body: &Value) -> Reply {
+    if let Some(Ok(endpoint)) = body
+        .get("endpoint")
+        .and_then(Value::as_str)
+        .map(crate::config::Endpoint::parse)
+    {
+        check_endpoint(gw, Some(&endpoint)).await?;
+    }
     let before = gw.storages.snapshot().org(org).and_then(|o| o.storage(id)).cloned();
     let entry = gw
         .storages

@@ -77,6 +77,7 @@ pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Re
     let probe = Probe {
         gw,
         storage,
+        trust: entry.trust(),
         identity: &identity,
     };
     let first = &storage.buckets[0];
@@ -86,6 +87,10 @@ pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Re
             for name in ["bucket_location", "list", "object_read"] {
                 checks.push(check(name, Status::Skip, "skipped: the credentials do not work"));
             }
+            return report(checks);
+        }
+        Err(GatewayError::EndpointNotAllowed) => {
+            checks.push(check("credentials", Status::Fail, crate::upstream::guard::FORBIDDEN));
             return report(checks);
         }
         Err(GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout) => {
@@ -130,6 +135,7 @@ fn credentials_message(code: &str) -> String {
 struct Probe<'a> {
     gw: &'a Gateway,
     storage: &'a Storage,
+    trust: upstream::Trust,
     identity: &'a Identity,
 }
 
@@ -140,6 +146,7 @@ impl Probe<'_> {
         let response = upstream::send_signed(
             &self.gw.upstream,
             self.storage,
+            self.trust,
             self.identity,
             &Method::GET,
             &url,
@@ -221,6 +228,7 @@ impl Probe<'_> {
         }
         let target = upstream::Target {
             storage: self.storage,
+            trust: self.trust,
             identity: self.identity,
             method: &Method::HEAD,
             bucket,

@@ -41,6 +41,16 @@ pub struct StorageEntry {
     pub updated_at: Option<String>,
 }
 
+impl StorageEntry {
+    /// Whether requests to this storage's endpoint go through the endpoint guard.
+    pub fn trust(&self) -> crate::upstream::Trust {
+        match self.source {
+            Source::Config => crate::upstream::Trust::Operator,
+            Source::Api => crate::upstream::Trust::Tenant,
+        }
+    }
+}
+
 /// One org: its extra CORS origins and its storages, ordered by id.
 #[derive(Debug)]
 pub struct OrgEntry {
@@ -219,6 +229,11 @@ impl Storages {
     /// The registry as it is now.
     pub fn snapshot(&self) -> Arc<Registry> {
         self.current.load_full()
+    }
+
+    /// Whether storages can be created or changed through the API (a master key is set).
+    pub fn writable(&self) -> Result<(), RegistryError> {
+        self.persistence().map(|_| ())
     }
 
     fn persistence(&self) -> Result<(&Store, &MasterKey), RegistryError> {

@@ -14,23 +14,88 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::guard::{EndpointPolicy, Resolver};
 use crate::error::GatewayError;
 
 /// Connections kept idle in the pool this long before they are closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A pooled client; cloning shares the pool.
+/// Pooled clients; cloning shares the pools.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    /// hyper-util's pooled client; requests carry no body (GET and HEAD only).
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    /// For config-file storages: hyper-util's pooled client; requests carry no body.
+    trusted: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
+    /// For API-created storages: the same, resolving through the endpoint guard.
+    guarded: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
+    /// Which internal addresses API-created storages may still reach.
+    policy: Arc<EndpointPolicy>,
     /// How long a bucket may take to send response headers.
     first_byte_timeout: Duration,
 }
 
+/// Whose endpoint a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// A config-file storage: the operator wrote the endpoint.
+    Operator,
+    /// An API-created storage: the endpoint must pass the guard.
+    Tenant,
+}
+
 impl UpstreamClient {
-    pub fn new(connect_timeout: Duration, first_byte_timeout: Duration) -> UpstreamClient {
-        let mut http = HttpConnector::new();
+    pub fn new(connect_timeout: Duration, first_byte_timeout: Duration, policy: EndpointPolicy) -> UpstreamClient {
+        let policy = Arc::new(policy);
+        let trusted = build(Resolver::trusted(), connect_timeout);
+        let guarded = build(Resolver::guarded(policy.clone()), connect_timeout);
+        UpstreamClient {
+            trusted,
+            guarded,
+            policy,
+            first_byte_timeout,
+        }
+    }
+
+    /// Which internal endpoints API-created storages may reach.
+    pub fn policy(&self) -> &EndpointPolicy {
+        &self.policy
+    }
+
+    /// Sends a signed request and waits for the response headers.
+    pub async fn send(
+        &self,
+        request: http::Request<Empty<Bytes>>,
+        trust: Trust,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
+        let pending = match trust {
+            Trust::Operator => self.trusted.request(request),
+            Trust::Tenant => {
+                // The resolver never sees IP literals: check those here.
+                let literal = request
+                    .uri()
+                    .host()
+                    .map(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>());
+                if let Some(Ok(ip)) = literal {
+                    if !self.policy.ip_allowed(ip) {
+                        return Err(GatewayError::EndpointNotAllowed);
+                    }
+                }
+                self.guarded.request(request)
+            }
+        };
+        match tokio::time::timeout(self.first_byte_timeout, pending).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout),
+            Ok(Err(err)) => Err(classify(&err)),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+fn build(
+    resolver: Resolver,
+    connect_timeout: Duration,
+) -> Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>> {
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
@@ -46,32 +111,20 @@ impl UpstreamClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+        Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(https);
-        UpstreamClient {
-            client,
-            first_byte_timeout,
-        }
-    }
-
-    /// Sends a signed request and waits for the response headers.
-    pub async fn send(&self, request: http::Request<Empty<Bytes>>) -> Result<http::Response<Incoming>, GatewayError> {
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout),
-            Ok(Err(err)) => Err(classify(&err)),
-            Ok(Ok(response)) => Ok(response),
-        }
+            .build(https)
     }
 }
 
 /// Transport failures: a connect timeout is 504, anything else that kept us from getting a
 /// response (refused, unreachable, DNS, TLS, reset) is 503.
 fn classify(err: &hyper_util::client::legacy::Error) -> GatewayError {
-    let timed_out = io_kind(err) == Some(std::io::ErrorKind::TimedOut);
-    if timed_out {
-        return GatewayError::UpstreamTimeout;
+    match io_kind(err) {
+        Some(std::io::ErrorKind::TimedOut) => return GatewayError::UpstreamTimeout,
+        Some(std::io::ErrorKind::PermissionDenied) => return GatewayError::EndpointNotAllowed,
+        _ => {}
     }
     let reason = if err.is_connect() {
         "cannot connect to the storage endpoint"

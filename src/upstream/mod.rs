@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod client;
+pub mod guard;
 pub mod response;
 pub mod sign;
 
@@ -19,7 +20,7 @@ use crate::config::Storage;
 use crate::error::GatewayError;
 use crate::range::ByteRange;
 
-pub use client::UpstreamClient;
+pub use client::{Trust, UpstreamClient};
 
 /// Conditional request headers forwarded as they are (RFC 9110 §13).
 const CONDITIONALS: [HeaderName; 5] = [
@@ -103,6 +104,8 @@ pub fn without_range(headers: &HeaderMap) -> HeaderMap {
 /// One object of one storage, and how to ask for it.
 pub struct Target<'a> {
     pub storage: &'a Storage,
+    /// Whether the storage's endpoint must pass the guard (API-created storages).
+    pub trust: Trust,
     pub identity: &'a Identity,
     pub method: &'a Method,
     pub bucket: &'a str,
@@ -113,7 +116,16 @@ impl Target<'_> {
     /// Builds, signs and sends the upstream request with `headers`.
     pub async fn fetch(&self, client: &UpstreamClient, headers: HeaderMap) -> Result<Response<Incoming>, GatewayError> {
         let url = address::object_url(self.storage, self.bucket, self.key);
-        send_signed(client, self.storage, self.identity, self.method, &url, headers).await
+        send_signed(
+            client,
+            self.storage,
+            self.trust,
+            self.identity,
+            self.method,
+            &url,
+            headers,
+        )
+        .await
     }
 }
 
@@ -121,6 +133,7 @@ impl Target<'_> {
 pub async fn send_signed(
     client: &UpstreamClient,
     storage: &Storage,
+    trust: Trust,
     identity: &Identity,
     method: &Method,
     url: &str,
@@ -133,7 +146,7 @@ pub async fn send_signed(
         .map_err(|_| GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into()))?;
     *request.headers_mut() = headers;
     sign::sign_request(&mut request, identity, &storage.region, SystemTime::now())?;
-    client.send(request).await
+    client.send(request, trust).await
 }
 
 /// Turns an upstream error response into a gateway error, reading at most a small XML body.

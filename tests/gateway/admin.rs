@@ -24,7 +24,7 @@ fn master_key(byte: u8) -> String {
 async fn gateway(dir: &Path, key_byte: u8) -> TestGateway {
     let sw = seaweed();
     let settings = format!(
-        "[admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\n",
+        "[admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.0/8\"]\n",
         dir.display(),
         master_key(key_byte)
     );
@@ -400,7 +400,7 @@ async fn delegated_storages_validate_their_role_and_external_id() {
         m.keys.secret_access_key.expose()
     );
     let settings = format!(
-        "[admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\n",
+        "[admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.1\"]\n",
         dir.path().display(),
         master_key(3)
     );

@@ -12,5 +12,6 @@ mod keys;
 mod logs;
 mod objects;
 mod ranges;
+mod resolve;
 mod streaming;
 mod tokens;

@@ -1,0 +1,294 @@
+//! Endpoint safety for storages created through the admin API: their endpoints may not
+//! reach the gateway's own network (loopback, link-local and cloud metadata, private,
+//! unspecified addresses) unless the operator allows specific hosts or networks. Checked
+//! when a storage is created or changed, and again on every connect on the addresses the
+//! name resolves to, so that DNS rebinding cannot get around it. Config-file storages are
+//! trusted: operators write them.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+use ipnet::IpNet;
+
+use crate::config::Endpoint;
+
+/// Which private endpoints the operator allows (`[registry].allow_private_endpoints`).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPolicy {
+    hosts: Vec<String>,
+    networks: Vec<IpNet>,
+}
+
+impl EndpointPolicy {
+    /// From the configured list: CIDR networks (`10.20.0.0/16`), single addresses, host names.
+    pub fn new(allowed: &[String]) -> EndpointPolicy {
+        let mut policy = EndpointPolicy::default();
+        for entry in allowed {
+            let entry = entry.trim().to_ascii_lowercase();
+            if let Ok(net) = entry.parse::<IpNet>() {
+                policy.networks.push(net);
+            } else if let Ok(ip) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
+                policy.networks.push(IpNet::from(ip));
+            } else {
+                policy.hosts.push(entry);
+            }
+        }
+        policy
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether connecting to `ip` is allowed.
+    pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        !is_internal(ip) || self.networks.iter().any(|n| n.contains(&canonical(ip)))
+    }
+
+    /// Checks an endpoint now: an IP literal directly, a name on every address it resolves to.
+    pub async fn check(&self, endpoint: &Endpoint) -> Result<(), String> {
+        let host = endpoint.host.trim_matches(['[', ']']);
+        if self.host_allowed(host) {
+            return Ok(());
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return self.check_ip(ip);
+        }
+        if is_localhost(host) {
+            return self.check_ip(IpAddr::from([127, 0, 0, 1]));
+        }
+        let port = endpoint.port.unwrap_or(443);
+        let addrs = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("`{host}` cannot be resolved: {e}"))?;
+        for addr in addrs {
+            self.check_ip(addr.ip())?;
+        }
+        Ok(())
+    }
+
+    /// The check of an endpoint whose host is an IP literal (the resolver never sees those).
+    pub fn check_literal(&self, endpoint: &Endpoint) -> Result<(), String> {
+        match endpoint.host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            Ok(ip) if !self.host_allowed(&endpoint.host) => self.check_ip(ip),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+        if self.ip_allowed(ip) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{ip} is a loopback, link-local, private or unspecified address; the operator can allow it in [registry].allow_private_endpoints"
+            ))
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are judged as the IPv4 address they are.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses of the gateway's own networks: loopback, link-local (169.254.0.0/16, where
+/// cloud metadata lives; fe80::/10), private (RFC 1918, shared 100.64.0.0/10, fc00::/7),
+/// unspecified, broadcast and multicast.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_private()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+/// The upstream DNS resolver. `localhost` and `*.localhost` resolve to loopback without
+/// asking DNS (RFC 6761 §6.3), as browsers do, so that virtual-hosted buckets of a local
+/// S3 server work. With a policy (API-created storages), forbidden addresses are dropped;
+/// with none left, the connect fails.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: GaiResolver,
+    policy: Option<Arc<EndpointPolicy>>,
+}
+
+impl Resolver {
+    /// Resolves every name (config-file storages).
+    pub fn trusted() -> Resolver {
+        Resolver {
+            inner: GaiResolver::new(),
+            policy: None,
+        }
+    }
+
+    /// Resolves only to addresses `policy` allows (API-created storages).
+    pub fn guarded(policy: Arc<EndpointPolicy>) -> Resolver {
+        Resolver {
+            inner: GaiResolver::new(),
+            policy: Some(policy),
+        }
+    }
+}
+
+/// The error a refused resolution ends in; the client maps it to `endpoint_not_allowed`.
+pub const FORBIDDEN: &str = "the storage endpoint resolves only to addresses the gateway may not connect to";
+
+fn is_localhost(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost")
+}
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        tower_service::Service::<Name>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_string();
+        let resolving = (!is_localhost(&host)).then(|| tower_service::Service::<Name>::call(&mut self.inner, name));
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = match resolving {
+                Some(resolving) => resolving.await?.collect(),
+                None => vec![
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+                ],
+            };
+            let Some(policy) = policy.filter(|p| !p.host_allowed(&host)) else {
+                return Ok(addrs.into_iter());
+            };
+            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| policy.ip_allowed(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, FORBIDDEN));
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn internal_addresses() {
+        for s in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "224.0.0.1",
+        ] {
+            assert!(is_internal(ip(s)), "{s}");
+        }
+        for s in [
+            "52.95.110.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2600:1f18::1",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_internal(ip(s)), "{s}");
+        }
+    }
+
+    #[test]
+    fn allow_list_takes_networks_addresses_and_hosts() {
+        let p = EndpointPolicy::new(&["10.20.0.0/16".into(), "127.0.0.1".into(), "MinIO.internal".into()]);
+        assert!(p.ip_allowed(ip("10.20.3.4")));
+        assert!(!p.ip_allowed(ip("10.21.0.1")));
+        assert!(p.ip_allowed(ip("127.0.0.1")));
+        assert!(p.ip_allowed(ip("::ffff:127.0.0.1")));
+        assert!(!p.ip_allowed(ip("127.0.0.2")));
+        assert!(p.host_allowed("minio.internal"));
+    }
+
+    #[tokio::test]
+    async fn localhost_names_resolve_to_loopback_and_the_guard_drops_them() {
+        use tower_service::Service;
+        let name = |s: &str| s.parse::<Name>().unwrap();
+        let addrs: Vec<_> = Resolver::trusted()
+            .call(name("bucket.localhost"))
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+        let err = Resolver::guarded(Arc::new(EndpointPolicy::default()))
+            .call(name("bucket.localhost"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        let allowed = Resolver::guarded(Arc::new(EndpointPolicy::new(&["127.0.0.0/8".into()])));
+        assert_eq!(allowed.clone().call(name("x.localhost")).await.unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_checked_by_literal_and_by_name() {
+        let p = EndpointPolicy::default();
+        for bad in [
+            "http://169.254.169.254",
+            "http://127.0.0.1:9000",
+            "http://[::1]:9000",
+            "http://localhost:9000",
+            "http://[::ffff:10.0.0.1]",
+        ] {
+            let e = Endpoint::parse(bad).unwrap();
+            assert!(p.check(&e).await.is_err(), "{bad}");
+        }
+        assert!(p.check_literal(&Endpoint::parse("http://10.0.0.1").unwrap()).is_err());
+        assert!(
+            p.check_literal(&Endpoint::parse("http://localhost").unwrap()).is_ok(),
+            "names are left to the resolver"
+        );
+        let allowed = EndpointPolicy::new(&["127.0.0.0/8".into()]);
+        assert!(allowed
+            .check(&Endpoint::parse("http://127.0.0.1:9000").unwrap())
+            .await
+            .is_ok());
+    }
+}
