@@ -13,6 +13,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
 
+use crate::telemetry::metrics::InFlight;
 use crate::telemetry::{AccessLog, Outcome};
 
 /// Errors inside a body; hyper aborts the connection when a body yields one.
@@ -34,7 +35,7 @@ pub fn empty() -> Body {
 /// Streams `inner` to the client. If no frame arrives for `idle_timeout`, or `inner` fails,
 /// the body yields an error so that hyper aborts the client's connection: a short body must
 /// never look complete.
-pub fn stream<B>(inner: B, idle_timeout: Duration, log: AccessLog) -> Body
+pub fn stream<B>(inner: B, idle_timeout: Duration, log: AccessLog, meter: Meter) -> Body
 where
     B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
@@ -46,6 +47,7 @@ where
         bytes: 0,
         outcome: None,
         log,
+        meter,
     }
     .boxed_unsync()
 }
@@ -64,6 +66,15 @@ struct Streamed<B: HttpBody> {
     outcome: Option<Outcome>,
     /// Written when the body is dropped.
     log: AccessLog,
+    /// Byte counter and in-flight guard of the metrics.
+    meter: Meter,
+}
+
+/// What a streamed body reports to the metrics: bytes as they pass, and that the request is
+/// in flight until the body is gone.
+pub struct Meter {
+    pub bytes: prometheus_client::metrics::counter::Counter,
+    pub in_flight: InFlight,
 }
 
 impl<B> HttpBody for Streamed<B>
@@ -80,6 +91,7 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
+                    this.meter.bytes.inc_by(data.len() as u64);
                 }
                 let deadline = Instant::now() + this.idle_timeout;
                 this.idle.as_mut().reset(deadline);

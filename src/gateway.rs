@@ -1,23 +1,26 @@
-//! The state every request shares: registry, token keys, CORS policy, upstream client.
+//! The state every request shares: registry, credentials, policy (tokens, CORS, caching),
+//! upstream client, metrics. What SIGHUP may change lives in [`Policy`] and the registry's
+//! config storages, swapped atomically; the rest needs a restart.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::config::{AuthConfig, Config, CorsConfig};
 use crate::credentials::Credentials;
 use crate::registry::{RegistryError, Storages};
 use crate::secret::Secret;
+use crate::telemetry::metrics::Metrics;
+use crate::tls::{self, TlsError};
 use crate::token::TokenVerifier;
 use crate::upstream::guard::EndpointPolicy;
 use crate::upstream::UpstreamClient;
 
-/// Shared, read-only state of the data plane.
-pub struct Gateway {
-    /// Orgs and storages, from the config file and the admin API.
-    pub storages: Storages,
-    /// Signing identities: static keys, and temporary credentials from AssumeRole.
-    pub credentials: Credentials,
+/// The settings a reload swaps in at once.
+pub struct Policy {
     /// Labeler token verification.
     pub tokens: TokenVerifier,
     /// Token keys and lifetime limit, for minting through the admin API.
@@ -28,43 +31,83 @@ pub struct Gateway {
     pub cors: CorsConfig,
     /// `Cache-Control` used when the bucket sends none.
     pub cache_control: HeaderValue,
-    /// Pooled client towards buckets.
-    pub upstream: UpstreamClient,
-    /// Longest pause in an upstream body before the transfer is aborted.
-    pub idle_timeout: Duration,
 }
 
-impl Gateway {
-    /// The gateway with the config's storages and the stored ones (see [`Storages::open`]).
-    pub fn open(config: &Config) -> Result<Gateway, RegistryError> {
-        let storages = Storages::open(config)?;
-        Ok(Gateway {
-            storages,
-            ..Gateway::new(config)
-        })
-    }
-
-    /// The gateway with the config's storages only.
-    pub fn new(config: &Config) -> Gateway {
+impl Policy {
+    fn new(config: &Config) -> Policy {
         if config.auth.allow_anonymous {
             tracing::warn!(
                 "auth.allow_anonymous is on: requests without a token are served; never do this in production"
             );
         }
-        Gateway {
-            storages: Storages::from_config(config),
-            credentials: Credentials::new(&config.sts, config.server.upstream_connect_timeout),
+        Policy {
             tokens: TokenVerifier::new(&config.auth),
             auth: config.auth.clone(),
             admin_token: config.admin.token.clone(),
             cors: config.cors.clone(),
             cache_control: HeaderValue::from_str(&config.cache_control).expect("validated in config"),
-            upstream: UpstreamClient::new(
-                config.server.upstream_connect_timeout,
-                config.server.upstream_first_byte_timeout,
-                EndpointPolicy::new(&config.registry.allow_private_endpoints),
-            ),
-            idle_timeout: config.server.upstream_idle_timeout,
         }
+    }
+}
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("server.upstream_ca_file: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Shared state of both listeners.
+pub struct Gateway {
+    /// Orgs and storages, from the config file and the admin API.
+    pub storages: Storages,
+    /// Signing identities: static keys, and temporary credentials from AssumeRole.
+    pub credentials: Credentials,
+    /// Tokens, CORS, caching, admin token: replaced as a whole on reload.
+    pub policy: ArcSwap<Policy>,
+    /// Pooled clients towards buckets.
+    pub upstream: UpstreamClient,
+    /// Longest pause in an upstream body before the transfer is aborted.
+    pub idle_timeout: Duration,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Set once shutdown has begun: `/readyz` then answers 503.
+    pub draining: AtomicBool,
+}
+
+impl Gateway {
+    /// The gateway of `config`: its storages and the stored ones (see [`Storages::open`]),
+    /// and the extra CA bundle for HTTPS endpoints.
+    pub fn open(config: &Config) -> Result<Gateway, StartError> {
+        let extra_roots = match &config.server.upstream_ca_file {
+            Some(path) => tls::certificates(path)?,
+            None => Vec::new(),
+        };
+        let metrics = Metrics::new();
+        let server = &config.server;
+        Ok(Gateway {
+            storages: Storages::open(config)?,
+            credentials: Credentials::new(&config.sts, server.upstream_connect_timeout, &metrics),
+            policy: ArcSwap::from_pointee(Policy::new(config)),
+            upstream: UpstreamClient::new(
+                server.upstream_connect_timeout,
+                server.upstream_first_byte_timeout,
+                EndpointPolicy::new(&config.registry.allow_private_endpoints),
+                extra_roots,
+            ),
+            idle_timeout: server.upstream_idle_timeout,
+            metrics,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Swaps in the orgs, storages, CORS origins, token keys, caching and admin token of
+    /// `config`. Listen addresses, TLS file paths, timeouts, `[sts]` and `[registry]` keep
+    /// their values until a restart.
+    pub fn reload(&self, config: &Config) {
+        self.policy.store(Arc::new(Policy::new(config)));
+        self.storages.reload_config(&config.orgs);
     }
 }

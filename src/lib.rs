@@ -38,7 +38,9 @@ pub mod resolve;
 pub mod route;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 pub mod upstream;
 

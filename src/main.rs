@@ -5,13 +5,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use assetgate::server::{self, ServeOptions};
 use assetgate::{token, Config, Gateway};
 
 #[derive(Parser)]
@@ -83,12 +81,15 @@ struct ConfigArg {
 }
 
 impl ConfigArg {
-    fn load(&self) -> anyhow::Result<Config> {
-        let path = self
-            .config
+    fn path(&self) -> PathBuf {
+        self.config
             .clone()
             .or_else(|| std::env::var_os("ASSETGATE_CONFIG").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("config/assetgate.toml"));
+            .unwrap_or_else(|| PathBuf::from("config/assetgate.toml"))
+    }
+
+    fn load(&self) -> anyhow::Result<Config> {
+        let path = self.path();
         Config::load(&path).with_context(|| format!("invalid configuration {}", path.display()))
     }
 }
@@ -111,25 +112,13 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(arg) => {
-            let config = arg.load()?;
-            let bind = |addr| async move {
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))
-            };
-            let (data, admin) = (bind(config.server.listen).await?, bind(config.admin.listen).await?);
-            let gateway = Arc::new(Gateway::open(&config)?);
-            tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, "assetgate serving");
-            let options = ServeOptions::from_config(&config.server);
-            server::serve_gateway(gateway, data, Some(admin), options, shutdown_signal()).await;
-        }
+        Command::Serve(arg) => assetgate::service::serve(&arg.path()).await?,
         Command::Demo { listen } => {
             let demo = assetgate::demo::Demo::start(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             println!("{}", demo.banner());
-            demo.serve(shutdown_signal()).await;
+            demo.serve(assetgate::service::terminate()).await;
         }
         Command::Check(arg) => {
             let config = arg.load()?;
@@ -200,27 +189,5 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
-/// Completes on Ctrl+C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

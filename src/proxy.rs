@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::registry::StorageEntry;
 use crate::resolve;
 use crate::route::{self, ObjectPath, Route};
+use crate::telemetry::metrics::InFlight;
 use crate::telemetry::{self, AccessLog, Outcome};
 use crate::token;
 use crate::upstream;
@@ -26,8 +27,9 @@ struct Exchange {
     log: AccessLog,
     /// What the request's `Origin` means for the response headers.
     cors: OriginCheck,
-    /// Set when a streamed body took over writing the access log line.
-    streamed: bool,
+    /// The in-flight guard, until a streamed body takes it over (and with it the access log
+    /// line, written when the body ends).
+    in_flight: Option<InFlight>,
 }
 
 /// Serves one request. Never fails: errors become SPEC §7 JSON responses.
@@ -37,30 +39,50 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
     let mut ex = Exchange {
         log: AccessLog::new(request_id, parts.method.clone()),
         cors: OriginCheck::Absent,
-        streamed: false,
+        in_flight: Some(gateway.metrics.in_flight()),
     };
-    let result = match route::parse(parts.uri.path()) {
+    let route = route::parse(parts.uri.path());
+    let label = match &route {
+        Ok(Route::Object(_)) => "object",
+        Ok(Route::Resolve(..)) => "resolve",
+        Ok(Route::Health | Route::Ready) => "health",
+        Err(_) => "other",
+    };
+    let result = match route {
         Ok(Route::Object(path)) => object(&gateway, &parts, Wanted::Object(path), &mut ex).await,
         Ok(Route::Resolve(org, storage)) => {
             let url = route::query_param(parts.uri.query(), "url").unwrap_or_default();
             object(&gateway, &parts, Wanted::Resolve { org, storage, url }, &mut ex).await
         }
-        Ok(Route::Health | Route::Ready) => health(&parts.method),
+        Ok(Route::Health) => health(&parts.method, true),
+        Ok(Route::Ready) => health(
+            &parts.method,
+            !gateway.draining.load(std::sync::atomic::Ordering::SeqCst),
+        ),
         Err(err) => Err(err),
     };
     let mut response = match result {
         Ok(response) => response,
         Err(err) => error_response(&err, &mut ex),
     };
-    finish_headers(&mut response, &mut ex);
+    gateway.metrics.request(label, response.status().as_u16());
+    finish_headers(&gateway, &mut response, &mut ex);
     response
 }
 
-fn health(method: &Method) -> Result<Response<Body>, GatewayError> {
+/// `/healthz` (always) and `/readyz` (503 while draining for shutdown).
+fn health(method: &Method, ready: bool) -> Result<Response<Body>, GatewayError> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(GatewayError::MethodNotAllowed);
     }
-    Ok(json_response(StatusCode::OK, body::full(&b"{\"status\":\"ok\"}"[..])))
+    if ready {
+        Ok(json_response(StatusCode::OK, body::full(&b"{\"status\":\"ok\"}"[..])))
+    } else {
+        Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            body::full(&b"{\"status\":\"draining\"}"[..]),
+        ))
+    }
 }
 
 /// What a request asks for: an object by bucket and key, or by asset URL.
@@ -90,7 +112,12 @@ async fn object(
     let registry = gw.storages.snapshot();
     let org = registry.org(org_id);
     let org_origins = org.map_or(&[][..], |o| &o.cors_origins[..]);
-    ex.cors = cors::check_origin(parts.headers.get(header::ORIGIN), &gw.cors.allowed_origins, org_origins);
+    let policy = gw.policy.load();
+    ex.cors = cors::check_origin(
+        parts.headers.get(header::ORIGIN),
+        &policy.cors.allowed_origins,
+        org_origins,
+    );
     if ex.cors == OriginCheck::Denied {
         return Err(GatewayError::OriginNotAllowed);
     }
@@ -153,10 +180,18 @@ async fn object(
     };
     let status = upstream.status();
     ex.log.upstream_status = Some(status.as_u16());
-    let headers = upstream::response::client_headers(upstream.headers(), &gw.cache_control);
+    let headers = upstream::response::client_headers(upstream.headers(), &policy.cache_control);
     ex.log.status = status.as_u16();
-    ex.streamed = true;
-    let mut response = Response::new(body::stream(upstream.into_body(), gw.idle_timeout, ex.log.clone()));
+    let meter = body::Meter {
+        bytes: gw.metrics.bytes_sent.clone(),
+        in_flight: ex.in_flight.take().unwrap_or_else(|| gw.metrics.in_flight()),
+    };
+    let mut response = Response::new(body::stream(
+        upstream.into_body(),
+        gw.idle_timeout,
+        ex.log.clone(),
+        meter,
+    ));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
@@ -196,7 +231,9 @@ async fn forward(
             bucket: &path.bucket,
             key: &path.key,
         };
+        let started = std::time::Instant::now();
         let mut response = target.fetch(&gw.upstream, headers.clone()).await?;
+        gw.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
         if if_range && response.status() == StatusCode::PRECONDITION_FAILED {
             response = target.fetch(&gw.upstream, upstream::without_range(&headers)).await?;
         }
@@ -223,8 +260,8 @@ async fn forward(
 /// The labeler's token claims; `None` only when anonymous access is on and none was sent.
 fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Option<token::Claims>, GatewayError> {
     match token::extract(&parts.headers, parts.uri.query())? {
-        Some(t) => gw.tokens.verify(&t).map(Some),
-        None if gw.tokens.allow_anonymous => Ok(None),
+        Some(t) => gw.policy.load().tokens.verify(&t).map(Some),
+        None if gw.policy.load().tokens.allow_anonymous => Ok(None),
         None => Err(GatewayError::MissingToken),
     }
 }
@@ -236,7 +273,7 @@ fn preflight(gw: &Gateway, parts: &Parts, check: &OriginCheck) -> Response<Body>
     match check {
         OriginCheck::Allowed(origin) => {
             let requested = parts.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS);
-            *response.headers_mut() = cors::preflight_headers(origin, requested, gw.cors.max_age);
+            *response.headers_mut() = cors::preflight_headers(origin, requested, gw.policy.load().cors.max_age);
         }
         _ => {
             response
@@ -273,15 +310,16 @@ fn json_response(status: StatusCode, body: Body) -> Response<Body> {
 
 /// Request id and CORS on every response; the access log for responses that are not
 /// streamed (a streamed body writes its own line when it ends).
-fn finish_headers(response: &mut Response<Body>, ex: &mut Exchange) {
+fn finish_headers(gw: &Gateway, response: &mut Response<Body>, ex: &mut Exchange) {
     let headers = response.headers_mut();
     headers.insert(telemetry::REQUEST_ID, ex.log.request_id.clone());
     if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
         cors::apply_response_headers(headers, &ex.cors);
     }
-    if !ex.streamed {
+    if ex.in_flight.is_some() {
         ex.log.status = response.status().as_u16();
         let bytes = http_body::Body::size_hint(response.body()).exact().unwrap_or(0);
+        gw.metrics.bytes_sent.inc_by(bytes);
         ex.log.finish(bytes, Outcome::Complete);
     }
 }

@@ -1,7 +1,7 @@
-//! The data-plane listener: accepts connections (at most `max_connections` at once), serves
-//! HTTP/1.1 and HTTP/2 (prior knowledge) with a header read timeout, and shuts down
-//! gracefully when the `shutdown` future completes: stop accepting, let responses in flight
-//! finish for up to `grace`, then return.
+//! The listeners: accept connections (at most `max_connections` at once), optionally TLS
+//! (ALPN h2 and http/1.1), serve HTTP/1.1 and HTTP/2 with a header read timeout, and shut
+//! down gracefully when the `shutdown` future completes: stop accepting, let responses in
+//! flight finish for up to `shutdown_grace`, then return.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,25 +13,25 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::body::Body;
 use crate::config::ServerConfig;
 
-/// How long in-flight responses may run on after shutdown was asked for.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
 /// Listener settings taken from `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
-    /// Slowloris guard: time allowed to send request headers.
+    /// Slowloris guard: time allowed to send request headers (and to finish a TLS handshake).
     pub header_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
     /// Time in-flight responses get after shutdown starts.
     pub shutdown_grace: Duration,
+    /// TLS for this listener, if any.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl ServeOptions {
@@ -39,7 +39,8 @@ impl ServeOptions {
         ServeOptions {
             header_read_timeout: server.header_read_timeout,
             max_connections: server.max_connections,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            shutdown_grace: server.shutdown_grace,
+            tls: None,
         }
     }
 }
@@ -56,6 +57,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let limit = Arc::new(Semaphore::new(options.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -77,14 +79,22 @@ where
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = service_fn(move |request| {
-            let response = handler(request);
-            async move { Ok::<_, Infallible>(response.await) }
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        let (builder, handler, watcher, tls) = (
+            builder.clone(),
+            handler.clone(),
+            graceful.watcher(),
+            options.tls.clone(),
+        );
+        let handshake_timeout = options.header_read_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            match tls {
+                None => serve_io(&builder, stream, handler, watcher).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_io(&builder, tls_stream, handler, watcher).await,
+                    Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+            }
             drop(permit);
         });
     }
@@ -96,8 +106,24 @@ where
     }
 }
 
+/// Serves one connection, plain or TLS, until it closes or shutdown ends it.
+async fn serve_io<I, H, F>(builder: &auto::Builder<TokioExecutor>, io: I, handler: H, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let response = handler(request);
+        async move { Ok::<_, Infallible>(response.await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(io), service).into_owned();
+    let _ = watcher.watch(connection).await;
+}
+
 /// Runs the data plane on `data` and, when given, the admin API on `admin`, until
-/// `shutdown` completes; both stop accepting at once and drain their connections.
+/// `shutdown` completes; both stop accepting at once and drain their connections. While
+/// draining, `/readyz` answers 503 so that load balancers stop sending traffic.
 pub async fn serve_gateway(
     gateway: Arc<crate::Gateway>,
     data: TcpListener,
@@ -116,13 +142,17 @@ pub async fn serve_gateway(
         options.clone(),
         signal(stopped.clone()),
     );
+    let admin_options = ServeOptions {
+        tls: None,
+        ..options.clone()
+    };
     let admin_plane = async {
         if let Some(listener) = admin {
             let gw = gateway.clone();
             run(
                 listener,
                 move |r| crate::admin::handle(gw.clone(), r),
-                options.clone(),
+                admin_options,
                 signal(stopped.clone()),
             )
             .await;
@@ -130,6 +160,7 @@ pub async fn serve_gateway(
     };
     let trigger = async {
         shutdown.await;
+        gateway.draining.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = stop.send(true);
     };
     tokio::join!(data_plane, admin_plane, trigger);

@@ -74,8 +74,17 @@ type Reply = Result<(StatusCode, Value), AdminError>;
 pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
-    if matches!(path.as_str(), "/healthz" | "/readyz") {
-        return respond(Ok((StatusCode::OK, json!({"status": "ok"}))), false);
+    match path.as_str() {
+        "/healthz" => return respond(Ok((StatusCode::OK, json!({"status": "ok"}))), false),
+        "/readyz" if gw.draining.load(std::sync::atomic::Ordering::SeqCst) => {
+            return respond(
+                Ok((StatusCode::SERVICE_UNAVAILABLE, json!({"status": "draining"}))),
+                false,
+            )
+        }
+        "/readyz" => return respond(Ok((StatusCode::OK, json!({"status": "ok"}))), false),
+        "/metrics" => return metrics(&gw),
+        _ => {}
     }
     let result = match authorize(&gw, &parts.headers) {
         Err(e) => Err(e),
@@ -103,7 +112,8 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
 /// that not even the length leaks).
 fn authorize(gw: &Gateway, headers: &http::HeaderMap) -> Result<(), AdminError> {
     let unauthorized = |m: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let Some(expected) = &gw.admin_token else {
+    let policy = gw.policy.load();
+    let Some(expected) = &policy.admin_token else {
         return Err(unauthorized(
             "the admin API is disabled: the operator has not set [admin].token",
         ));
@@ -326,16 +336,17 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
             DEFAULT_TOKEN_TTL
         }),
     };
-    if ttl.is_zero() || ttl > gw.auth.max_ttl {
+    let policy = gw.policy.load();
+    if ttl.is_zero() || ttl > policy.auth.max_ttl {
         fields.insert(
             "ttl".into(),
-            format!("must be at most {}", humantime::format_duration(gw.auth.max_ttl)),
+            format!("must be at most {}", humantime::format_duration(policy.auth.max_ttl)),
         );
     }
     if !fields.is_empty() {
         return Err(invalid(fields));
     }
-    let key = gw
+    let key = policy
         .auth
         .keys
         .first()
@@ -346,6 +357,15 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         StatusCode::OK,
         json!({ "token": token, "expiresAt": humantime::format_rfc3339_seconds(expires).to_string() }),
     ))
+}
+
+/// Prometheus text, unauthenticated like the health routes: the admin listener is meant for
+/// the internal network (loopback by default).
+fn metrics(gw: &Gateway) -> Response<Body> {
+    let mut response = Response::new(body::full(gw.metrics.encode()));
+    let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response
 }
 
 fn respond(result: Reply, no_store: bool) -> Response<Body> {

@@ -61,7 +61,9 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
             "30s",
         )?,
         upstream_idle_timeout: duration("server.upstream_idle_timeout", s.upstream_idle_timeout, "60s")?,
+        upstream_ca_file: s.upstream_ca_file.map(Into::into),
         max_connections,
+        shutdown_grace: duration("server.shutdown_grace", s.shutdown_grace, "30s")?,
     })
 }
 

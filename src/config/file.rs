@@ -26,7 +26,9 @@ pub struct ServerFile {
     pub upstream_connect_timeout: Option<String>,
     pub upstream_first_byte_timeout: Option<String>,
     pub upstream_idle_timeout: Option<String>,
+    pub upstream_ca_file: Option<String>,
     pub max_connections: Option<usize>,
+    pub shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -65,8 +65,12 @@ pub struct ServerConfig {
     pub upstream_first_byte_timeout: Duration,
     /// How long a response body may stall (no bytes from the bucket) before it is aborted.
     pub upstream_idle_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted for HTTPS endpoints, beside the webpki roots.
+    pub upstream_ca_file: Option<PathBuf>,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// How long responses in flight may run on after SIGTERM before the process exits.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -3,29 +3,42 @@
 //! failure is remembered for `failure_cache`; while STS is down, credentials that have not
 //! really expired yet keep being used.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_smithy_runtime_api::client::identity::Identity;
 use moka::future::Cache;
 use moka::Expiry;
+use prometheus_client::metrics::counter::Counter;
 
 use super::sts::{RoleRequest, Sts, Temporary};
 use crate::error::GatewayError;
+use crate::telemetry::metrics::Metrics;
 
 /// Credentials this close to their real expiry are never used: a request signed with them
 /// could reach the bucket after they expired.
 const SAFETY: Duration = Duration::from_secs(30);
 
-/// Counters read by the metrics endpoint.
-#[derive(Debug, Default)]
+/// Counters shown at `/metrics` (`assetgate_assume_role_calls`, `…_credential_cache_lookups`).
+#[derive(Debug, Clone, Default)]
 pub struct CredentialMetrics {
-    pub assume_role_ok: AtomicU64,
-    pub assume_role_denied: AtomicU64,
-    pub assume_role_unavailable: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
+    pub assume_role_ok: Counter,
+    pub assume_role_denied: Counter,
+    pub assume_role_unavailable: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+}
+
+impl CredentialMetrics {
+    /// The counters, registered in `metrics`.
+    pub fn registered(metrics: &Metrics) -> CredentialMetrics {
+        CredentialMetrics {
+            assume_role_ok: metrics.assume_role("ok"),
+            assume_role_denied: metrics.assume_role("denied"),
+            assume_role_unavailable: metrics.assume_role("unavailable"),
+            cache_hits: metrics.credential_cache("hit"),
+            cache_misses: metrics.credential_cache("miss"),
+        }
+    }
 }
 
 /// One cache entry.
@@ -85,11 +98,16 @@ pub struct CredentialCache {
     /// STS is down.
     last_good: Cache<String, (Identity, SystemTime)>,
     sts: Sts,
-    pub metrics: Arc<CredentialMetrics>,
+    pub metrics: CredentialMetrics,
 }
 
 impl CredentialCache {
-    pub fn new(sts: Sts, refresh_margin: Duration, failure_cache: Duration) -> CredentialCache {
+    pub fn new(
+        sts: Sts,
+        refresh_margin: Duration,
+        failure_cache: Duration,
+        metrics: CredentialMetrics,
+    ) -> CredentialCache {
         let entries = Cache::builder()
             .max_capacity(100_000)
             .expire_after(Lifetimes {
@@ -105,7 +123,7 @@ impl CredentialCache {
             entries,
             last_good,
             sts,
-            metrics: Arc::default(),
+            metrics,
         }
     }
 
@@ -121,7 +139,7 @@ impl CredentialCache {
         } else {
             &self.metrics.cache_hits
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         match entry.into_value() {
             Cached::Fresh { identity, .. } | Cached::Stale { identity, .. } => Ok(identity),
             Cached::Failed(err) => Err(err),
@@ -137,7 +155,7 @@ impl CredentialCache {
     async fn load(&self, key: &str, role: &RoleRequest<'_>) -> Cached {
         match self.sts.assume_role(role).await {
             Ok(temporary) => {
-                self.metrics.assume_role_ok.fetch_add(1, Ordering::Relaxed);
+                self.metrics.assume_role_ok.inc();
                 let (identity, expires_at) = (identity(&temporary), temporary.expires_at);
                 self.last_good
                     .insert(key.to_string(), (identity.clone(), expires_at))
@@ -149,7 +167,7 @@ impl CredentialCache {
                     GatewayError::AssumeRoleDenied(_) => &self.metrics.assume_role_denied,
                     _ => &self.metrics.assume_role_unavailable,
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
+                counter.inc();
                 match self.last_good.get(key).await {
                     Some((identity, expires_at)) if expires_at > SystemTime::now() + SAFETY => {
                         tracing::warn!(

@@ -9,6 +9,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 
 use crate::config::{Storage, StorageCredentials, StsConfig};
 use crate::error::GatewayError;
+use crate::telemetry::metrics::Metrics;
 use crate::upstream::sign;
 
 pub use cache::{CredentialCache, CredentialMetrics};
@@ -57,10 +58,11 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    pub fn new(config: &StsConfig, connect_timeout: std::time::Duration) -> Credentials {
+    pub fn new(config: &StsConfig, connect_timeout: std::time::Duration, metrics: &Metrics) -> Credentials {
         let sts = sts::Sts::new(config.clone(), connect_timeout);
+        let counters = CredentialMetrics::registered(metrics);
         Credentials {
-            cache: CredentialCache::new(sts, config.refresh_margin, config.failure_cache),
+            cache: CredentialCache::new(sts, config.refresh_margin, config.failure_cache, counters),
         }
     }
 

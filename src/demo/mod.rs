@@ -72,6 +72,7 @@ impl Demo {
             "DEMO_ACCESS_KEY" => Some(backend.keys.access_key_id.clone()),
             "DEMO_SECRET_KEY" => Some(backend.keys.secret_access_key.expose().to_string()),
             "DEMO_TOKEN_KEY" => Some(token_key.clone()),
+            "DEMO_DATA_DIR" => Some(root.path().join("registry").display().to_string()),
             _ => None,
         };
         let config = Config::from_toml(DEMO_CONFIG, &lookup)?;
@@ -129,7 +130,8 @@ impl Demo {
 
     /// Serves until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let gateway = Arc::new(Gateway::new(&self.config));
+        let gateway =
+            Arc::new(Gateway::open(&self.config).expect("the demo config has no registry or CA file to fail on"));
         let options = ServeOptions::from_config(&self.config.server);
         let Demo {
             listener,

@@ -165,7 +165,8 @@ struct Persistence {
 
 /// The live registry: snapshot for the data plane, mutations for the admin API.
 pub struct Storages {
-    config_orgs: Vec<Org>,
+    /// The configuration file's orgs; replaced on reload.
+    config_orgs: ArcSwap<Vec<Org>>,
     persistence: Option<Persistence>,
     /// API storages by (org, id); guarded so that concurrent changes never lose one another.
     api: Mutex<BTreeMap<(String, String), ApiStorage>>,
@@ -209,21 +210,18 @@ impl Storages {
         }
         let current = ArcSwap::from_pointee(Registry::build(&config.orgs, &api));
         Ok(Storages {
-            config_orgs: config.orgs.clone(),
+            config_orgs: ArcSwap::from_pointee(config.orgs.clone()),
             persistence,
             api: Mutex::new(api),
             current,
         })
     }
 
-    /// Only the config's storages (tests and the demo).
-    pub fn from_config(config: &Config) -> Storages {
-        Storages {
-            config_orgs: config.orgs.clone(),
-            persistence: None,
-            api: Mutex::new(BTreeMap::new()),
-            current: ArcSwap::from_pointee(Registry::from_config(config)),
-        }
+    /// Replaces the configuration file's orgs (SIGHUP); API storages stay as they are.
+    pub fn reload_config(&self, orgs: &[Org]) {
+        let api = self.api.lock().expect("registry lock");
+        self.config_orgs.store(Arc::new(orgs.to_vec()));
+        self.current.store(Arc::new(Registry::build(orgs, &api)));
     }
 
     /// The registry as it is now.
@@ -300,7 +298,8 @@ impl Storages {
             return Err(RegistryError::NotFound(id.to_string()));
         }
         store.delete(org, id)?;
-        self.current.store(Arc::new(Registry::build(&self.config_orgs, &api)));
+        self.current
+            .store(Arc::new(Registry::build(&self.config_orgs.load(), &api)));
         Ok(())
     }
 
@@ -326,7 +325,7 @@ impl Storages {
     }
 
     fn publish(&self, api: &BTreeMap<(String, String), ApiStorage>, org: &str, id: &str) -> Arc<StorageEntry> {
-        let registry = Registry::build(&self.config_orgs, api);
+        let registry = Registry::build(&self.config_orgs.load(), api);
         let entry = registry
             .org(org)
             .and_then(|o| o.storage(id))

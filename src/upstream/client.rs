@@ -43,10 +43,25 @@ pub enum Trust {
 }
 
 impl UpstreamClient {
-    pub fn new(connect_timeout: Duration, first_byte_timeout: Duration, policy: EndpointPolicy) -> UpstreamClient {
+    /// Clients trusting the webpki roots plus `extra_roots` (a private CA's certificates).
+    pub fn new(
+        connect_timeout: Duration,
+        first_byte_timeout: Duration,
+        policy: EndpointPolicy,
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> UpstreamClient {
         let policy = Arc::new(policy);
-        let trusted = build(Resolver::trusted(), connect_timeout);
-        let guarded = build(Resolver::guarded(policy.clone()), connect_timeout);
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for cert in extra_roots {
+            if let Err(e) = roots.add(cert) {
+                tracing::warn!(error = %e, "a certificate of server.upstream_ca_file is not a usable CA");
+            }
+        }
+        let roots = Arc::new(roots);
+        let trusted = build(Resolver::trusted(), connect_timeout, roots.clone());
+        let guarded = build(Resolver::guarded(policy.clone()), connect_timeout, roots);
         UpstreamClient {
             trusted,
             guarded,
@@ -93,6 +108,7 @@ impl UpstreamClient {
 fn build(
     resolver: Resolver,
     connect_timeout: Duration,
+    roots: Arc<rustls::RootCertStore>,
 ) -> Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>> {
     let mut http = HttpConnector::new_with_resolver(resolver);
     {
@@ -102,9 +118,7 @@ fn build(
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default TLS versions")
-            .with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
+            .with_root_certificates(roots)
             .with_no_client_auth();
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(tls)

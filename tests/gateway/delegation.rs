@@ -1,7 +1,6 @@
 //! IAM-role delegation: AssumeRole with an external ID against moto and SeaweedFS's STS, and
 //! the credential cache's behaviour against the project's STS stand-in (`support::fake_sts`).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use assetgate::config::{Endpoint, StaticKeys};
@@ -92,14 +91,8 @@ async fn seaweed_sts_temporary_credentials_stream_an_object() {
     let r = get(&url, &[("authorization", &bearer("acme")), ("range", "bytes=-100")]).await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (206, &data[data.len() - 100..]));
     let m = gw.gateway.credentials.metrics();
-    assert_eq!(m.assume_role_ok.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        (
-            m.cache_misses.load(Ordering::Relaxed),
-            m.cache_hits.load(Ordering::Relaxed)
-        ),
-        (1, 1)
-    );
+    assert_eq!(m.assume_role_ok.get(), 1);
+    assert_eq!((m.cache_misses.get(), m.cache_hits.get()), (1, 1));
 }
 
 /// A gateway with one delegated storage whose STS and bucket are the stand-ins.
@@ -147,10 +140,7 @@ async fn two_hundred_concurrent_cold_requests_make_one_assume_role() {
     assert_eq!(sts.external_ids(), ["ext-acme-1"]);
     assert_eq!(*rejected.lock().unwrap(), 0);
     let m = gw.gateway.credentials.metrics();
-    assert_eq!(
-        m.cache_misses.load(Ordering::Relaxed) + m.cache_hits.load(Ordering::Relaxed),
-        200
-    );
+    assert_eq!(m.cache_misses.get() + m.cache_hits.get(), 200);
 }
 
 #[tokio::test]
@@ -196,14 +186,7 @@ async fn a_failing_sts_is_asked_again_only_after_failure_cache() {
     let r = get(&url, &[("authorization", &auth)]).await;
     assert_eq!(r.status, 200);
     assert_eq!(sts.calls(), 2);
-    assert_eq!(
-        gw.gateway
-            .credentials
-            .metrics()
-            .assume_role_denied
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(gw.gateway.credentials.metrics().assume_role_denied.get(), 1);
 }
 
 #[tokio::test]

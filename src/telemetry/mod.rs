@@ -1,5 +1,7 @@
-//! Request ids and the access log: one structured line per request, written when the last
+//! Request ids, metrics (`metrics`) and the access log: one structured line per request, written when the last
 //! byte has been sent (or the transfer was cut), with no secret, token or `Authorization`.
+
+pub mod metrics;
 
 use std::time::Instant;
 

@@ -1,0 +1,119 @@
+//! `assetgate serve` as a process: load the config, bind both listeners, TLS, and the
+//! signals: SIGHUP reloads the config (and the TLS certificate), SIGTERM or Ctrl+C drains
+//! and stops. An invalid new config is refused, logged, and the old one kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::server::{self, ServeOptions};
+use crate::tls::CertStore;
+use crate::Gateway;
+
+/// Why serving could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid configuration {path}: {source}")]
+    Config {
+        path: PathBuf,
+        source: crate::config::ConfigError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] crate::gateway::StartError),
+    #[error("server.tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// Serves until SIGTERM or Ctrl+C, reloading on SIGHUP.
+pub async fn serve(path: &Path) -> Result<(), ServeError> {
+    let config = Config::load(path).map_err(|source| ServeError::Config {
+        path: path.into(),
+        source,
+    })?;
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let (data, admin) = (bind(config.server.listen).await?, bind(config.admin.listen).await?);
+    let gateway = Arc::new(Gateway::open(&config)?);
+    let mut options = ServeOptions::from_config(&config.server);
+    let certs = match &config.server.tls {
+        Some(files) => {
+            let store = CertStore::load(files)?;
+            options.tls = Some(store.acceptor());
+            store.clone().watch();
+            Some(store)
+        }
+        None => None,
+    };
+    tracing::info!(
+        listen = %config.server.listen,
+        admin = %config.admin.listen,
+        tls = certs.is_some(),
+        "assetgate serving"
+    );
+    tokio::spawn(reload_on_hangup(path.to_path_buf(), gateway.clone(), certs));
+    server::serve_gateway(gateway, data, Some(admin), options, terminate()).await;
+    Ok(())
+}
+
+/// On every SIGHUP: the config file again, and the TLS certificate.
+async fn reload_on_hangup(path: PathBuf, gateway: Arc<Gateway>, certs: Option<Arc<CertStore>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match Config::load(&path) {
+                Ok(config) => {
+                    gateway.reload(&config);
+                    tracing::info!(config = %path.display(), "configuration reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, config = %path.display(), "configuration NOT reloaded; keeping the running one")
+                }
+            }
+            if let Some(certs) = &certs {
+                match certs.reload(true) {
+                    Ok(_) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "TLS certificate NOT reloaded; keeping the current one"),
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, gateway, certs);
+}
+
+/// Completes on Ctrl+C or SIGTERM.
+pub async fn terminate() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

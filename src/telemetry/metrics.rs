@@ -1,0 +1,176 @@
+//! Prometheus metrics (SPEC §8) with `prometheus-client`, served at `/metrics` on the admin
+//! listener. Labels are bounded (route, status class, result): never an org, a storage or a
+//! key, so many orgs cannot explode the series count.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `object`, `resolve`, `health` or `other`.
+    pub route: &'static str,
+    /// `2xx` … `5xx`.
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    pub bytes_sent: Counter,
+    pub upstream_latency: Histogram,
+    pub in_flight: Gauge<i64, AtomicI64>,
+    assume_role: Family<ResultLabels, Counter>,
+    credential_cache: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("assetgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route and status class",
+            requests.clone(),
+        );
+        let bytes_sent = Counter::default();
+        registry.register("response_body_bytes", "Body bytes sent to clients", bytes_sent.clone());
+        // 1 ms .. ~32 s: from a warm local bucket to a slow cross-region one.
+        let upstream_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "upstream_first_byte_seconds",
+            "Time from sending a request to a bucket until its response headers",
+            upstream_latency.clone(),
+        );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "in_flight_requests",
+            "Requests being answered, bodies streaming included",
+            in_flight.clone(),
+        );
+        let assume_role = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "assume_role_calls",
+            "AssumeRole calls by result (ok, denied, unavailable)",
+            assume_role.clone(),
+        );
+        let credential_cache = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "credential_cache_lookups",
+            "Temporary credential lookups by result (hit, miss)",
+            credential_cache.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            bytes_sent,
+            upstream_latency,
+            in_flight,
+            assume_role,
+            credential_cache,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, route: &'static str, status: u16) {
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests.get_or_create(&RequestLabels { route, status }).inc();
+    }
+
+    /// The counter of AssumeRole calls with `result`.
+    pub fn assume_role(&self, result: &'static str) -> Counter {
+        self.assume_role.get_or_create(&ResultLabels { result }).clone()
+    }
+
+    /// The counter of credential cache lookups with `result`.
+    pub fn credential_cache(&self, result: &'static str) -> Counter {
+        self.credential_cache.get_or_create(&ResultLabels { result }).clone()
+    }
+
+    /// A guard counting one request in flight until it is dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// One request in flight; decrements the gauge when dropped.
+pub struct InFlight(Gauge<i64, AtomicI64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlight({})", self.0.get())
+    }
+}
+
+/// Reads a gauge (tests).
+pub fn gauge_value(g: &Gauge<i64, AtomicI64>) -> i64 {
+    g.inner().load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_show_up_in_the_exposition() {
+        let m = Metrics::new();
+        m.request("object", 206);
+        m.request("object", 404);
+        m.bytes_sent.inc_by(1234);
+        m.upstream_latency.observe(0.003);
+        m.assume_role("ok").inc();
+        m.credential_cache("hit").inc();
+        let guard = m.in_flight();
+        let text = m.encode();
+        for line in [
+            "assetgate_requests_total{route=\"object\",status=\"2xx\"} 1",
+            "assetgate_requests_total{route=\"object\",status=\"4xx\"} 1",
+            "assetgate_response_body_bytes_total 1234",
+            "assetgate_upstream_first_byte_seconds_count 1",
+            "assetgate_in_flight_requests 1",
+            "assetgate_assume_role_calls_total{result=\"ok\"} 1",
+            "assetgate_credential_cache_lookups_total{result=\"hit\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        drop(guard);
+        assert_eq!(gauge_value(&m.in_flight), 0);
+    }
+}
