@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,10 +36,11 @@ enum Command {
     /// Run the gateway.
     Serve(ConfigArg),
     /// Run a self-contained demo: embedded S3 server, sample assets, gateway in front.
+    #[cfg(feature = "demo")]
     Demo {
         /// Gateway listen address.
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
     },
     /// Validate the configuration and print a summary.
     Check(ConfigArg),
@@ -58,6 +58,11 @@ enum Command {
         ttl: Duration,
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Exit 0 if URL answers 2xx (health checks in images without curl).
+    Probe {
+        /// e.g. http://127.0.0.1:9090/readyz
+        url: String,
     },
     /// Check that a storage works: credentials, role, bucket regions, listing, reading.
     Validate {
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(arg) => assetgate::service::serve(&arg.path()).await?,
+        #[cfg(feature = "demo")]
         Command::Demo { listen } => {
             let demo = assetgate::demo::Demo::start(listen)
                 .await
@@ -148,6 +154,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             println!("{}", token::mint(key, &org, storage.as_deref(), prefix.as_deref(), ttl));
+        }
+        Command::Probe { url } => {
+            let status = assetgate::service::probe(&url).await.map_err(|e| anyhow::anyhow!(e))?;
+            if !status.is_success() {
+                bail!("{url} answered {status}");
+            }
         }
         Command::Validate {
             org,

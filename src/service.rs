@@ -117,3 +117,12 @@ pub async fn terminate() {
     }
     tracing::info!("shutdown requested");
 }
+
+/// The status of a plain GET to `url` (for container health checks), within 3 seconds.
+pub async fn probe(url: &str) -> Result<http::StatusCode, Box<dyn std::error::Error + Send + Sync>> {
+    use http_body_util::Empty;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = http::Request::get(url).body(Empty::<bytes::Bytes>::new())?;
+    let response = tokio::time::timeout(std::time::Duration::from_secs(3), client.request(request)).await??;
+    Ok(response.status())
+}

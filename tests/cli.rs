@@ -268,3 +268,14 @@ fn validate_reports_on_a_storage_and_exits_1_when_it_fails() {
     assert!(String::from_utf8_lossy(&bad.stdout).contains("the secret key is wrong"));
     drop(runtime);
 }
+
+#[test]
+fn probe_fails_on_a_closed_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = assetgate(&["probe", &format!("http://127.0.0.1:{port}/healthz")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -11,6 +11,7 @@ mod errors;
 mod keys;
 mod logs;
 mod objects;
+mod ops;
 mod ranges;
 mod resolve;
 mod streaming;

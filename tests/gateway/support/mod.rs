@@ -97,6 +97,8 @@ pub struct TestGateway {
     pub admin_base: String,
     /// The running gateway's state, for tests that read its counters.
     pub gateway: std::sync::Arc<Gateway>,
+    /// The served certificate, when the config has `[server].tls`.
+    pub certs: Option<std::sync::Arc<assetgate::tls::CertStore>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -108,7 +110,16 @@ impl TestGateway {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let gateway = std::sync::Arc::new(Gateway::open(&config).expect("registry opens"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = ServeOptions::from_config(&config.server);
+        let mut options = ServeOptions::from_config(&config.server);
+        let certs = config
+            .server
+            .tls
+            .as_ref()
+            .map(|files| assetgate::tls::CertStore::load(files).expect("test certificate"));
+        if let Some(store) = &certs {
+            options.tls = Some(store.acceptor());
+            store.clone().watch();
+        }
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_base = format!("http://{}", admin.local_addr().unwrap());
         let serve = server::serve_gateway(gateway.clone(), listener, Some(admin), options, async {
@@ -119,6 +130,7 @@ impl TestGateway {
             base,
             admin_base,
             gateway,
+            certs,
             stop: Some(stop),
             task: Some(task),
         }
