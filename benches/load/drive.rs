@@ -1,0 +1,152 @@
+//! Load generation (wrk when installed, else a bounded built-in hyper loop) and process
+//! accounting from /proc (CPU seconds, peak RSS).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+/// What one load run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Run {
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Run {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    pub fn mbps(&self) -> f64 {
+        self.bytes as f64 / self.seconds / 1e6
+    }
+}
+
+/// Runs `connections` keep-alive connections against `url` for `duration`.
+pub async fn load(url: &str, connections: usize, duration: Duration, size: u64) -> Run {
+    match wrk(url, connections, duration, size) {
+        Some(run) => run,
+        None => builtin(url, connections, duration).await,
+    }
+}
+
+fn wrk(url: &str, connections: usize, duration: Duration, size: u64) -> Option<Run> {
+    let threads = connections.min(2).to_string();
+    let out = Command::new("wrk")
+        .args(["-t", &threads, "-c", &connections.to_string(), "-d", &format!("{}s", duration.as_secs()), "--latency", url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()));
+    let requests: u64 = text.lines().find(|l| l.contains("requests in"))?.split_whitespace().next()?.parse().ok()?;
+    let seconds: f64 = text.lines().find(|l| l.contains("requests in"))?.split("requests in").nth(1)?.split(',').next()?.trim().trim_end_matches('s').parse().ok()?;
+    let errors = field("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
+    Some(Run {
+        requests,
+        errors,
+        bytes: requests.saturating_sub(errors) * size,
+        seconds,
+        p50_ms: field("50%").map(|v| millis(&v)).unwrap_or(f64::NAN),
+        p99_ms: field("99%").map(|v| millis(&v)).unwrap_or(f64::NAN),
+    })
+}
+
+/// wrk's `1.23ms`, `456.00us`, `1.10s`.
+fn millis(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+async fn builtin(url: &str, connections: usize, duration: Duration) -> Run {
+    let uri: http::Uri = url.parse().unwrap();
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let uri = uri.clone();
+        tasks.spawn(async move {
+            let (mut run, mut latencies) = (Run::default(), Vec::new());
+            let authority = uri.authority().unwrap().to_string();
+            let Ok(stream) = tokio::net::TcpStream::connect(&authority).await else { return (run, latencies) };
+            let _ = stream.set_nodelay(true);
+            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else { return (run, latencies) };
+            tokio::spawn(conn);
+            let path = uri.path_and_query().unwrap().to_string();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let request = http::Request::get(path.as_str()).header("host", authority.as_str()).body(Empty::<Bytes>::new()).unwrap();
+                let Ok(response) = sender.send_request(request).await else { break };
+                let ok = response.status().is_success();
+                let mut body = response.into_body();
+                while let Some(Ok(frame)) = body.frame().await {
+                    run.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                run.requests += 1;
+                run.errors += u64::from(!ok);
+                latencies.push(t.elapsed().as_micros() as u32);
+            }
+            (run, latencies)
+        });
+    }
+    let mut total = Run::default();
+    let mut latencies = Vec::new();
+    while let Some(Ok((run, l))) = tasks.join_next().await {
+        total.requests += run.requests;
+        total.errors += run.errors;
+        total.bytes += run.bytes;
+        latencies.extend(l);
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).map_or(f64::NAN, |v| *v as f64 / 1000.0);
+    total.p50_ms = pct(0.50);
+    total.p99_ms = pct(0.99);
+    total
+}
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+}
+
+/// Peak resident memory in MiB since the last [`reset_peak`].
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS counter (Linux: `5` into clear_refs).
+pub fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrk_units() {
+        assert_eq!(super::millis("1.50ms"), 1.5);
+        assert_eq!(super::millis("250.00us"), 0.25);
+        assert_eq!(super::millis("1.00s"), 1000.0);
+    }
+}

@@ -1,0 +1,314 @@
+//! The load benchmark: the cost of the gateway, side by side with going direct, in one run.
+//!
+//! `cargo bench --bench load` starts, on this machine: a fast S3 backend (s3s, this binary
+//! in another role) in its own process, the release gateway in its own process, and a load
+//! generator (wrk when installed, else a bounded built-in loop). It measures objects of
+//! 4 KiB, 1 MiB and 64 MiB at 1, 16 and 64 connections, direct (presigned URLs) and through
+//! the gateway; then memory while streaming a 1 GiB object made up by the backend; then 1,000
+//! concurrent cold requests to a delegated storage. Options after `--`: `--seconds N` per
+//! run (default 5), `--quick` (2 s, fewer cells). See benches/README.md.
+
+mod backend;
+mod drive;
+mod report;
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use assetgate::config::{StaticKeys, TokenKey};
+use assetgate::secret::Secret;
+use report::{Memory, Pair, Report, Sts};
+
+const ROLE: &str = "ASSETGATE_BENCH_ROLE";
+const BUCKET: &str = "bench";
+const GIB: u64 = 1 << 30;
+
+fn main() {
+    if std::env::var(ROLE).as_deref() == Ok("backend") {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(backend::run(args[0].clone().into(), args[1].clone(), args[2].clone()));
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let seconds = args.windows(2).find(|w| w[0] == "--seconds").and_then(|w| w[1].parse().ok()).unwrap_or(if quick { 2 } else { 5 });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(bench(quick, seconds));
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn bench(quick: bool, seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: Vec<(&'static str, usize)> = vec![("4 KiB", 4 << 10), ("1 MiB", 1 << 20), ("64 MiB", 64 << 20)];
+    std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
+    for (_, size) in &sizes {
+        let data: Vec<u8> = (0..*size).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(dir.path().join(BUCKET).join(format!("obj-{size}")), data).unwrap();
+    }
+    let keys = StaticKeys {
+        access_key_id: "BENCHACCESSKEY".into(),
+        secret_access_key: Secret::new("bench-secret-access-key-0123456789"),
+        session_token: None,
+    };
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, "backend")
+        .args([dir.path().to_str().unwrap(), &keys.access_key_id, keys.secret_access_key.expose()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _backend = Proc(child);
+    let backend_port: u16 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+
+    let sts_calls = Arc::new(AtomicUsize::new(0));
+    let sts_port = fake_sts(keys.clone(), sts_calls.clone()).await;
+    let (gw_port, admin_port) = (free_port(), free_port());
+    let token_key = TokenKey { kid: "bench".into(), secret: Secret::new("bench-token-signing-key-0123456789abcdef") };
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{gw_port}"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[auth]
+keys = [{{ kid = "bench", alg = "HS256", secret = "{}" }}]
+[sts]
+endpoint = "http://127.0.0.1:{sts_port}"
+credentials = {{ access_key_id = "GATEWAY", secret_access_key = "gateway-secret" }}
+[[orgs]]
+id = "bench"
+[[orgs.storages]]
+id = "main"
+provider = "s3_compatible"
+buckets = ["{BUCKET}"]
+endpoint = "http://127.0.0.1:{backend_port}"
+credentials = {{ type = "access_key", access_key_id = "{}", secret_access_key = "{}" }}
+[[orgs.storages]]
+id = "delegated"
+provider = "s3_compatible"
+buckets = ["{BUCKET}"]
+endpoint = "http://127.0.0.1:{backend_port}"
+credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:role/bench", external_id = "bench-external-id" }}
+"#,
+        token_key.secret.expose(),
+        keys.access_key_id,
+        keys.secret_access_key.expose()
+    );
+    let config_path = dir.path().join("gateway.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let gateway = Proc(
+        Command::new(env!("CARGO_BIN_EXE_assetgate"))
+            .args(["serve", "--config", config_path.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let gw_pid = gateway.0.id();
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = assetgate::token::mint(&token_key, "bench", None, None, Duration::from_secs(12 * 3600));
+    let gateway_url = |storage: &str, key: &str| format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/{storage}/objects/{BUCKET}/{key}?token={token}");
+    let direct_url = |key: &str| presign(&format!("http://127.0.0.1:{backend_port}/{BUCKET}/{key}"), &keys);
+
+    let connections: &[usize] = if quick { &[1, 16] } else { &[1, 16, 64] };
+    let duration = Duration::from_secs(seconds);
+    let mut pairs = Vec::new();
+    for (label, size) in &sizes {
+        for &conns in connections {
+            let key = format!("obj-{size}");
+            let direct = drive::load(&direct_url(&key), conns, duration, *size as u64).await;
+            drive::reset_peak(gw_pid);
+            let cpu = drive::cpu_seconds(gw_pid);
+            let through = drive::load(&gateway_url("main", &key), conns, duration, *size as u64).await;
+            let pair = Pair {
+                size: label,
+                connections: conns,
+                direct,
+                gateway: through,
+                gateway_cpu_seconds: drive::cpu_seconds(gw_pid) - cpu,
+                gateway_peak_rss_mib: drive::peak_rss_mib(gw_pid),
+            };
+            eprintln!("{label} x{conns}: direct {:.0} req/s {:.1} MB/s, gateway {:.0} req/s {:.1} MB/s", pair.direct.rps(), pair.direct.mbps(), pair.gateway.rps(), pair.gateway.mbps());
+            pairs.push(pair);
+        }
+    }
+
+    let memory = memory(&gateway_url("main", &format!("generated/{GIB}")), gw_pid, if quick { 20 } else { 50 }).await;
+    let sts = cold_sts(&gateway_url("delegated", &format!("obj-{}", 4 << 10)), 1000, &sts_calls).await;
+    let report = Report {
+        machine: machine(),
+        load_generator: if Command::new("wrk").arg("--version").output().is_ok() { "wrk" } else { "built-in hyper client" },
+        seconds_per_run: seconds,
+        pairs,
+        memory: Some(memory),
+        sts: Some(sts),
+    };
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("bench-report");
+    report::write(&out, &report);
+    println!("{}", report::markdown(&report));
+    println!("written: {}/load.{{md,json,svg}}", out.display());
+}
+
+/// A presigned GET URL (SigV4 in the query), valid for an hour.
+fn presign(url: &str, keys: &StaticKeys) -> String {
+    let identity = assetgate::upstream::sign::identity(keys);
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(3600));
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::UnsignedPayload).unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = http::Request::get(url).body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut request);
+    request.uri().to_string()
+}
+
+/// One GET, the body read to the end; (bytes, seconds).
+async fn fetch_all(url: &str) -> (u64, f64) {
+    let started = Instant::now();
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    let mut body = response.into_body();
+    let mut bytes = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+    }
+    (bytes, started.elapsed().as_secs_f64())
+}
+
+/// Peak RSS while streaming 1 GiB to one fast client, then to `slow` clients that each take
+/// 64 KiB every 50 ms for 8 seconds.
+async fn memory(url: &str, pid: u32, slow: usize) -> Memory {
+    drive::reset_peak(pid);
+    let (bytes, secs) = fetch_all(url).await;
+    assert_eq!(bytes, GIB, "the 1 GiB download was cut");
+    let one_client_peak_rss_mib = drive::peak_rss_mib(pid);
+    drive::reset_peak(pid);
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..slow {
+        let url = url.to_string();
+        clients.spawn(async move {
+            let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+            let mut body = client.get(url.parse().unwrap()).await.unwrap().into_body();
+            let deadline = Instant::now() + Duration::from_secs(8);
+            let mut bytes = 0u64;
+            while Instant::now() < deadline {
+                match body.frame().await {
+                    Some(Ok(frame)) => bytes += frame.data_ref().map_or(0, |d| d.len() as u64),
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            bytes
+        });
+    }
+    let mut moved = 0;
+    while let Some(Ok(b)) = clients.join_next().await {
+        moved += b;
+    }
+    Memory {
+        one_client_peak_rss_mib,
+        one_client_mb_per_s: bytes as f64 / secs / 1e6,
+        slow_clients: slow,
+        slow_clients_peak_rss_mib: drive::peak_rss_mib(pid),
+        slow_clients_bytes: moved,
+    }
+}
+
+/// `n` concurrent requests to a delegated storage nobody has used yet.
+async fn cold_sts(url: &str, n: usize, calls: &AtomicUsize) -> Sts {
+    let started = Instant::now();
+    let first = Arc::new(std::sync::OnceLock::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (url, first) = (url.to_string(), first.clone());
+        tasks.spawn(async move {
+            let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+            let ok = match client.get(url.parse().unwrap()).await {
+                Ok(r) => r.status().is_success() && r.into_body().collect().await.is_ok(),
+                Err(_) => false,
+            };
+            let _ = first.set(started.elapsed());
+            ok
+        });
+    }
+    let mut succeeded = 0;
+    while let Some(Ok(ok)) = tasks.join_next().await {
+        succeeded += usize::from(ok);
+    }
+    Sts {
+        concurrent_requests: n,
+        succeeded,
+        assume_role_calls: calls.load(Ordering::SeqCst),
+        first_response_ms: first.get().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        all_responses_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+/// The project's STS stand-in: counts AssumeRole calls, answers with the backend's keys
+/// (s3s checks signatures, not session tokens).
+async fn fake_sts(keys: StaticKeys, calls: Arc<AtomicUsize>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (keys, calls) = (keys.clone(), calls.clone());
+            let service = hyper::service::service_fn(move |_req| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let expiration = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600));
+                let body = format!(
+                    "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>bench-token</SessionToken><Expiration>{expiration}</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>",
+                    keys.access_key_id,
+                    keys.secret_access_key.expose()
+                );
+                async move { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
+            });
+            tokio::spawn(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).into_owned());
+        }
+    });
+    port
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = mem.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_string()).unwrap_or_default();
+    format!("{model}, {cores} cores, {total} RAM")
+}
