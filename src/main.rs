@@ -41,6 +41,9 @@ enum Command {
         /// Gateway listen address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Listen address of the demo editor page (another origin than the gateway).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        editor_listen: std::net::SocketAddr,
     },
     /// Validate the configuration and print a summary.
     Check(ConfigArg),
@@ -119,8 +122,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(arg) => assetgate::service::serve(&arg.path()).await?,
         #[cfg(feature = "demo")]
-        Command::Demo { listen } => {
-            let demo = assetgate::demo::Demo::start(listen)
+        Command::Demo { listen, editor_listen } => {
+            let demo = assetgate::demo::Demo::start(listen, editor_listen)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             println!("{}", demo.banner());

@@ -60,11 +60,15 @@ impl S3 for FastBackend {
             None => StreamingBlob::wrap(generated(range.start, len)),
             Some(path) => {
                 let mut file = tokio::fs::File::open(path).await.map_err(|_| s3_error!(NoSuchKey))?;
-                file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(|_| s3_error!(InternalError))?;
+                file.seek(std::io::SeekFrom::Start(range.start))
+                    .await
+                    .map_err(|_| s3_error!(InternalError))?;
                 StreamingBlob::wrap(ReaderStream::with_capacity(file.take(len), CHUNK))
             }
         };
-        let content_range = input.range.map(|_| format!("bytes {}-{}/{full}", range.start, range.end.saturating_sub(1)));
+        let content_range = input
+            .range
+            .map(|_| format!("bytes {}-{}/{full}", range.start, range.end.saturating_sub(1)));
         let output = GetObjectOutput {
             body: Some(body),
             content_length: Some(len as i64),
@@ -79,7 +83,10 @@ impl S3 for FastBackend {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let (full, _) = self.length(&req.input.bucket, &req.input.key).await?;
-        Ok(S3Response::new(HeadObjectOutput { content_length: Some(full as i64), ..Default::default() }))
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(full as i64),
+            ..Default::default()
+        }))
     }
 }
 
@@ -93,7 +100,9 @@ pub async fn run(root: PathBuf, access_key: String, secret_key: String) {
     let http = auto::Builder::new(TokioExecutor::new());
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
         });

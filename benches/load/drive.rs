@@ -40,14 +40,44 @@ pub async fn load(url: &str, connections: usize, duration: Duration, size: u64) 
 fn wrk(url: &str, connections: usize, duration: Duration, size: u64) -> Option<Run> {
     let threads = connections.min(2).to_string();
     let out = Command::new("wrk")
-        .args(["-t", &threads, "-c", &connections.to_string(), "-d", &format!("{}s", duration.as_secs()), "--latency", url])
+        .args([
+            "-t",
+            &threads,
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{}s", duration.as_secs()),
+            "--latency",
+            url,
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()));
-    let requests: u64 = text.lines().find(|l| l.contains("requests in"))?.split_whitespace().next()?.parse().ok()?;
-    let seconds: f64 = text.lines().find(|l| l.contains("requests in"))?.split("requests in").nth(1)?.split(',').next()?.trim().trim_end_matches('s').parse().ok()?;
-    let errors = field("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+    };
+    let requests: u64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let seconds: f64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))?
+        .split("requests in")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .ok()?;
+    let errors = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Some(Run {
         requests,
         errors,
@@ -81,15 +111,24 @@ async fn builtin(url: &str, connections: usize, duration: Duration) -> Run {
         tasks.spawn(async move {
             let (mut run, mut latencies) = (Run::default(), Vec::new());
             let authority = uri.authority().unwrap().to_string();
-            let Ok(stream) = tokio::net::TcpStream::connect(&authority).await else { return (run, latencies) };
+            let Ok(stream) = tokio::net::TcpStream::connect(&authority).await else {
+                return (run, latencies);
+            };
             let _ = stream.set_nodelay(true);
-            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else { return (run, latencies) };
+            let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+                return (run, latencies);
+            };
             tokio::spawn(conn);
             let path = uri.path_and_query().unwrap().to_string();
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let request = http::Request::get(path.as_str()).header("host", authority.as_str()).body(Empty::<Bytes>::new()).unwrap();
-                let Ok(response) = sender.send_request(request).await else { break };
+                let request = http::Request::get(path.as_str())
+                    .header("host", authority.as_str())
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                let Ok(response) = sender.send_request(request).await else {
+                    break;
+                };
                 let ok = response.status().is_success();
                 let mut body = response.into_body();
                 while let Some(Ok(frame)) = body.frame().await {
@@ -112,7 +151,11 @@ async fn builtin(url: &str, connections: usize, duration: Duration) -> Run {
     }
     total.seconds = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).map_or(f64::NAN, |v| *v as f64 / 1000.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |v| *v as f64 / 1000.0)
+    };
     total.p50_ms = pct(0.50);
     total.p99_ms = pct(0.99);
     total
@@ -127,13 +170,22 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn clock_ticks() -> f64 {
-    Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// Peak resident memory in MiB since the last [`reset_peak`].
 pub fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Resets the peak RSS counter (Linux: `5` into clear_refs).

@@ -34,14 +34,24 @@ const GIB: u64 = 1 << 30;
 fn main() {
     if std::env::var(ROLE).as_deref() == Ok("backend") {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(backend::run(args[0].clone().into(), args[1].clone(), args[2].clone()));
         return;
     }
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let seconds = args.windows(2).find(|w| w[0] == "--seconds").and_then(|w| w[1].parse().ok()).unwrap_or(if quick { 2 } else { 5 });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let seconds = args
+        .windows(2)
+        .find(|w| w[0] == "--seconds")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(if quick { 2 } else { 5 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(bench(quick, seconds));
 }
 
@@ -56,7 +66,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn bench(quick: bool, seconds: u64) {
@@ -75,19 +89,28 @@ async fn bench(quick: bool, seconds: u64) {
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(ROLE, "backend")
-        .args([dir.path().to_str().unwrap(), &keys.access_key_id, keys.secret_access_key.expose()])
+        .args([
+            dir.path().to_str().unwrap(),
+            &keys.access_key_id,
+            keys.secret_access_key.expose(),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let _backend = Proc(child);
     let backend_port: u16 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
 
     let sts_calls = Arc::new(AtomicUsize::new(0));
     let sts_port = fake_sts(keys.clone(), sts_calls.clone()).await;
     let (gw_port, admin_port) = (free_port(), free_port());
-    let token_key = TokenKey { kid: "bench".into(), secret: Secret::new("bench-token-signing-key-0123456789abcdef") };
+    let token_key = TokenKey {
+        kid: "bench".into(),
+        secret: Secret::new("bench-token-signing-key-0123456789abcdef"),
+    };
     let config = format!(
         r#"
 [server]
@@ -134,7 +157,9 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let token = assetgate::token::mint(&token_key, "bench", None, None, Duration::from_secs(12 * 3600));
-    let gateway_url = |storage: &str, key: &str| format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/{storage}/objects/{BUCKET}/{key}?token={token}");
+    let gateway_url = |storage: &str, key: &str| {
+        format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/{storage}/objects/{BUCKET}/{key}?token={token}")
+    };
     let direct_url = |key: &str| presign(&format!("http://127.0.0.1:{backend_port}/{BUCKET}/{key}"), &keys);
 
     let connections: &[usize] = if quick { &[1, 16] } else { &[1, 16, 64] };
@@ -155,22 +180,40 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
                 gateway_cpu_seconds: drive::cpu_seconds(gw_pid) - cpu,
                 gateway_peak_rss_mib: drive::peak_rss_mib(gw_pid),
             };
-            eprintln!("{label} x{conns}: direct {:.0} req/s {:.1} MB/s, gateway {:.0} req/s {:.1} MB/s", pair.direct.rps(), pair.direct.mbps(), pair.gateway.rps(), pair.gateway.mbps());
+            eprintln!(
+                "{label} x{conns}: direct {:.0} req/s {:.1} MB/s, gateway {:.0} req/s {:.1} MB/s",
+                pair.direct.rps(),
+                pair.direct.mbps(),
+                pair.gateway.rps(),
+                pair.gateway.mbps()
+            );
             pairs.push(pair);
         }
     }
 
-    let memory = memory(&gateway_url("main", &format!("generated/{GIB}")), gw_pid, if quick { 20 } else { 50 }).await;
+    let memory = memory(
+        &gateway_url("main", &format!("generated/{GIB}")),
+        gw_pid,
+        if quick { 20 } else { 50 },
+    )
+    .await;
     let sts = cold_sts(&gateway_url("delegated", &format!("obj-{}", 4 << 10)), 1000, &sts_calls).await;
     let report = Report {
         machine: machine(),
-        load_generator: if Command::new("wrk").arg("--version").output().is_ok() { "wrk" } else { "built-in hyper client" },
+        load_generator: if Command::new("wrk").arg("--version").output().is_ok() {
+            "wrk"
+        } else {
+            "built-in hyper client"
+        },
         seconds_per_run: seconds,
         pairs,
         memory: Some(memory),
         sts: Some(sts),
     };
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("bench-report");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("bench-report");
     report::write(&out, &report);
     println!("{}", report::markdown(&report));
     println!("written: {}/load.{{md,json,svg}}", out.display());
@@ -298,7 +341,11 @@ async fn fake_sts(keys: StaticKeys, calls: Arc<AtomicUsize>) -> u16 {
                 );
                 async move { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
             });
-            tokio::spawn(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).into_owned());
+            tokio::spawn(
+                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
         }
     });
     port
@@ -306,9 +353,17 @@ async fn fake_sts(keys: StaticKeys, calls: Arc<AtomicUsize>) -> u16 {
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()).unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let total = mem.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_string()).unwrap_or_default();
+    let total = mem
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
     format!("{model}, {cores} cores, {total} RAM")
 }

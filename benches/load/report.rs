@@ -122,14 +122,42 @@ pub fn svg(r: &Report) -> String {
     for (i, p) in r.pairs.iter().enumerate() {
         let x = left + i as f64 * slot;
         let bar = slot * 0.35;
-        for (j, (ratio, color)) in [(p.gateway.rps() / p.direct.rps(), "#4a7"), (p.gateway.mbps() / p.direct.mbps(), "#47a")].iter().enumerate() {
+        for (j, (ratio, color)) in [
+            (p.gateway.rps() / p.direct.rps(), "#4a7"),
+            (p.gateway.mbps() / p.direct.mbps(), "#47a"),
+        ]
+        .iter()
+        .enumerate()
+        {
             let bx = x + slot * 0.1 + j as f64 * bar;
-            let _ = writeln!(s, "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>", y(*ratio), y(0.0) - y(*ratio));
+            let _ = writeln!(
+                s,
+                "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{:.1}\" fill=\"{color}\"/>",
+                y(*ratio),
+                y(0.0) - y(*ratio)
+            );
         }
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" transform=\"rotate(40 {0:.1} {1:.1})\">{} ×{}</text>", x + slot * 0.2, h - bottom + 14.0, p.size, p.connections);
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" transform=\"rotate(40 {0:.1} {1:.1})\">{} ×{}</text>",
+            x + slot * 0.2,
+            h - bottom + 14.0,
+            p.size,
+            p.connections
+        );
     }
-    let _ = writeln!(s, "<rect x=\"{}\" y=\"36\" width=\"10\" height=\"10\" fill=\"#4a7\"/><text x=\"{}\" y=\"45\">req/s ratio</text>", w - 220.0, w - 205.0);
-    let _ = writeln!(s, "<rect x=\"{}\" y=\"52\" width=\"10\" height=\"10\" fill=\"#47a\"/><text x=\"{}\" y=\"61\">MB/s ratio</text>", w - 220.0, w - 205.0);
+    let _ = writeln!(
+        s,
+        "<rect x=\"{}\" y=\"36\" width=\"10\" height=\"10\" fill=\"#4a7\"/><text x=\"{}\" y=\"45\">req/s ratio</text>",
+        w - 220.0,
+        w - 205.0
+    );
+    let _ = writeln!(
+        s,
+        "<rect x=\"{}\" y=\"52\" width=\"10\" height=\"10\" fill=\"#47a\"/><text x=\"{}\" y=\"61\">MB/s ratio</text>",
+        w - 220.0,
+        w - 205.0
+    );
     s.push_str("</svg>\n");
     s
 }

@@ -3,6 +3,7 @@
 //! the same signing and streaming path as real storages.
 
 mod backend;
+pub mod editor;
 pub mod seed;
 
 use std::future::Future;
@@ -46,18 +47,25 @@ pub const ASSETS: [(&str, &str, &[u8]); 3] = [
     ),
 ];
 
-/// A started demo: backend, config, and the gateway's bound listener.
+/// A started demo: backend, config, and the bound listeners of the gateway and the editor.
 pub struct Demo {
     pub backend: Backend,
     pub config: Config,
     pub listener: TcpListener,
+    /// The demo editor page, on its own origin.
+    pub editor: TcpListener,
     /// Keeps the backend's files until the demo ends.
     _root: tempfile::TempDir,
 }
 
 impl Demo {
-    /// Starts the backend, seeds the sample assets, and binds the gateway to `listen`.
-    pub async fn start(listen: SocketAddr) -> Result<Demo, BoxError> {
+    /// Starts the backend, seeds the sample assets, binds the gateway to `listen` and the
+    /// editor page to `editor_listen`.
+    pub async fn start(listen: SocketAddr, editor_listen: SocketAddr) -> Result<Demo, BoxError> {
+        let editor = TcpListener::bind(editor_listen).await.map_err(|e| {
+            format!("cannot listen on {editor_listen}: {e} (choose another address with --editor-listen)")
+        })?;
+        let editor_port = editor.local_addr()?.port();
         let root = tempfile::Builder::new().prefix("assetgate-demo-").tempdir()?;
         let backend = Backend::start(root.path()).await?;
         let writer = seed::S3Writer::new(backend.endpoint.clone(), backend.keys.clone(), "us-east-1");
@@ -73,6 +81,8 @@ impl Demo {
             "DEMO_SECRET_KEY" => Some(backend.keys.secret_access_key.expose().to_string()),
             "DEMO_TOKEN_KEY" => Some(token_key.clone()),
             "DEMO_DATA_DIR" => Some(root.path().join("registry").display().to_string()),
+            "DEMO_EDITOR_ORIGIN" => Some(format!("http://127.0.0.1:{editor_port}")),
+            "DEMO_EDITOR_ORIGIN_LOCALHOST" => Some(format!("http://localhost:{editor_port}")),
             _ => None,
         };
         let config = Config::from_toml(DEMO_CONFIG, &lookup)?;
@@ -83,6 +93,7 @@ impl Demo {
             backend,
             config,
             listener,
+            editor,
             _root: root,
         })
     }
@@ -91,6 +102,12 @@ impl Demo {
     pub fn base_url(&self) -> String {
         let addr = self.listener.local_addr().expect("a bound listener has an address");
         format!("http://{addr}")
+    }
+
+    /// The editor page's URL.
+    pub fn editor_url(&self) -> String {
+        let addr = self.editor.local_addr().expect("a bound listener has an address");
+        format!("http://{addr}/")
     }
 
     /// A fresh labeler token for the demo org.
@@ -111,9 +128,11 @@ impl Demo {
     pub fn banner(&self) -> String {
         let token = self.token();
         let mut out = format!(
-            "assetgate demo is running at {}\n  embedded S3 server: {} (bucket `{BUCKET}`, keys known only to the gateway)\n\nOpen in a browser, or fetch with curl:\n",
+            "assetgate demo is running at {}\n  embedded S3 server: {} (bucket `{BUCKET}`, keys known only to the gateway)\n\n\
+             Open the demo editor (a labeling page on another origin): {}\n\nOr open an asset directly, or fetch it with curl:\n",
             self.base_url(),
-            self.backend.endpoint
+            self.backend.endpoint,
+            self.editor_url()
         );
         for (key, content_type, _) in ASSETS {
             out.push_str(&format!("  {content_type:<26} {}\n", self.asset_url(key, &token)));
@@ -128,18 +147,42 @@ impl Demo {
         out
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves the gateway and the editor page until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let gateway =
             Arc::new(Gateway::open(&self.config).expect("the demo config has no registry or CA file to fail on"));
         let options = ServeOptions::from_config(&self.config.server);
+        let editor_config = editor::EditorConfig {
+            gateway: self.base_url(),
+            key: self.config.auth.keys[0].clone(),
+            assets: ASSETS
+                .iter()
+                .map(|(key, content_type, _)| {
+                    let path = format!("/v1/orgs/demo/storages/local/objects/{BUCKET}/{}", encode_key(key));
+                    (key.to_string(), content_type.to_string(), path)
+                })
+                .collect(),
+        };
         let Demo {
             listener,
+            editor: editor_listener,
             backend,
             _root,
             ..
         } = self;
-        server::serve_gateway(gateway, listener, None, options, shutdown).await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let trigger = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(
+            server::serve_gateway(gateway, listener, None, options, signal(stopped.clone())),
+            editor::serve(editor_listener, editor_config, signal(stopped.clone())),
+            trigger
+        );
         drop(backend);
     }
 }

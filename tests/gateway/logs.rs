@@ -47,7 +47,12 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // The demo's in-process s3s backend, with one good and one wrong-secret storage.
-    let demo = Demo::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let demo = Demo::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
     let backend = &demo.backend;
     let wrong_secret = "wrong-secret-never-to-be-logged-42";
     let mut wrong = backend.keys.clone();
