@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::stream;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -97,14 +95,5 @@ pub async fn run(root: PathBuf, access_key: String, secret_key: String) {
     let service = builder.build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("ready {}", listener.local_addr().unwrap().port());
-    let http = auto::Builder::new(TokioExecutor::new());
-    while let Ok((stream, _)) = listener.accept().await {
-        let _ = stream.set_nodelay(true);
-        let conn = http
-            .serve_connection(TokioIo::new(stream), service.clone())
-            .into_owned();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
+    assetgate::demo::serve_s3(listener, service).await;
 }

@@ -46,25 +46,28 @@ impl Backend {
         let service = builder.build();
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let port = listener.local_addr()?.port();
-        let task = tokio::spawn(async move {
-            let http = auto::Builder::new(TokioExecutor::new());
-            while let Ok((stream, _)) = listener.accept().await {
-                // Without TCP_NODELAY every keep-alive response stalls on Nagle's algorithm.
-                let _ = stream.set_nodelay(true);
-                let conn = http
-                    .serve_connection(TokioIo::new(stream), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
+        let task = tokio::spawn(serve(listener, service));
         let endpoint = Endpoint {
             scheme: Scheme::Http,
             host: "127.0.0.1".into(),
             port: Some(port),
         };
         Ok(Backend { endpoint, keys, task })
+    }
+}
+
+/// Serves an s3s service on `listener` until the listener fails.
+pub async fn serve(listener: TcpListener, service: s3s::service::S3Service) {
+    let http = auto::Builder::new(TokioExecutor::new());
+    while let Ok((stream, _)) = listener.accept().await {
+        // Without TCP_NODELAY every keep-alive response stalls on Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
     }
 }
 

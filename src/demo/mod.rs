@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::TcpListener;
 
-pub use backend::Backend;
+pub use backend::{serve as serve_s3, Backend};
 
 use crate::body::BoxError;
 use crate::config::Config;
