@@ -143,15 +143,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     );
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
-    let gateway = Proc(
-        Command::new(env!("CARGO_BIN_EXE_assetgate"))
-            .args(["serve", "--config", config_path.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let gateway = Proc(spawn_gateway(&config_path));
     let gw_pid = gateway.0.id();
     while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -219,6 +211,17 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     println!("written: {}/load.{{md,json,svg}}", out.display());
 }
 
+/// The release gateway with the access log on (to /dev/null), as in production.
+fn spawn_gateway(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_assetgate"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A presigned GET URL (SigV4 in the query), valid for an hour.
 fn presign(url: &str, keys: &StaticKeys) -> String {
     let identity = assetgate::upstream::sign::identity(keys);
@@ -257,6 +260,7 @@ async fn fetch_all(url: &str) -> (u64, f64) {
 /// Peak RSS while streaming 1 GiB to one fast client, then to `slow` clients that each take
 /// 64 KiB every 50 ms for 8 seconds.
 async fn memory(url: &str, pid: u32, slow: usize) -> Memory {
+    let idle_rss_mib = drive::rss_mib(pid);
     drive::reset_peak(pid);
     let (bytes, secs) = fetch_all(url).await;
     assert_eq!(bytes, GIB, "the 1 GiB download was cut");
@@ -285,6 +289,7 @@ async fn memory(url: &str, pid: u32, slow: usize) -> Memory {
         moved += b;
     }
     Memory {
+        idle_rss_mib,
         one_client_peak_rss_mib,
         one_client_mb_per_s: bytes as f64 / secs / 1e6,
         slow_clients: slow,

@@ -31,6 +31,8 @@ impl Pair {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Memory {
+    /// RSS of a fresh gateway before the memory runs.
+    pub idle_rss_mib: f64,
     pub one_client_peak_rss_mib: f64,
     pub one_client_mb_per_s: f64,
     pub slow_clients: usize,
@@ -88,7 +90,8 @@ pub fn markdown(r: &Report) -> String {
     if let Some(m) = &r.memory {
         let _ = writeln!(
             out,
-            "\nmemory: 1 GiB generated object to 1 client at {:.0} MB/s: gateway peak RSS {:.1} MiB; to {} slow clients at once ({} MB moved): peak RSS {:.1} MiB",
+            "\nmemory (a fresh gateway, {:.1} MiB idle): 1 GiB generated object to 1 client at {:.0} MB/s: gateway peak RSS {:.1} MiB; to {} slow clients at once ({} MB moved): peak RSS {:.1} MiB",
+            m.idle_rss_mib,
             m.one_client_mb_per_s,
             m.one_client_peak_rss_mib,
             m.slow_clients,

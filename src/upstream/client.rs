@@ -17,6 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::guard::{EndpointPolicy, Resolver};
 use crate::error::GatewayError;
 
+/// Largest read buffer of an upstream connection.
+const MAX_READ_BUFFER: usize = 128 * 1024;
+
 /// Connections kept idle in the pool this long before they are closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -128,6 +131,9 @@ fn build(
         Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // Bounds what one connection buffers from a bucket: memory stays flat however
+            // many slow clients stream at once.
+            .http1_max_buf_size(MAX_READ_BUFFER)
             .build(https)
     }
 }
