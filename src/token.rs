@@ -127,20 +127,21 @@ pub fn check_scope(claims: &Claims, org: &str, storage: &str, bucket: &str, key:
     Ok(())
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive,
+/// RFC 9110 §11.1); `None` for any other scheme or shape.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The token of a request: the bearer header first, else the `token` query parameter.
 pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, GatewayError> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value
             .to_str()
             .map_err(|_| invalid("the Authorization header is malformed"))?;
-        let (scheme, token) = value
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| invalid("use `Authorization: Bearer <token>`"))?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(invalid("use `Authorization: Bearer <token>`"));
-        }
-        return Ok(Some(token.trim().to_string()));
+        let token = bearer(value).ok_or_else(|| invalid("use `Authorization: Bearer <token>`"))?;
+        return Ok(Some(token.to_string()));
     }
     Ok(crate::route::query_param(query, "token").filter(|t| !t.is_empty()))
 }

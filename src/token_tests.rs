@@ -168,3 +168,11 @@ proptest! {
         let _ = verifier().verify(&format!("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0{a}.{b}.{c}"));
     }
 }
+
+#[test]
+fn bearer_takes_the_scheme_case_insensitively_and_nothing_else() {
+    assert_eq!(bearer("Bearer abc"), Some("abc"));
+    assert_eq!(bearer("BEARER  abc "), Some("abc"));
+    assert_eq!(bearer("Basic abc"), None);
+    assert_eq!(bearer("Bearer"), None);
+}

@@ -121,7 +121,7 @@ fn authorize(gw: &Gateway, headers: &http::HeaderMap) -> Result<(), AdminError> 
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(token::bearer)
         .ok_or_else(|| unauthorized("send Authorization: Bearer <admin token>"))?;
     let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.trim().as_bytes());
     if bool::from(digest(given).as_ref().ct_eq(digest(expected.expose()).as_ref())) {
