@@ -131,16 +131,17 @@ pub async fn serve_gateway(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let draining = gateway.clone();
+    let (trigger, stop) = Stop::after(async move {
+        shutdown.await;
+        draining.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
     let gw = gateway.clone();
     let data_plane = run(
         data,
         move |r| crate::proxy::handle(gw.clone(), r),
         options.clone(),
-        signal(stopped.clone()),
+        stop.clone().wait(),
     );
     let admin_options = ServeOptions {
         tls: None,
@@ -153,15 +154,33 @@ pub async fn serve_gateway(
                 listener,
                 move |r| crate::admin::handle(gw.clone(), r),
                 admin_options,
-                signal(stopped.clone()),
+                stop.clone().wait(),
             )
             .await;
         }
     };
-    let trigger = async {
-        shutdown.await;
-        gateway.draining.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = stop.send(true);
-    };
     tokio::join!(data_plane, admin_plane, trigger);
+}
+
+/// One shutdown signal shared by several servers: every clone's [`Stop::wait`] completes once
+/// the trigger of [`Stop::after`] has run.
+#[derive(Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// `(trigger, stop)`: drive `trigger`; it completes when `shutdown` does and then stops
+    /// every clone of `stop`.
+    pub fn after(shutdown: impl Future<Output = ()>) -> (impl Future<Output = ()>, Stop) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let trigger = async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        };
+        (trigger, Stop(rx))
+    }
+
+    /// Completes once shutdown has been asked for.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
 }

@@ -170,17 +170,10 @@ impl Demo {
             _root,
             ..
         } = self;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let trigger = async {
-            shutdown.await;
-            let _ = stop.send(true);
-        };
+        let (trigger, stop) = server::Stop::after(shutdown);
         tokio::join!(
-            server::serve_gateway(gateway, listener, None, options, signal(stopped.clone())),
-            editor::serve(editor_listener, editor_config, signal(stopped.clone())),
+            server::serve_gateway(gateway, listener, None, options, stop.clone().wait()),
+            editor::serve(editor_listener, editor_config, stop.clone().wait()),
             trigger
         );
         drop(backend);
