@@ -47,13 +47,23 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
     if max_connections == 0 {
         return Err(ConfigError::at("server.max_connections", "must be at least 1"));
     }
+    let streams = s.http2_max_concurrent_streams.unwrap_or(100);
+    if streams == 0 {
+        return Err(ConfigError::at(
+            "server.http2_max_concurrent_streams",
+            "must be at least 1",
+        ));
+    }
     Ok(ServerConfig {
         listen: addr("server.listen", s.listen, "0.0.0.0:8080")?,
         tls: s.tls.map(|t| TlsFiles {
             cert: t.cert.into(),
             key: t.key.into(),
         }),
-        header_read_timeout: duration("server.header_read_timeout", s.header_read_timeout, "10s")?,
+        header_read_timeout: positive("server.header_read_timeout", s.header_read_timeout, "10s")?,
+        idle_timeout: positive("server.idle_timeout", s.idle_timeout, "60s")?,
+        client_write_timeout: positive("server.client_write_timeout", s.client_write_timeout, "60s")?,
+        http2_max_concurrent_streams: streams,
         upstream_connect_timeout: duration("server.upstream_connect_timeout", s.upstream_connect_timeout, "5s")?,
         upstream_first_byte_timeout: duration(
             "server.upstream_first_byte_timeout",
@@ -368,6 +378,15 @@ fn addr(at: &str, value: Option<String>, default: &str) -> Result<SocketAddr, Co
     value
         .parse()
         .map_err(|_| ConfigError::at(at, format!("`{value}` is not an address like 0.0.0.0:8080")))
+}
+
+/// A duration that must be longer than zero (a zero timeout would close every connection).
+fn positive(at: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let d = duration(at, value, default)?;
+    if d.is_zero() {
+        return Err(ConfigError::at(at, "must be longer than zero"));
+    }
+    Ok(d)
 }
 
 fn duration(at: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {

@@ -57,8 +57,16 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Certificate and key files; when set the data plane speaks TLS.
     pub tls: Option<TlsFiles>,
-    /// How long a client may take to send its request headers (slowloris guard).
+    /// From accept to a complete first request head: TLS handshake, protocol detection,
+    /// HTTP/2 preface and headers included (slowloris guard).
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight (keep-alive, HTTP/2) is closed after this long.
+    pub idle_timeout: Duration,
+    /// A client that takes no bytes of a response for this long is cut off, and its upstream
+    /// request with it.
+    pub client_write_timeout: Duration,
+    /// Requests one HTTP/2 connection may run at once.
+    pub http2_max_concurrent_streams: u32,
     /// TCP (and TLS) connect timeout towards a bucket.
     pub upstream_connect_timeout: Duration,
     /// How long the bucket may take to answer with response headers.

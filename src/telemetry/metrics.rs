@@ -24,6 +24,41 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `data` or `admin`.
+    pub listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    pub listener: &'static str,
+    /// `header_timeout`, `idle_timeout`, `client_write_timeout` or `capacity`.
+    pub reason: &'static str,
+}
+
+/// The connection metrics of one listener.
+#[derive(Clone, Debug)]
+pub struct ConnectionMetrics {
+    listener: &'static str,
+    /// Connections open now.
+    pub open: Gauge<i64, AtomicI64>,
+    /// Connections closed at once because every connection was busy.
+    pub refused: Counter,
+    closed: Family<ClosedLabels, Counter>,
+}
+
+impl ConnectionMetrics {
+    /// Counts a connection the gateway closed, by why.
+    pub fn closed(&self, reason: &'static str) {
+        let labels = ClosedLabels {
+            listener: self.listener,
+            reason,
+        };
+        self.closed.get_or_create(&labels).inc();
+    }
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +68,9 @@ pub struct Metrics {
     pub in_flight: Gauge<i64, AtomicI64>,
     assume_role: Family<ResultLabels, Counter>,
     credential_cache: Family<ResultLabels, Counter>,
+    connections_open: Family<ListenerLabels, Gauge<i64, AtomicI64>>,
+    connections_refused: Family<ListenerLabels, Counter>,
+    connections_closed: Family<ClosedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -77,6 +115,24 @@ impl Metrics {
             "Temporary credential lookups by result (hit, miss)",
             credential_cache.clone(),
         );
+        let connections_open = Family::<ListenerLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "connections",
+            "Client connections open, by listener",
+            connections_open.clone(),
+        );
+        let connections_refused = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on arrival because max_connections were all busy",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<ClosedLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the gateway closed: header, idle or client write timeout, or to make room",
+            connections_closed.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -85,6 +141,20 @@ impl Metrics {
             in_flight,
             assume_role,
             credential_cache,
+            connections_open,
+            connections_refused,
+            connections_closed,
+        }
+    }
+
+    /// The connection metrics of `listener` (`data` or `admin`).
+    pub fn connections(&self, listener: &'static str) -> ConnectionMetrics {
+        let labels = ListenerLabels { listener };
+        ConnectionMetrics {
+            listener,
+            open: self.connections_open.get_or_create(&labels).clone(),
+            refused: self.connections_refused.get_or_create(&labels).clone(),
+            closed: self.connections_closed.clone(),
         }
     }
 

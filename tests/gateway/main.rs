@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod connections;
 mod cors;
 mod delegation;
 mod demo;

@@ -3,10 +3,8 @@
 //! is the embedded s3s backend.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assetgate::demo::{seed::S3Writer, Backend};
@@ -15,6 +13,7 @@ use http::Request;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::support::binary::Served;
 use crate::support::client::get;
 use crate::support::*;
 
@@ -35,33 +34,10 @@ async fn backend(dir: &Path, objects: &[(&str, Vec<u8>)]) -> (Backend, String) {
     (backend, block)
 }
 
-fn write_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
-    let cert = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&c, cert.cert.pem()).unwrap();
-    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
-    (c, k, cert.cert.der().to_vec())
-}
-
 /// GET over TLS with ALPN h2; returns the HTTP version, status, body and the server's
 /// certificate.
 async fn get_h2(addr: &str, name: &str, trusted: &[u8], path: &str) -> (http::Version, u16, Bytes, Vec<u8>) {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(trusted.to_vec()))
-        .unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(server_name, tcp)
-        .await
-        .unwrap();
+    let tls = tls::connect(addr, name, tls::client_config(&[trusted], &[b"h2"])).await;
     let presented = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
         .await
@@ -81,8 +57,8 @@ async fn tls_and_http2_with_a_certificate_swapped_without_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (_backend, block) = backend(dir.path(), &[("a.txt", b"over h2".to_vec())]).await;
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key, first) = write_cert(certs.path(), "gateway.test");
-    let server = format!("tls = {{ cert = \"{}\", key = \"{}\" }}", cert.display(), key.display());
+    let (cert, key, first) = tls::write_cert(certs.path(), "gateway.test");
+    let server = tls::server_line(&cert, &key);
     let gw = TestGateway::start(&config(&server, &format!("[[orgs]]\nid = \"acme\"\n{block}"))).await;
     let addr = gw.base.trim_start_matches("http://").to_string();
     let path = format!(
@@ -98,7 +74,7 @@ async fn tls_and_http2_with_a_certificate_swapped_without_restart() {
 
     // New files on disk: the watcher swaps them in; connections in flight are untouched.
     tokio::time::sleep(Duration::from_millis(1100)).await; // a new modification time
-    let (_, _, second) = write_cert(certs.path(), "gateway.test");
+    let (_, _, second) = tls::write_cert(certs.path(), "gateway.test");
     let deadline = Instant::now() + Duration::from_secs(12);
     while presented_of(&addr, &first, &second).await != second {
         assert!(Instant::now() < deadline, "the new certificate was not picked up");
@@ -110,21 +86,7 @@ async fn tls_and_http2_with_a_certificate_swapped_without_restart() {
 
 /// The certificate the server presents now (trusting either of the two).
 async fn presented_of(addr: &str, first: &[u8], second: &[u8]) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in [first, second] {
-        roots.add(rustls::pki_types::CertificateDer::from(c.to_vec())).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("gateway.test").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = tls::connect(addr, "gateway.test", tls::client_config(&[first, second], &[])).await;
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
@@ -188,82 +150,13 @@ async fn a_client_sending_headers_too_slowly_is_cut_off() {
     }
 }
 
-/// The real binary with a config file, for signal tests.
-struct Process {
-    child: Child,
-    data: SocketAddr,
-    config: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Process {
-    fn start(dir: &Path, body: &str) -> Process {
-        let (data, admin) = (free_port(), free_port());
-        let config = dir.join("gateway.toml");
-        let text = Process::config_text(data, admin, body);
-        std::fs::write(&config, text).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_assetgate"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let data = SocketAddr::from(([127, 0, 0, 1], data));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], admin))).is_err() {
-            assert!(Instant::now() < deadline, "the gateway did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Process { child, data, config }
-    }
-
-    fn config_text(data: u16, admin: u16, body: &str) -> String {
-        let base = config("", "").replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{data}\""));
-        format!("{base}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{body}")
-    }
-
-    fn rewrite(&self, text: &str) {
-        std::fs::write(&self.config, text).unwrap();
-    }
-
-    fn signal(&self, name: &str) {
-        assert!(Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    fn url(&self, key: &str) -> String {
-        format!(
-            "http://{}/v1/orgs/acme/storages/main/objects/{BUCKET}/{key}?token={}",
-            self.data,
-            token("acme")
-        )
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn sighup_applies_a_changed_cors_list_and_keeps_the_old_config_when_broken() {
     let dir = tempfile::tempdir().unwrap();
     let (_backend, block) = backend(dir.path(), &[("c.txt", b"cors".to_vec())]).await;
     let org = format!("[[orgs]]\nid = \"acme\"\n{block}");
-    let process = Process::start(dir.path(), &org);
-    let url = process.url("c.txt");
+    let process = Served::start(dir.path(), "", &org);
+    let url = process.url(BUCKET, "c.txt");
     let newcomer = "https://new-editor.test";
     assert_eq!(get(&url, &[("origin", newcomer)]).await.status, 403);
 
@@ -300,8 +193,8 @@ async fn sigterm_lets_a_large_download_finish_refuses_new_connections_and_exits_
     let dir = tempfile::tempdir().unwrap();
     let size = 64 << 20;
     let (_backend, block) = backend(dir.path(), &[("big.bin", pattern(size, 3))]).await;
-    let mut process = Process::start(dir.path(), &format!("[[orgs]]\nid = \"acme\"\n{block}"));
-    let response = crate::support::client::send(http::Method::GET, &process.url("big.bin"), &[]).await;
+    let mut process = Served::start(dir.path(), "", &format!("[[orgs]]\nid = \"acme\"\n{block}"));
+    let response = crate::support::client::send(http::Method::GET, &process.url(BUCKET, "big.bin"), &[]).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let mut received = 0usize;

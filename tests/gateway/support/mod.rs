@@ -4,12 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod client;
 pub mod fake_sts;
 pub mod moto;
 pub mod process;
 pub mod seaweed;
 pub mod standin;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -1,0 +1,218 @@
+//! The listeners: accept connections into a table of at most `max_connections`
+//! (`slots`), serve each one (`connection`: optional TLS with ALPN h2 and http/1.1, HTTP/1.1
+//! and HTTP/2) under the timeouts of SPEC §3 (`activity`), and shut down gracefully when the
+//! `shutdown` future completes: stop accepting, let responses in flight finish for up to
+//! `shutdown_grace`, then close what is left.
+
+mod activity;
+mod connection;
+mod slots;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+pub use activity::{Reason, Timeouts};
+
+use crate::body::Body;
+use crate::config::ServerConfig;
+use crate::telemetry::metrics::ConnectionMetrics;
+
+/// Listener settings taken from `[server]`.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Header read, idle and client write timeouts.
+    pub timeouts: Timeouts,
+    /// Requests one HTTP/2 connection may run at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time in-flight responses get after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// TLS for this listener, if any.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl ServeOptions {
+    pub fn from_config(server: &ServerConfig) -> ServeOptions {
+        ServeOptions {
+            timeouts: Timeouts {
+                header_read: server.header_read_timeout,
+                idle: server.idle_timeout,
+                client_write: server.client_write_timeout,
+            },
+            http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+            max_connections: server.max_connections,
+            shutdown_grace: server.shutdown_grace,
+            tls: None,
+        }
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 settings. Timeouts are the watchdog's (`activity`), not hyper's:
+/// hyper's own header timeout would also close idle keep-alive connections at
+/// `header_read_timeout` instead of `idle_timeout`.
+fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(options.http2_max_concurrent_streams);
+    builder
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes.
+pub async fn run<H, F>(
+    listener: TcpListener,
+    handler: H,
+    options: ServeOptions,
+    metrics: ConnectionMetrics,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let builder = Arc::new(http_builder(&options));
+    let slots = slots::Slots::new(options.max_connections, metrics.clone());
+    let (drain, draining) = Signal::new();
+    let (abort, aborted) = Signal::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(lease) = slots.admit() else {
+            tracing::debug!("connection refused: every connection has a request in flight");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let cx = connection::Context {
+            lease,
+            handler: handler.clone(),
+            builder: builder.clone(),
+            tls: options.tls.clone(),
+            timeouts: options.timeouts,
+            draining: draining.clone(),
+            aborted: aborted.clone(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(connection::serve(stream, cx));
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, waiting for responses in flight");
+    drain.fire();
+    tokio::select! {
+        () = slots.emptied() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(options.shutdown_grace) => {
+            tracing::warn!("shutdown grace period over, closing remaining connections");
+            abort.fire();
+        }
+    }
+}
+
+/// A one-way, one-time signal shared by many tasks.
+#[derive(Clone)]
+pub struct Signal(tokio::sync::watch::Receiver<bool>);
+
+/// Fires its [`Signal`]s.
+pub struct Trigger(tokio::sync::watch::Sender<bool>);
+
+impl Signal {
+    pub fn new() -> (Trigger, Signal) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (Trigger(tx), Signal(rx))
+    }
+
+    /// Completes once the trigger fired (at once if it already has).
+    pub async fn fired(&mut self) {
+        let _ = self.0.wait_for(|fired| *fired).await;
+    }
+}
+
+impl Trigger {
+    pub fn fire(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Runs the data plane on `data` and, when given, the admin API on `admin`, until
+/// `shutdown` completes; both stop accepting at once and drain their connections. While
+/// draining, `/readyz` answers 503 so that load balancers stop sending traffic.
+pub async fn serve_gateway(
+    gateway: Arc<crate::Gateway>,
+    data: TcpListener,
+    admin: Option<TcpListener>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let draining = gateway.clone();
+    let (trigger, stop) = Stop::after(async move {
+        shutdown.await;
+        draining.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let gw = gateway.clone();
+    let data_plane = run(
+        data,
+        move |r| crate::proxy::handle(gw.clone(), r),
+        options.clone(),
+        gateway.metrics.connections("data"),
+        stop.clone().wait(),
+    );
+    let admin_options = ServeOptions {
+        tls: None,
+        ..options.clone()
+    };
+    let admin_plane = async {
+        if let Some(listener) = admin {
+            let gw = gateway.clone();
+            run(
+                listener,
+                move |r| crate::admin::handle(gw.clone(), r),
+                admin_options,
+                gateway.metrics.connections("admin"),
+                stop.clone().wait(),
+            )
+            .await;
+        }
+    };
+    tokio::join!(data_plane, admin_plane, trigger);
+}
+
+/// One shutdown signal shared by several servers: every clone's [`Stop::wait`] completes once
+/// the trigger of [`Stop::after`] has run.
+#[derive(Clone)]
+pub struct Stop(Signal);
+
+impl Stop {
+    /// `(trigger, stop)`: drive `trigger`; it completes when `shutdown` does and then stops
+    /// every clone of `stop`.
+    pub fn after(shutdown: impl Future<Output = ()>) -> (impl Future<Output = ()>, Stop) {
+        let (trigger, signal) = Signal::new();
+        let trigger = async move {
+            shutdown.await;
+            trigger.fire();
+        };
+        (trigger, Stop(signal))
+    }
+
+    /// Completes once shutdown has been asked for.
+    pub async fn wait(mut self) {
+        self.0.fired().await;
+    }
+}
