@@ -180,7 +180,7 @@ async fn object(
     };
     let status = upstream.status();
     ex.log.upstream_status = Some(status.as_u16());
-    let headers = upstream::response::client_headers(upstream.headers(), &policy.cache_control);
+    let headers = upstream::response::client_headers(status, upstream.headers(), &policy.cache_control);
     ex.log.status = status.as_u16();
     let meter = body::Meter {
         bytes: gw.metrics.bytes_sent.clone(),
@@ -308,11 +308,14 @@ fn json_response(status: StatusCode, body: Body) -> Response<Body> {
     response
 }
 
-/// Request id and CORS on every response; the access log for responses that are not
-/// streamed (a streamed body writes its own line when it ends).
+/// Request id, `nosniff` and CORS on every response; the access log for responses that are
+/// not streamed (a streamed body writes its own line when it ends).
 fn finish_headers(gw: &Gateway, response: &mut Response<Body>, ex: &mut Exchange) {
     let headers = response.headers_mut();
     headers.insert(telemetry::REQUEST_ID, ex.log.request_id.clone());
+    // No browser may guess a type other than the one we send (a bucket's content must never
+    // be sniffed into a page of our origin).
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
         cors::apply_response_headers(headers, &ex.cors);
     }

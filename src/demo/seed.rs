@@ -44,7 +44,7 @@ impl S3Writer {
 
     /// Creates `bucket`; an existing bucket of ours is fine.
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), WriteError> {
-        let res = self.send(Method::PUT, &format!("/{bucket}"), None, Bytes::new()).await;
+        let res = self.send(Method::PUT, &format!("/{bucket}"), &[], Bytes::new()).await;
         match res {
             Err(e) if e.detail.contains("BucketAlreadyOwnedByYou") || e.detail.contains("BucketAlreadyExists") => {
                 Ok(())
@@ -61,22 +61,24 @@ impl S3Writer {
         content_type: &str,
         data: impl Into<Bytes>,
     ) -> Result<(), WriteError> {
-        self.send(
-            Method::PUT,
-            &format!("/{bucket}/{}", encode_key(key)),
-            Some(content_type),
-            data.into(),
-        )
-        .await
+        self.put_with(bucket, key, &[("content-type", content_type)], data)
+            .await
     }
 
-    async fn send(
+    /// Puts one object with the given headers (`Content-Type`, `Cache-Control`, ...), which
+    /// the bucket stores and sends back on reads.
+    pub async fn put_with(
         &self,
-        method: Method,
-        path: &str,
-        content_type: Option<&str>,
-        body: Bytes,
+        bucket: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        data: impl Into<Bytes>,
     ) -> Result<(), WriteError> {
+        let path = format!("/{bucket}/{}", encode_key(key));
+        self.send(Method::PUT, &path, headers, data.into()).await
+    }
+
+    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Result<(), WriteError> {
         let fail = |detail: String| WriteError {
             method: method.clone(),
             path: path.to_string(),
@@ -85,8 +87,8 @@ impl S3Writer {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(format!("{}{path}", self.endpoint));
-        if let Some(ct) = content_type {
-            builder = builder.header(http::header::CONTENT_TYPE, ct);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         builder = builder.header(http::header::CONTENT_LENGTH, body.len());
         let mut request = builder.body(Full::new(body)).map_err(|e| fail(e.to_string()))?;

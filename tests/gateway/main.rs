@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod connections;
+mod content;
 mod cors;
 mod delegation;
 mod demo;
