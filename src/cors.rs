@@ -44,21 +44,19 @@ impl OriginPattern {
         let lower = input.to_ascii_lowercase();
         let (scheme, rest) = lower
             .split_once("://")
-            .ok_or_else(|| format!("`{input}` is not an origin like https://app.example.com"))?;
+            .ok_or_else(|| "is not an origin like https://app.example.com".to_string())?;
         if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-            return Err(format!(
-                "`{input}` is not an origin like https://app.example.com (no path, no trailing /)"
-            ));
+            return Err("is not an origin like https://app.example.com (no path, no trailing /)".into());
         }
         match rest.strip_prefix("*.") {
             Some(suffix) if !suffix.is_empty() && !suffix.contains('*') => Ok(OriginPattern::Subdomains {
                 scheme: format!("{scheme}://"),
                 suffix: format!(".{suffix}"),
             }),
-            Some(_) => Err(format!("`{input}`: a wildcard must be followed by a domain")),
-            None if rest.contains('*') => Err(format!(
-                "`{input}`: `*` is only allowed as the first label, as in https://*.example.com"
-            )),
+            Some(_) => Err("a wildcard must be followed by a domain".into()),
+            None if rest.contains('*') => {
+                Err("`*` is only allowed as the first label, as in https://*.example.com".into())
+            }
             None => Ok(OriginPattern::Exact(lower)),
         }
     }

@@ -80,6 +80,41 @@ fn token_prints_a_jwt_and_refuses_a_ttl_over_the_maximum() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// `check` on a file written to a fresh directory.
+fn check_text(text: &str, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, text).unwrap();
+    assetgate(&["check", "--config", path.to_str().unwrap()], env)
+}
+
+const AUTH: &str =
+    "[auth]\nkeys = [{ kid = \"k1\", alg = \"HS256\", secret = \"cli-test-key-0123456789abcdef0123456789\" }]\n";
+
+#[test]
+fn check_names_the_line_and_key_of_a_syntax_error() {
+    let out = check_text(&format!("{AUTH}[server]\nlisten = 0.0.0.0:8080\n"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.listen: line 4: not valid TOML"), "{stderr}");
+}
+
+#[test]
+fn check_never_echoes_a_mistyped_value() {
+    let secret = "leaked-if-you-can-read-this-0123";
+    let out = check_text(
+        &format!("{AUTH}[server]\nmax_connections = \"${{ASSETGATE_TEST_SECRET}}\"\n"),
+        &[("ASSETGATE_TEST_SECRET", secret)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.max_connections: expected usize, found string"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(secret), "{stderr}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(assetgate(&["token"], &[]).status.code(), Some(2));

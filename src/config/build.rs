@@ -8,16 +8,15 @@ use base64::Engine as _;
 
 use super::env::{interpolate_value, Lookup};
 use super::file::*;
+use super::problem;
 use super::*;
 
 const MIN_TOKEN_KEY_BYTES: usize = 32;
 
 pub(super) fn from_toml(text: &str, lookup: Lookup<'_>) -> Result<Config, ConfigError> {
-    let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::at("file", e.message().to_string()))?;
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| problem::syntax(text, &e))?;
     interpolate_value(&mut value, "", lookup)?;
-    let file: FileConfig = value
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::at("file", e.message().to_string()))?;
+    let file: FileConfig = serde_path_to_error::deserialize(value).map_err(|e| problem::shape(&e))?;
     build(file)
 }
 
@@ -86,10 +85,7 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
             return Err(ConfigError::at(at("kid"), "must be non-empty and unique"));
         }
         if k.alg != "HS256" {
-            return Err(ConfigError::at(
-                at("alg"),
-                format!("`{}` is not supported; use \"HS256\"", k.alg),
-            ));
+            return Err(ConfigError::at(at("alg"), "is not supported; use \"HS256\""));
         }
         if k.secret.len() < MIN_TOKEN_KEY_BYTES {
             return Err(ConfigError::at(
@@ -119,11 +115,21 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
     })
 }
 
+/// The default `Cache-Control`. Assets are private to their org: `public` and `s-maxage`
+/// (which let shared caches and CDNs keep them) are refused, and `private` is added when
+/// missing, as for every `Cache-Control` a bucket sends.
 fn cache_control(value: Option<String>) -> Result<String, ConfigError> {
     let value = value.unwrap_or_else(|| "private, max-age=300".into());
-    http::HeaderValue::from_str(&value)
-        .map_err(|_| ConfigError::at("cache.cache_control", "is not a valid header value"))?;
-    Ok(value)
+    let at = "cache.cache_control";
+    http::HeaderValue::from_str(&value).map_err(|_| ConfigError::at(at, "is not a valid header value"))?;
+    let lower = value.to_ascii_lowercase();
+    if lower.contains("public") || lower.contains("s-maxage") {
+        return Err(ConfigError::at(
+            at,
+            "must not allow shared caches (`public`, `s-maxage`): assets are private; use e.g. \"private, max-age=300\"",
+        ));
+    }
+    Ok(crate::upstream::response::private_cache_control(&value))
 }
 
 fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
@@ -141,8 +147,10 @@ fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
             "must be shorter than sts.session_duration",
         ));
     }
+    let region = s.region.unwrap_or_else(|| "us-east-1".into());
+    check_region(&region).map_err(|m| ConfigError::at("sts.region", m))?;
     Ok(StsConfig {
-        region: s.region.unwrap_or_else(|| "us-east-1".into()),
+        region,
         endpoint: s
             .endpoint
             .map(|e| Endpoint::parse(&e).map_err(|m| ConfigError::at("sts.endpoint", m)))
@@ -184,10 +192,7 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
         let at = format!("orgs[{i}]");
         check_id(&format!("{at}.id"), &o.id)?;
         if !seen.insert(o.id.clone()) {
-            return Err(ConfigError::at(
-                format!("{at}.id"),
-                format!("org `{}` is defined twice", o.id),
-            ));
+            return Err(ConfigError::at(format!("{at}.id"), "this org is defined twice"));
         }
         let mut storage_ids = HashSet::new();
         let mut storages = Vec::with_capacity(o.storages.len());
@@ -196,7 +201,7 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
             if !storage_ids.insert(storage.id.clone()) {
                 return Err(ConfigError::at(
                     format!("{at}.storages[{j}].id"),
-                    format!("storage `{}` is defined twice in org `{}`", storage.id, o.id),
+                    "this storage id is defined twice in the org",
                 ));
             }
             storages.push(storage);
@@ -217,10 +222,10 @@ fn storage(at: &str, s: StorageFile) -> Result<Storage, ConfigError> {
         "aws" => Provider::Aws,
         "s3_compatible" => Provider::S3Compatible,
         "gcs" => Provider::Gcs,
-        other => {
+        _ => {
             return Err(ConfigError::at(
                 format!("{at}.provider"),
-                format!("`{other}` is not one of aws, s3_compatible, gcs"),
+                "is not one of aws, s3_compatible, gcs",
             ))
         }
     };
@@ -264,6 +269,7 @@ fn storage(at: &str, s: StorageFile) -> Result<Storage, ConfigError> {
         .region
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| default_region(provider).into());
+    check_region(&region).map_err(|m| ConfigError::at(format!("{at}.region"), m))?;
     Ok(Storage {
         name: s.name.unwrap_or_else(|| s.id.clone()),
         id: s.id,
@@ -299,7 +305,7 @@ fn static_keys(at: &str, id: String, secret: String, token: Option<String>) -> R
 
 /// An IAM role ARN: `arn:{partition}:iam::{12-digit account}:role/{path/}{name}`.
 pub(crate) fn check_role_arn(arn: &str) -> Result<(), String> {
-    let bad = || format!("`{arn}` is not a role ARN like arn:aws:iam::111122223333:role/labeling-read");
+    let bad = || "is not a role ARN like arn:aws:iam::111122223333:role/labeling-read".to_string();
     let rest = arn.strip_prefix("arn:").ok_or_else(bad)?;
     let (partition, rest) = rest.split_once(':').ok_or_else(bad)?;
     let rest = rest.strip_prefix("iam::").ok_or_else(bad)?;
@@ -317,6 +323,23 @@ pub(crate) fn check_role_arn(arn: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(bad())
+    }
+}
+
+/// A region name: lowercase letters, digits and `-` (`eu-central-1`, `auto`). The region
+/// goes into the signing scope and, for `aws`, into the endpoint's host name: anything else
+/// could change where a request goes or break its signature.
+pub(crate) fn check_region(region: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a region name of lowercase letters, digits and `-`, like eu-central-1".into())
     }
 }
 
@@ -344,7 +367,7 @@ pub(crate) fn check_id(at: &str, id: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::at(
             at,
-            format!("`{id}` must be 1 to 128 characters of letters, digits, `-`, `_` or `.`"),
+            "must be 1 to 128 characters of letters, digits, `-`, `_` or `.`",
         ))
     }
 }
@@ -362,7 +385,7 @@ pub(crate) fn check_bucket(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a valid bucket name"))
+        Err("is not a valid bucket name (3 to 222 letters, digits, `.`, `-`, `_`, starting and ending with a letter or digit)".into())
     }
 }
 
@@ -377,7 +400,7 @@ fn addr(at: &str, value: Option<String>, default: &str) -> Result<SocketAddr, Co
     let value = value.unwrap_or_else(|| default.into());
     value
         .parse()
-        .map_err(|_| ConfigError::at(at, format!("`{value}` is not an address like 0.0.0.0:8080")))
+        .map_err(|_| ConfigError::at(at, "is not an address like 0.0.0.0:8080"))
 }
 
 /// A duration that must be longer than zero (a zero timeout would close every connection).
@@ -391,12 +414,8 @@ fn positive(at: &str, value: Option<String>, default: &str) -> Result<Duration, 
 
 fn duration(at: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
     let value = value.unwrap_or_else(|| default.into());
-    humantime::parse_duration(&value).map_err(|_| {
-        ConfigError::at(
-            at,
-            format!("`{value}` is not a duration like \"900ms\", \"30s\", \"15m\" or \"1h\""),
-        )
-    })
+    humantime::parse_duration(&value)
+        .map_err(|_| ConfigError::at(at, "is not a duration like \"900ms\", \"30s\", \"15m\" or \"1h\""))
 }
 
 #[cfg(test)]

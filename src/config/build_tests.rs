@@ -122,6 +122,24 @@ fn bad_values_name_their_key() {
             minimal("").replace("id = \"main\"", "id = \"has space\""),
             "orgs[0].storages[0].id",
         ),
+        (
+            minimal("").replace("buckets = [", "region = \"x@169.254.169.254\"\nbuckets = ["),
+            "orgs[0].storages[0].region",
+        ),
+        (minimal("\n[sts]\nregion = \"US-EAST-1\""), "sts.region"),
+        (minimal("\n[server]\nidle_timeout = \"0s\""), "server.idle_timeout"),
+        (
+            minimal("\n[server]\nhttp2_max_concurrent_streams = 0"),
+            "server.http2_max_concurrent_streams",
+        ),
+        (
+            minimal("\n[cache]\ncache_control = \"public, max-age=60\""),
+            "cache.cache_control",
+        ),
+        (
+            minimal("\n[cache]\ncache_control = \"max-age=60, s-maxage=600\""),
+            "cache.cache_control",
+        ),
     ];
     for (text, key) in cases {
         assert_eq!(err(&text).key, key);
@@ -143,6 +161,82 @@ fn tokens_keys_are_required_unless_anonymous() {
     assert_eq!(err(&text).key, "auth.keys");
     let text = text.replace("[auth]", "[auth]\nallow_anonymous = true");
     assert!(from_toml(&text, &env).unwrap().auth.allow_anonymous);
+}
+
+#[test]
+fn regions_are_names_and_nothing_else() {
+    for ok in ["us-east-1", "eu-central-1", "auto", "cn-north-1", "nyc3"] {
+        assert!(check_region(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "x@169.254.169.254",
+        "us-east-1\r\nX-Evil: 1",
+        "EU",
+        "a.b",
+        "-a",
+        "a b",
+        &"a".repeat(65),
+    ] {
+        assert!(check_region(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_default_cache_control_is_made_private() {
+    let c = from_toml(&minimal("\n[cache]\ncache_control = \"max-age=60\""), &env).unwrap();
+    assert_eq!(c.cache_control, "private, max-age=60");
+}
+
+#[test]
+fn a_mistyped_value_is_named_by_key_and_type_never_echoed() {
+    let lookup = |name: &str| match name {
+        "LEAKY" => Some("hunter2-secret-value".to_string()),
+        other => env(other),
+    };
+    let text = minimal("\n[server]\nmax_connections = \"${LEAKY}\"");
+    let e = from_toml(&text, &lookup).unwrap_err();
+    assert_eq!(e.key, "server.max_connections");
+    assert_eq!(e.message, "expected usize, found string");
+    let text = minimal("").replace("type = \"access_key\"", "type = \"${LEAKY}\"");
+    let e = from_toml(&text, &lookup).unwrap_err();
+    assert_eq!(e.key, "orgs[0].storages[0].credentials.type");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    for (text, key) in [
+        (
+            minimal("").replace("acme-images", "hunter2/secret"),
+            "orgs[0].storages[0].buckets[0]",
+        ),
+        (
+            minimal("").replace("http://127.0.0.1:9000", "hunter2"),
+            "orgs[0].storages[0].endpoint",
+        ),
+        (minimal("\n[server]\nlisten = \"hunter2\""), "server.listen"),
+        (minimal("\n[server]\nidle_timeout = \"hunter2\""), "server.idle_timeout"),
+        (
+            minimal("\n[cors]\nallowed_origins = [\"hunter2\"]"),
+            "cors.allowed_origins[0]",
+        ),
+        (
+            minimal("")
+                .replace("aws\"", "hunter2\"")
+                .replace("s3_compatible", "hunter2"),
+            "orgs[0].storages[0].provider",
+        ),
+    ] {
+        let e = err(&text);
+        assert_eq!(e.key, key);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}
+
+#[test]
+fn a_syntax_error_names_its_line_and_key() {
+    let text = minimal("\n[server]\nlisten = 0.0.0.0:8080");
+    let e = err(&text);
+    assert_eq!(e.key, "server.listen");
+    let line = text.lines().position(|l| l.starts_with("listen = 0")).unwrap() + 1;
+    assert!(e.message.starts_with(&format!("line {line}: not valid TOML")), "{e}");
 }
 
 #[test]

@@ -39,22 +39,24 @@ impl Endpoint {
     /// Parses an endpoint URL. A path other than `/`, a query, or user info are refused:
     /// they would silently change what gets signed.
     pub fn parse(input: &str) -> Result<Endpoint, String> {
-        let uri: http::Uri = input.parse().map_err(|_| format!("`{input}` is not a URL"))?;
+        let uri: http::Uri = input
+            .parse()
+            .map_err(|_| "is not a URL like https://minio.example.com:9000".to_string())?;
         let scheme = match uri.scheme_str() {
             Some("http") => Scheme::Http,
             Some("https") => Scheme::Https,
-            _ => return Err(format!("`{input}` must start with http:// or https://")),
+            _ => return Err("must start with http:// or https://".into()),
         };
-        let authority = uri.authority().ok_or_else(|| format!("`{input}` has no host"))?;
+        let authority = uri.authority().ok_or("has no host")?;
         if authority.as_str().contains('@') {
-            return Err(format!("`{input}` must not contain user info"));
+            return Err("must not contain user info".into());
         }
         let host = authority.host().to_ascii_lowercase();
-        if host.is_empty() {
-            return Err(format!("`{input}` has no host"));
+        if !is_host(&host) {
+            return Err("has no host, or one that is not a DNS name or IP address".into());
         }
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(format!("`{input}` must not have a path or query"));
+            return Err("must not have a path or query".into());
         }
         let port = authority.port_u16().filter(|p| *p != scheme.default_port());
         Ok(Endpoint { scheme, host, port })
@@ -80,6 +82,19 @@ impl Endpoint {
     pub fn host_is_ip(&self) -> bool {
         self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
     }
+}
+
+/// A DNS name (letters, digits, `-`, `_`, `.`), an IPv4 address, or an IPv6 literal in
+/// brackets: nothing that a resolver or URL parser could read two ways.
+fn is_host(host: &str) -> bool {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl fmt::Display for Endpoint {
@@ -125,6 +140,12 @@ mod tests {
             "http://a?x=1",
             "http://u:p@a",
             "not a url",
+            " http://a.example.com",
+            "http://a.example.com ",
+            "http://a%2eb",
+            "http://a!b",
+            "http://[::g]",
+            "http://:9000",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }

@@ -7,6 +7,7 @@ pub(crate) use build::{check_bucket, check_external_id, check_id, check_role_arn
 mod endpoint;
 mod env;
 mod file;
+mod problem;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
