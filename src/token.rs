@@ -68,6 +68,11 @@ impl TokenVerifier {
     /// Checks signature, `kid`, expiry, `nbf` and lifetime; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, GatewayError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("it is not a JWT"))?;
+        if lists_critical_extensions(token) {
+            return Err(invalid(
+                "its header lists `crit` extensions, which the gateway does not understand",
+            ));
+        }
         let kid = header
             .kid
             .as_deref()
@@ -84,6 +89,18 @@ impl TokenVerifier {
         check_lifetime(&data.claims, now_secs(), self.max_ttl)?;
         Ok(data.claims)
     }
+}
+
+/// Whether the JOSE header has a `crit` member. RFC 7515 §4.1.11: a recipient that does not
+/// understand every extension it lists must reject the token; this gateway understands none.
+/// (jsonwebtoken ignores header members it does not know, `crit` among them.)
+fn lists_critical_extensions(token: &str) -> bool {
+    use base64::Engine as _;
+    let encoded = token.split('.').next().unwrap_or("");
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&json).is_ok_and(|header| header.get("crit").is_some())
 }
 
 fn invalid(why: &str) -> GatewayError {
@@ -122,6 +139,12 @@ pub fn check_scope(claims: &Claims, org: &str, storage: &str, bucket: &str, key:
         let object = format!("{bucket}/{key}");
         if !object.starts_with(prefix.as_str()) {
             return Err(GatewayError::TokenScope("object prefix"));
+        }
+        // `team1/../other` starts with `team1/`, but a server or proxy that resolves dot
+        // segments (RFC 3986 §5.2.4) would read `other`. Backslashes count as separators
+        // too, as some servers treat them.
+        if key.split(['/', '\\']).any(|segment| segment == "." || segment == "..") {
+            return Err(GatewayError::TokenScope("key with `.` or `..` segments"));
         }
     }
     Ok(())

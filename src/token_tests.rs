@@ -146,6 +146,59 @@ fn scope_checks_org_storage_and_prefix() {
 }
 
 #[test]
+fn dot_segments_are_refused_under_a_prefix_and_ordinary_without_one() {
+    let scoped = Claims {
+        org: "acme".into(),
+        sto: None,
+        pfx: Some("imgs/team1/".into()),
+        exp: 0,
+        iat: None,
+        nbf: None,
+    };
+    for key in [
+        "team1/../other/x.jpg",
+        "team1/./x.jpg",
+        "team1/a/..",
+        "team1/..\\other",
+        "team1/x/../../y",
+    ] {
+        assert_eq!(
+            check_scope(&scoped, "acme", "main", "imgs", key).unwrap_err(),
+            GatewayError::TokenScope("key with `.` or `..` segments"),
+            "{key}"
+        );
+    }
+    for key in ["team1/a..b.jpg", "team1/.hidden", "team1/...", "team1/a.b/c"] {
+        assert!(check_scope(&scoped, "acme", "main", "imgs", key).is_ok(), "{key}");
+    }
+    let unscoped = Claims { pfx: None, ..scoped };
+    assert!(check_scope(&unscoped, "acme", "main", "imgs", "a/../b").is_ok());
+}
+
+#[test]
+fn a_token_with_critical_extensions_is_refused() {
+    use base64::Engine as _;
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let sign = |header: serde_json::Value| {
+        let input = format!("{}.{}", b64(&header), b64(&serde_json::to_value(claims(60)).unwrap()));
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"0123456789abcdef0123456789abcdef"),
+            input.as_bytes(),
+        );
+        format!(
+            "{input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
+    };
+    let plain = sign(serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}));
+    assert!(verifier().verify(&plain).is_ok(), "the hand-made token is well signed");
+    let crit = sign(serde_json::json!({"alg": "HS256", "kid": "k1", "crit": ["exp"], "exp": 1}));
+    let err = verifier().verify(&crit).unwrap_err();
+    assert_eq!(err.code(), "invalid_token");
+    assert!(err.to_string().contains("crit"), "{err}");
+}
+
+#[test]
 fn extract_prefers_the_bearer_header() {
     let mut h = HeaderMap::new();
     assert_eq!(extract(&h, Some("token=q")).unwrap().as_deref(), Some("q"));

@@ -190,3 +190,52 @@ async fn the_token_never_goes_upstream() {
         assert!(head.contains("AWS4-HMAC-SHA256"), "{head}");
     }
 }
+
+#[tokio::test]
+async fn a_prefix_scoped_token_cannot_climb_out_with_dot_segments() {
+    let gw = two_orgs().await;
+    let scoped = token_with(&Claims {
+        pfx: Some("acme-assets/imgs/".into()),
+        ..claims("acme")
+    });
+    let auth = format!("Bearer {scoped}");
+    let inside = get(
+        &gw.url("acme", "main", "acme-assets", "imgs/cat.jpg"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(inside.body, "acme cat");
+    let base = format!("{}/v1/orgs/acme/storages/main/objects/acme-assets", gw.base);
+    for path in [
+        "imgs/../docs/a.pdf",
+        "imgs/%2E%2E/docs/a.pdf",
+        "imgs/./cat.jpg",
+        "imgs/..%5Cdocs/a.pdf",
+    ] {
+        let r = get(&format!("{base}/{path}"), &[("authorization", &auth)]).await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code().as_str()),
+            (403, "token_scope"),
+            "{path}"
+        );
+        assert!(!String::from_utf8_lossy(&r.body).contains("acme pdf"));
+    }
+}
+
+#[tokio::test]
+async fn a_token_listing_critical_extensions_is_refused() {
+    use base64::Engine as _;
+    let gw = two_orgs().await;
+    let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = b64(serde_json::json!({"alg": "HS256", "kid": "k1", "crit": ["x-must-check"], "x-must-check": true}));
+    let input = format!("{header}.{}", b64(serde_json::to_value(claims("acme")).unwrap()));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, TOKEN_SECRET.as_bytes());
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, input.as_bytes()));
+    let r = get(
+        &gw.url("acme", "main", "acme-assets", "imgs/cat.jpg"),
+        &[("authorization", &format!("Bearer {input}.{signature}"))],
+    )
+    .await;
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (401, "invalid_token"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("crit"));
+}
