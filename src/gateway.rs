@@ -56,7 +56,7 @@ pub enum StartError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("server.upstream_ca_file: {0}")]
-    Tls(#[from] TlsError),
+    Tls(TlsError),
 }
 
 /// Shared state of both listeners.
@@ -82,7 +82,7 @@ impl Gateway {
     /// and the extra CA bundle for HTTPS endpoints.
     pub fn open(config: &Config) -> Result<Gateway, StartError> {
         let extra_roots = match &config.server.upstream_ca_file {
-            Some(path) => tls::certificates(path)?,
+            Some(path) => tls::certificates(path).map_err(StartError::Tls)?,
             None => Vec::new(),
         };
         let metrics = Metrics::new();

@@ -15,39 +15,41 @@ use crate::Gateway;
 /// Why serving could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("invalid configuration {path}: {source}")]
+    #[error("invalid configuration {path}: {problem}")]
     Config {
         path: PathBuf,
-        source: crate::config::ConfigError,
+        problem: crate::config::ConfigError,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Start(#[from] crate::gateway::StartError),
+    // The messages carry their cause's text, so the cause is not also a `source` (which
+    // `{:#}` would print a second time).
     #[error("server.tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
 }
 
 /// Serves until SIGTERM or Ctrl+C, reloading on SIGHUP.
 pub async fn serve(path: &Path) -> Result<(), ServeError> {
-    let config = Config::load(path).map_err(|source| ServeError::Config {
+    let config = Config::load(path).map_err(|problem| ServeError::Config {
         path: path.into(),
-        source,
+        problem,
     })?;
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
-            .map_err(|source| ServeError::Bind { addr, source })
+            .map_err(|error| ServeError::Bind { addr, error })
     };
     let (data, admin) = (bind(config.server.listen).await?, bind(config.admin.listen).await?);
     let gateway = Arc::new(Gateway::open(&config)?);
     let mut options = ServeOptions::from_config(&config.server);
     let certs = match &config.server.tls {
         Some(files) => {
-            let store = CertStore::load(files)?;
+            let store = CertStore::load(files).map_err(ServeError::Tls)?;
             options.tls = Some(store.acceptor());
             store.clone().watch();
             Some(store)

@@ -57,7 +57,7 @@ pub fn seal(org: &str, storage: &Storage, key: &MasterKey, created_at: &str, upd
 /// A record that cannot become a storage.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{0}")]
+    #[error(transparent)]
     Open(#[from] OpenError),
     #[error("stored storage {0} is malformed: {1}")]
     Malformed(String, String),
