@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use ipnet::IpNet;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Scheme};
 
 /// Which private endpoints the operator allows (`[registry].allow_private_endpoints`).
 #[derive(Debug, Clone, Default)]
@@ -47,27 +47,43 @@ impl EndpointPolicy {
 
     /// Whether connecting to `ip` is allowed.
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
-        !is_internal(ip) || self.networks.iter().any(|n| n.contains(&canonical(ip)))
+        !is_internal(ip) || self.network_allowed(ip)
     }
 
-    /// Checks an endpoint now: an IP literal directly, a name on every address it resolves to.
+    /// Whether `ip` lies in a network the operator allowed.
+    fn network_allowed(&self, ip: IpAddr) -> bool {
+        self.networks.iter().any(|n| n.contains(&canonical(ip)))
+    }
+
+    /// Checks an endpoint given through the admin API, now: an IP literal directly, a name on
+    /// every address it resolves to. None may be internal unless allowed, and plain `http`
+    /// is only for hosts the operator allowed (by name, or every address in an allowed
+    /// network): a tenant's storage is reached over TLS.
     pub async fn check(&self, endpoint: &Endpoint) -> Result<(), String> {
         let host = endpoint.host.trim_matches(['[', ']']);
         if self.host_allowed(host) {
             return Ok(());
         }
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return self.check_ip(ip);
+        let addrs: Vec<IpAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
+            vec![ip]
+        } else if is_localhost(host) {
+            vec![IpAddr::from([127, 0, 0, 1])]
+        } else {
+            let port = endpoint.port.unwrap_or(443);
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|_| format!("`{host}` cannot be resolved"))?
+                .map(|a| a.ip())
+                .collect()
+        };
+        for ip in &addrs {
+            self.check_ip(*ip)?;
         }
-        if is_localhost(host) {
-            return self.check_ip(IpAddr::from([127, 0, 0, 1]));
-        }
-        let port = endpoint.port.unwrap_or(443);
-        let addrs = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("`{host}` cannot be resolved: {e}"))?;
-        for addr in addrs {
-            self.check_ip(addr.ip())?;
+        if endpoint.scheme == Scheme::Http && !addrs.iter().all(|ip| self.network_allowed(*ip)) {
+            return Err(
+                "must use https://; plain http is only for hosts and networks allowed in [registry].allow_private_endpoints"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -85,13 +101,14 @@ impl EndpointPolicy {
             Ok(())
         } else {
             Err(format!(
-                "{ip} is a loopback, link-local, private or unspecified address; the operator can allow it in [registry].allow_private_endpoints"
+                "{ip} is an address of the gateway's own networks (loopback, link-local, private, reserved, or an IPv6 form of an IPv4 address); the operator can allow it in [registry].allow_private_endpoints"
             ))
         }
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are judged as the IPv4 address they are.
+/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are judged as the IPv4 address they are:
+/// a dual-stack socket connects to that IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -99,29 +116,68 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// IPv4 networks of the gateway's own surroundings, besides what `Ipv4Addr` names
+/// (loopback, link-local, private, broadcast, multicast): "this network" 0/8, shared
+/// address space 100.64/10 (CGNAT; Alibaba's metadata 100.100.100.200), IETF protocol
+/// assignments 192.0.0/24 (Oracle Cloud's metadata 192.0.0.192), benchmarking 198.18/15,
+/// reserved 240/4, and Azure's host endpoint 168.63.129.16.
+const INTERNAL_V4: [(u32, u8); 6] = [
+    (0x0000_0000, 8),
+    (0x6440_0000, 10),
+    (0xc000_0000, 24),
+    (0xc612_0000, 15),
+    (0xf000_0000, 4),
+    (0xa83f_8110, 32),
+];
+
+/// IPv6 networks that embed or translate an IPv4 address, or are not global: IPv4-compatible
+/// `::/96` (deprecated, RFC 4291 §2.5.5.1; `::a9fe:a9fe` is 169.254.169.254),
+/// IPv4-translated `::ffff:0:0:0/96` (RFC 2765), NAT64 `64:ff9b::/96` (RFC 6052) and
+/// `64:ff9b:1::/48` (RFC 8215), 6to4 `2002::/16` (RFC 3056), Teredo `2001::/32` (RFC 4380),
+/// site-local `fec0::/10` (deprecated, RFC 3879), unique local `fc00::/7` (where AWS's
+/// `fd00:ec2::254` metadata lives) and link-local `fe80::/10`.
+const INTERNAL_V6: [(u128, u8); 9] = [
+    (0, 96),
+    (0xffff << 48, 96),
+    (0x0064_ff9b << 96, 96),
+    (0x0064_ff9b_0001 << 80, 48),
+    (0x2002 << 112, 16),
+    (0x2001_0000 << 96, 32),
+    (0xfec0 << 112, 10),
+    (0xfc00 << 112, 7),
+    (0xfe80 << 112, 10),
+];
+
+fn in_v4(ip: u32, (net, bits): (u32, u8)) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+    ip & mask == net & mask
+}
+
+fn in_v6(ip: u128, (net, bits): (u128, u8)) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+    ip & mask == net & mask
+}
+
 /// Addresses of the gateway's own networks: loopback, link-local (169.254.0.0/16, where
-/// cloud metadata lives; fe80::/10), private (RFC 1918, shared 100.64.0.0/10, fc00::/7),
-/// unspecified, broadcast and multicast.
+/// cloud metadata lives; fe80::/10), private (RFC 1918, fc00::/7), shared and reserved
+/// ranges, unspecified, broadcast and multicast, and every IPv6 form that embeds or
+/// translates an IPv4 address (see [`INTERNAL_V4`], [`INTERNAL_V6`]).
 pub fn is_internal(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
             v4.is_loopback()
                 || v4.is_link_local()
                 || v4.is_private()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
-                || (a == 100 && (64..128).contains(&b))
-                || a == 0
+                || INTERNAL_V4.iter().any(|n| in_v4(u32::from(v4), *n))
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xffc0) == 0xfe80
-                || (first & 0xfe00) == 0xfc00
+                || INTERNAL_V6.iter().any(|n| in_v6(u128::from(v6), *n))
         }
     }
 }
@@ -222,6 +278,24 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "224.0.0.1",
+            "0.1.2.3",
+            "100.100.100.200",
+            "192.0.0.192",
+            "198.18.0.1",
+            "240.0.0.1",
+            "168.63.129.16",
+            "::a9fe:a9fe",
+            "::127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2001:0:a9fe:a9fe::1",
+            "fec0::1",
+            "feff::1",
+            "fd00:ec2::254",
+            "ff02::1",
         ] {
             assert!(is_internal(ip(s)), "{s}");
         }
@@ -232,6 +306,14 @@ mod tests {
             "100.128.0.1",
             "2600:1f18::1",
             "::ffff:8.8.8.8",
+            "168.63.129.17",
+            "192.0.1.1",
+            "198.20.0.1",
+            "2001:db8::1",
+            "2001:1::1",
+            "2003::1",
+            "64:ff9b:2::1",
+            "fe7f::1",
         ] {
             assert!(!is_internal(ip(s)), "{s}");
         }
@@ -285,10 +367,48 @@ mod tests {
             p.check_literal(&Endpoint::parse("http://localhost").unwrap()).is_ok(),
             "names are left to the resolver"
         );
-        let allowed = EndpointPolicy::new(&["127.0.0.0/8".into()]);
+        let allowed = EndpointPolicy::new(&["127.0.0.0/8".into(), "minio.internal".into()]);
         assert!(allowed
             .check(&Endpoint::parse("http://127.0.0.1:9000").unwrap())
             .await
             .is_ok());
+        assert!(allowed
+            .check(&Endpoint::parse("http://minio.internal:9000").unwrap())
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_only_for_allowed_hosts() {
+        let p = EndpointPolicy::new(&["10.20.0.0/16".into()]);
+        let err = p.check(&Endpoint::parse("http://8.8.8.8").unwrap()).await.unwrap_err();
+        assert!(err.contains("https"), "{err}");
+        assert!(p.check(&Endpoint::parse("https://8.8.8.8").unwrap()).await.is_ok());
+        assert!(p
+            .check(&Endpoint::parse("http://10.20.1.2:9000").unwrap())
+            .await
+            .is_ok());
+        assert!(p
+            .check(&Endpoint::parse("http://10.21.1.2:9000").unwrap())
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn ipv6_forms_embedding_ipv4_are_refused_as_endpoints() {
+        let p = EndpointPolicy::default();
+        for bad in [
+            "https://[::a9fe:a9fe]",
+            "https://[::ffff:0:a9fe:a9fe]",
+            "https://[64:ff9b::a9fe:a9fe]",
+            "https://[64:ff9b:1::a9fe:a9fe]",
+            "https://[2002:a9fe:a9fe::]",
+            "https://[2001:0:a9fe:a9fe::1]",
+            "https://[fec0::1]",
+        ] {
+            let e = Endpoint::parse(bad).unwrap();
+            assert!(p.check(&e).await.is_err(), "{bad}");
+            assert!(p.check_literal(&e).is_err(), "{bad}");
+        }
     }
 }
