@@ -8,7 +8,7 @@ use rand::RngCore;
 use serde_json::Value;
 
 use crate::config::{
-    check_bucket, check_external_id, check_id, check_role_arn, default_region, Endpoint, Provider, StaticKeys, Storage,
+    check_bucket, check_id, check_region, check_role_arn, default_region, Endpoint, Provider, StaticKeys, Storage,
     StorageCredentials,
 };
 use crate::secret::Secret;
@@ -40,9 +40,15 @@ struct Draft {
     credentials: Option<CredentialsDraft>,
 }
 
-/// A body for POST: a complete storage, or the fields at fault. `external_id` supplies the
-/// org's external ID when a role is given without one.
-pub fn create(body: &Value, external_id: &mut dyn FnMut() -> Option<String>) -> Result<Storage, Fields> {
+/// Whether a body gives a role (then the org's external ID is needed, see [`create`]).
+pub fn mentions_role(body: &Value) -> bool {
+    let has = |v: &Value| v.get("roleArn").or_else(|| v.get("role_arn")).is_some();
+    has(body) || body.get("credentials").is_some_and(has)
+}
+
+/// A body for POST: a complete storage, or the fields at fault. A role uses the org's own
+/// external ID, `org_external_id`, which the caller fetched when [`mentions_role`].
+pub fn create(body: &Value, org_external_id: Option<&str>) -> Result<Storage, Fields> {
     let mut fields = Fields::new();
     let draft = read(body, &mut fields);
     let provider = draft.provider.or_else(|| {
@@ -65,7 +71,7 @@ pub fn create(body: &Value, external_id: &mut dyn FnMut() -> Option<String>) -> 
             );
             None
         }
-        Some(c) => complete_credentials(c, None, external_id, &mut fields),
+        Some(c) => complete_credentials(c, None, org_external_id, &mut fields),
     };
     let id = draft.id.unwrap_or_else(new_id);
     let (Some(provider), Some(credentials), true) = (provider, credentials, fields.is_empty()) else {
@@ -86,11 +92,7 @@ pub fn create(body: &Value, external_id: &mut dyn FnMut() -> Option<String>) -> 
 
 /// A body for PATCH applied to `current`: buckets, region, endpoint, name, path style and
 /// credentials may change; the id and provider may not.
-pub fn update(
-    current: &Storage,
-    body: &Value,
-    external_id: &mut dyn FnMut() -> Option<String>,
-) -> Result<Storage, Fields> {
+pub fn update(current: &Storage, body: &Value, org_external_id: Option<&str>) -> Result<Storage, Fields> {
     let mut fields = Fields::new();
     let draft = read(body, &mut fields);
     if draft.id.as_ref().is_some_and(|id| *id != current.id) {
@@ -101,7 +103,7 @@ pub fn update(
     }
     let mut storage = current.clone();
     if let Some(c) = draft.credentials {
-        if let Some(c) = complete_credentials(c, Some(&current.credentials), external_id, &mut fields) {
+        if let Some(c) = complete_credentials(c, Some(&current.credentials), org_external_id, &mut fields) {
             storage.credentials = c;
         }
     }
@@ -167,12 +169,14 @@ fn read(body: &Value, fields: &mut Fields) -> Draft {
     let name = text(&["name"], fields);
     let provider = provider(obj, fields);
     let buckets = buckets(obj, fields);
-    let region = text(&["region"], fields);
+    let region =
+        text(&["region"], fields).filter(|r| check_region(r).map_err(|m| fields.insert("region".into(), m)).is_ok());
+    // Parsed as given, never trimmed: what is checked must be what is used.
     let endpoint = match obj.get("endpoint") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Some(None),
-        Some(Value::String(s)) => match Endpoint::parse(s.trim()) {
+        Some(Value::String(s)) if s.is_empty() => Some(None),
+        Some(Value::String(s)) => match Endpoint::parse(s) {
             Ok(e) => Some(Some(e)),
             Err(m) => {
                 fields.insert("endpoint".into(), m);
@@ -286,7 +290,7 @@ fn buckets(obj: &serde_json::Map<String, Value>, fields: &mut Fields) -> Option<
 fn complete_credentials(
     draft: CredentialsDraft,
     current: Option<&StorageCredentials>,
-    external_id: &mut dyn FnMut() -> Option<String>,
+    org_external_id: Option<&str>,
     fields: &mut Fields,
 ) -> Option<StorageCredentials> {
     match draft {
@@ -298,12 +302,28 @@ fn complete_credentials(
                 fields.insert("roleArn".into(), m);
                 return None;
             }
-            let external_id = given.or_else(external_id)?;
-            if let Err(m) = check_external_id(&external_id) {
-                fields.insert("externalId".into(), m);
+            let Some(own) = org_external_id else {
+                fields.insert(
+                    "externalId".into(),
+                    "the organization's external ID is not available".into(),
+                );
+                return None;
+            };
+            // The gateway, not the customer, chooses external IDs: accepting any would let
+            // one org register another org's role with that org's ID (the confused deputy
+            // of https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
+            if given.as_deref().is_some_and(|g| g != own) {
+                fields.insert(
+                    "externalId".into(),
+                    "must be this organization's own external ID (GET /admin/v1/orgs/{org}/external-id), or left out"
+                        .into(),
+                );
                 return None;
             }
-            Some(StorageCredentials::AssumeRole { role_arn, external_id })
+            Some(StorageCredentials::AssumeRole {
+                role_arn,
+                external_id: own.to_string(),
+            })
         }
         CredentialsDraft::Keys { access_key_id, secret } => {
             // Rotating only the secret keeps the current access key ID.

@@ -1,16 +1,14 @@
 use super::*;
 use serde_json::json;
 
-fn ext() -> Option<String> {
-    Some("org-external-id-0123456789abcdef0123".into())
-}
+const EXT: Option<&str> = Some("org-external-id-0123456789abcdef0123");
 
 fn create_ok(body: Value) -> Storage {
-    create(&body, &mut ext).unwrap_or_else(|f| panic!("{f:?}"))
+    create(&body, EXT).unwrap_or_else(|f| panic!("{f:?}"))
 }
 
 fn create_err(body: Value) -> Fields {
-    create(&body, &mut ext).unwrap_err()
+    create(&body, EXT).unwrap_err()
 }
 
 #[test]
@@ -42,19 +40,48 @@ fn ango_shape_with_provider_and_public_private_keys() {
 }
 
 #[test]
-fn delegation_uses_the_org_external_id_unless_given() {
-    let s = create_ok(
-        json!({"type": "aws", "buckets": ["b-bucket"], "credentials": {"roleArn": "arn:aws:iam::111122223333:role/r"}}),
-    );
+fn delegation_uses_the_org_external_id_and_no_other() {
+    let role =
+        json!({"type": "aws", "buckets": ["b-bucket"], "credentials": {"roleArn": "arn:aws:iam::111122223333:role/r"}});
+    assert!(mentions_role(&role));
+    let s = create_ok(role);
     assert!(
         matches!(s.credentials, StorageCredentials::AssumeRole { ref external_id, .. } if external_id.starts_with("org-external-id"))
     );
-    let s = create_ok(
-        json!({"type": "aws", "buckets": ["b-bucket"], "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": "given-1"}),
-    );
-    assert!(
-        matches!(s.credentials, StorageCredentials::AssumeRole { ref external_id, .. } if external_id == "given-1")
-    );
+    let own = json!({"type": "aws", "buckets": ["b-bucket"], "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": EXT});
+    assert!(mentions_role(&own));
+    assert!(create(&own, EXT).is_ok());
+    let foreign = json!({"type": "aws", "buckets": ["b-bucket"], "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": "another-orgs-id"});
+    assert!(create_err(foreign).contains_key("externalId"));
+    let keys = json!({"type": "aws", "bucket": "b-bucket", "publicKey": "a", "privateKey": "b"});
+    assert!(!mentions_role(&keys));
+}
+
+#[test]
+fn regions_and_endpoints_are_taken_exactly_as_given() {
+    let body = |extra: Value| {
+        let mut b = json!({"type": "s3_compatible", "bucket": "b-bucket", "endpoint": "https://minio.example.com",
+                           "publicKey": "a", "privateKey": "b"});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    for region in ["x@169.254.169.254", "us-east-1\r\nX-Injected: 1", "EU-WEST-1", "a/b"] {
+        assert!(
+            create_err(body(json!({"region": region}))).contains_key("region"),
+            "{region:?}"
+        );
+    }
+    for endpoint in [
+        " https://minio.example.com",
+        "https://minio.example.com ",
+        "https://minio.example.com\t",
+    ] {
+        assert!(
+            create_err(body(json!({"endpoint": endpoint}))).contains_key("endpoint"),
+            "{endpoint:?}"
+        );
+    }
+    assert_eq!(create_ok(body(json!({"region": "eu-west-1"}))).region, "eu-west-1");
 }
 
 #[test]
@@ -100,17 +127,19 @@ fn patch_rotates_secret_and_changes_buckets_but_not_type() {
     let s = update(
         &current,
         &json!({"secretAccessKey": "new", "buckets": ["b-one", "b-two"], "region": "eu-west-1"}),
-        &mut ext,
+        EXT,
     )
     .unwrap();
     assert!(
         matches!(s.credentials, StorageCredentials::AccessKey(ref k) if k.access_key_id == "AK" && k.secret_access_key.expose() == "new")
     );
     assert_eq!((s.buckets.len(), s.region.as_str()), (2, "eu-west-1"));
-    let f = update(&current, &json!({"type": "gcs"}), &mut ext).unwrap_err();
+    let f = update(&current, &json!({"type": "gcs"}), EXT).unwrap_err();
     assert!(f.contains_key("type"));
-    let f = update(&current, &json!({"endpoint": "ftp://x"}), &mut ext).unwrap_err();
+    let f = update(&current, &json!({"endpoint": "ftp://x"}), EXT).unwrap_err();
     assert!(f.contains_key("endpoint"));
-    let cleared = update(&current, &json!({"endpoint": null}), &mut ext).unwrap();
+    let f = update(&current, &json!({"endpoint": " https://169.254.169.254"}), EXT).unwrap_err();
+    assert!(f.contains_key("endpoint"));
+    let cleared = update(&current, &json!({"endpoint": null}), EXT).unwrap();
     assert_eq!(cleared.endpoint, None);
 }

@@ -24,6 +24,9 @@ use crate::{token, Gateway};
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 
+/// Time a client gets to send a request body: the listener's timeouts stop at the head.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default lifetime of minted tokens.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -53,14 +56,14 @@ impl From<RegistryError> for AdminError {
         let (status, code) = match &e {
             RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             RegistryError::ReadOnly(_) => (StatusCode::CONFLICT, "read_only"),
-            RegistryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            RegistryError::Conflict(_) | RegistryError::Changed(_) => (StatusCode::CONFLICT, "conflict"),
             RegistryError::Locked => (StatusCode::SERVICE_UNAVAILABLE, "registry_locked"),
             RegistryError::Store(_) | RegistryError::Startup(_) => {
-                tracing::error!(error = %e, "registry failure");
+                tracing::error!(error = %e, "the storage registry failed; nothing was changed");
                 return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "the registry could not be updated",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "registry_unavailable",
+                    "the storage registry cannot be read or written right now; nothing was changed, try again",
                 );
             }
         };
@@ -89,9 +92,9 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
     let result = match authorize(&gw, &parts.headers) {
         Err(e) => Err(e),
         Ok(()) => {
-            let body = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
+            let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(_)) => {
                     return respond(
                         Err(error(
                             StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,6 +103,13 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
                         )),
                         true,
                     )
+                }
+                Err(_) => {
+                    let message = "the request body did not arrive in time";
+                    return respond(
+                        Err(error(StatusCode::REQUEST_TIMEOUT, "invalid_request", message)),
+                        true,
+                    );
                 }
             };
             route(&gw, &parts.method, &path, parts.uri.query(), &body).await
@@ -198,19 +208,25 @@ fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
         }
     };
     let (page, limit) = (number("page", 1)?, number("limit", 10)?);
-    if page == 0 || !(1..=100).contains(&limit) {
+    if !(1..=100).contains(&limit) {
         return Err(invalid(input::Fields::from([(
             "limit".into(),
-            "page >= 1 and limit within 1..100".into(),
+            "must be within 1..100".into(),
         )])));
     }
+    let Some(skip) = page.checked_sub(1).and_then(|p| p.checked_mul(limit)) else {
+        return Err(invalid(input::Fields::from([(
+            "page".into(),
+            "must be at least 1, and page × limit a number of storages".into(),
+        )])));
+    };
     let registry = gw.storages.snapshot();
     let (total, storages) = match registry.org(org) {
         None => (0, Vec::new()),
         Some(o) => (
             o.storages().len(),
             o.storages()
-                .skip((page - 1) * limit)
+                .skip(skip)
                 .take(limit)
                 .map(|e| view::storage(org, e))
                 .collect(),
@@ -222,12 +238,16 @@ fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
     ))
 }
 
-fn external_id_for<'a>(gw: &'a Gateway, org: &str) -> impl FnMut() -> Option<String> + 'a {
-    let org = org.to_string();
-    move || gw.storages.external_id(&org).ok()
+/// The org's external ID when the body gives a role (a role always uses it).
+fn external_id_for(gw: &Gateway, org: &str, body: &Value) -> Result<Option<String>, AdminError> {
+    if !input::mentions_role(body) {
+        return Ok(None);
+    }
+    Ok(Some(gw.storages.external_id(org)?))
 }
 
-/// An endpoint given through the API must not reach the gateway's own network.
+/// An endpoint given through the API must not reach the gateway's own network, and must
+/// use TLS unless the operator allowed its host.
 async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::config::Endpoint>) -> Result<(), AdminError> {
     let Some(endpoint) = endpoint else { return Ok(()) };
     gw.upstream
@@ -240,7 +260,8 @@ async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::config::Endpoint>
 async fn create(gw: &Gateway, org: &str, body: &Value) -> Reply {
     check_org(org)?;
     gw.storages.writable()?;
-    let storage = input::create(body, &mut external_id_for(gw, org)).map_err(invalid)?;
+    let external_id = external_id_for(gw, org, body)?;
+    let storage = input::create(body, external_id.as_deref()).map_err(invalid)?;
     check_endpoint(gw, storage.endpoint.as_ref()).await?;
     let entry = gw.storages.create(org, storage)?;
     tracing::info!(org, storage = %entry.storage.id, "storage created");
@@ -261,24 +282,25 @@ fn read(gw: &Gateway, org: &str, id: &str) -> Reply {
 }
 
 async fn update(gw: &Gateway, org: &str, id: &str, body: &Value) -> Reply {
-    if let Some(Ok(endpoint)) = body
-        .get("endpoint")
-        .and_then(Value::as_str)
-        .map(crate::config::Endpoint::parse)
-    {
-        check_endpoint(gw, Some(&endpoint)).await?;
-    }
-    let before = gw.storages.snapshot().org(org).and_then(|o| o.storage(id)).cloned();
-    let entry = gw
+    let before = gw
         .storages
-        .update(org, id, |current| {
-            input::update(current, body, &mut external_id_for(gw, org))
-        })?
-        .map_err(invalid)?;
-    if let Some(before) = before {
-        // Rotated roles or external IDs must never reuse old temporary credentials.
-        gw.credentials.invalidate(&before.credentials).await;
+        .snapshot()
+        .org(org)
+        .and_then(|o| o.storage(id))
+        .cloned()
+        .ok_or_else(|| not_found("no such storage"))?;
+    if before.source == crate::registry::Source::Config {
+        return Err(RegistryError::ReadOnly(id.to_string()).into());
     }
+    let external_id = external_id_for(gw, org, body)?;
+    let storage = input::update(&before.storage, body, external_id.as_deref()).map_err(invalid)?;
+    // The endpoint that will be used is the one checked, however the body wrote it.
+    if storage.endpoint != before.storage.endpoint {
+        check_endpoint(gw, storage.endpoint.as_ref()).await?;
+    }
+    let entry = gw.storages.replace(org, id, before.revision, storage)?;
+    // Rotated roles or external IDs must never reuse old temporary credentials.
+    gw.credentials.invalidate(&before.credentials).await;
     tracing::info!(org, storage = id, "storage updated");
     Ok((StatusCode::OK, json!({ "storage": view::storage(org, &entry) })))
 }

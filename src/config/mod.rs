@@ -3,7 +3,7 @@
 //! engine never sees TOML.
 
 mod build;
-pub(crate) use build::{check_bucket, check_external_id, check_id, check_role_arn, default_region};
+pub(crate) use build::{check_bucket, check_id, check_region, check_role_arn, default_region};
 mod endpoint;
 mod env;
 mod file;

@@ -2,7 +2,9 @@
 //! path (one hash lookup per id, each storage's credential source prepared). [`Storages`]
 //! merges the configuration file's storages (read-only) with those created through the
 //! admin API (persisted in `store`, secrets sealed by `sealed`), and swaps in a new snapshot
-//! on every change, so the data plane sees it on its next request without a restart.
+//! on every change, so the data plane sees it on its next request without a restart. Every
+//! change is persisted first and published second: a change the store refused never shows
+//! on the data plane, and one that shows survives a restart.
 
 pub mod record;
 pub mod sealed;
@@ -39,6 +41,9 @@ pub struct StorageEntry {
     /// RFC 3339 times of API storages.
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// Changes with every write of an API storage (0 for config storages): an update made
+    /// from a read of revision N applies only while the storage is still at N.
+    pub revision: u64,
 }
 
 impl StorageEntry {
@@ -83,6 +88,7 @@ struct ApiStorage {
     storage: Storage,
     created_at: String,
     updated_at: String,
+    revision: u64,
 }
 
 impl Registry {
@@ -116,9 +122,12 @@ impl Registry {
                 cors_origins: Vec::new(),
                 storages: BTreeMap::new(),
             });
-            org_entry
-                .storages
-                .insert(id.clone(), entry(org, &a.storage, Source::Api, Some(a)));
+            // A config-file storage of the same id wins (see `shadowed`).
+            if !org_entry.storages.contains_key(id) {
+                org_entry
+                    .storages
+                    .insert(id.clone(), entry(org, &a.storage, Source::Api, Some(a)));
+            }
         }
         Registry {
             orgs: orgs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
@@ -137,7 +146,30 @@ fn entry(org: &str, storage: &Storage, source: Source, api: Option<&ApiStorage>)
         source,
         created_at: api.map(|a| a.created_at.clone()),
         updated_at: api.map(|a| a.updated_at.clone()),
+        revision: api.map_or(0, |a| a.revision),
     })
+}
+
+/// API storages whose id a config-file storage of the same org also has: the file's wins
+/// and the API one is not served (it stays stored, and comes back if the file drops the id).
+fn shadowed<'a>(config_orgs: &[Org], api: &'a BTreeMap<(String, String), ApiStorage>) -> Vec<&'a (String, String)> {
+    api.keys()
+        .filter(|(org, id)| {
+            config_orgs
+                .iter()
+                .any(|o| o.id == *org && o.storages.iter().any(|s| s.id == *id))
+        })
+        .collect()
+}
+
+fn warn_shadowed(config_orgs: &[Org], api: &BTreeMap<(String, String), ApiStorage>) {
+    for (org, id) in shadowed(config_orgs, api) {
+        tracing::warn!(
+            org,
+            storage = id,
+            "the configuration file defines a storage with the id of one created through the admin API; the file's is served"
+        );
+    }
 }
 
 /// Why a registry operation failed; the admin API maps these to its error codes.
@@ -149,6 +181,8 @@ pub enum RegistryError {
     ReadOnly(String),
     #[error("a storage `{0}` already exists in this organization")]
     Conflict(String),
+    #[error("storage `{0}` changed while this request was handled; read it again and retry")]
+    Changed(String),
     #[error("the operator has not set [registry].master_key: storages cannot be created or changed through the API")]
     Locked,
     #[error(transparent)]
@@ -171,6 +205,8 @@ pub struct Storages {
     /// API storages by (org, id); guarded so that concurrent changes never lose one another.
     api: Mutex<BTreeMap<(String, String), ApiStorage>>,
     current: ArcSwap<Registry>,
+    /// The last revision handed out (see [`StorageEntry::revision`]).
+    revisions: std::sync::atomic::AtomicU64,
 }
 
 impl Storages {
@@ -189,37 +225,43 @@ impl Storages {
             None
         };
         let mut api = BTreeMap::new();
+        let mut revision = 0;
         if let Some(p) = &persistence {
             for record in p.store.all()? {
-                let storage = match &p.key {
-                    Some(key) => record::open(&record, key).map_err(|e| RegistryError::Startup(e.to_string()))?,
-                    None => {
-                        return Err(RegistryError::Startup(format!(
-                            "{} holds storages created through the admin API, but [registry].master_key is not set",
-                            file.display()
-                        )))
-                    }
+                let Some(key) = &p.key else {
+                    return Err(RegistryError::Startup(format!(
+                        "{} holds storages created through the admin API, but [registry].master_key is not set",
+                        file.display()
+                    )));
                 };
+                let mut storage = record::open(&record, key).map_err(|e| RegistryError::Startup(e.to_string()))?;
+                own_external_id(&p.store, &record.org, &mut storage)?;
+                revision += 1;
                 let value = ApiStorage {
                     storage,
                     created_at: record.created_at,
                     updated_at: record.updated_at,
+                    revision,
                 };
                 api.insert((record.org, record.id), value);
             }
         }
+        warn_shadowed(&config.orgs, &api);
         let current = ArcSwap::from_pointee(Registry::build(&config.orgs, &api));
         Ok(Storages {
             config_orgs: ArcSwap::from_pointee(config.orgs.clone()),
             persistence,
             api: Mutex::new(api),
             current,
+            revisions: std::sync::atomic::AtomicU64::new(revision),
         })
     }
 
-    /// Replaces the configuration file's orgs (SIGHUP); API storages stay as they are.
+    /// Replaces the configuration file's orgs (SIGHUP); API storages stay as they are, except
+    /// that a storage the file now defines with the same id is served from the file.
     pub fn reload_config(&self, orgs: &[Org]) {
         let api = self.api.lock().expect("registry lock");
+        warn_shadowed(orgs, &api);
         self.config_orgs.store(Arc::new(orgs.to_vec()));
         self.current.store(Arc::new(Registry::build(orgs, &api)));
     }
@@ -241,63 +283,74 @@ impl Storages {
         }
     }
 
-    /// Adds a storage to `org`.
+    fn next_revision(&self) -> u64 {
+        self.revisions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+
+    /// Adds a storage to `org`. Its id may be neither an API storage's nor a config-file
+    /// storage's of the org.
     pub fn create(&self, org: &str, storage: Storage) -> Result<Arc<StorageEntry>, RegistryError> {
         let (store, key) = self.persistence()?;
         let mut api = self.api.lock().expect("registry lock");
-        if self.snapshot().org(org).and_then(|o| o.storage(&storage.id)).is_some() {
+        let slot = (org.to_string(), storage.id.clone());
+        let in_file = self
+            .config_orgs
+            .load()
+            .iter()
+            .any(|o| o.id == org && o.storage(&storage.id).is_some());
+        if in_file || api.contains_key(&slot) {
             return Err(RegistryError::Conflict(storage.id));
         }
         let now = now_rfc3339();
         store.put(&record::seal(org, &storage, key, &now, &now))?;
-        let id = storage.id.clone();
-        api.insert(
-            (org.to_string(), id.clone()),
-            ApiStorage {
-                storage,
-                created_at: now.clone(),
-                updated_at: now,
-            },
-        );
-        Ok(self.publish(&api, org, &id))
+        let value = ApiStorage {
+            storage,
+            created_at: now.clone(),
+            updated_at: now,
+            revision: self.next_revision(),
+        };
+        api.insert(slot.clone(), value);
+        Ok(self.publish(&api, &slot))
     }
 
-    /// Replaces an API storage with `change(current)`; config storages are read-only.
-    pub fn update<E>(
+    /// Replaces API storage `id` of `org` with `storage`, if it is still at `revision` (the
+    /// revision `storage` was derived from). Config storages are read-only.
+    pub fn replace(
         &self,
         org: &str,
         id: &str,
-        change: impl FnOnce(&Storage) -> Result<Storage, E>,
-    ) -> Result<Result<Arc<StorageEntry>, E>, RegistryError> {
+        revision: u64,
+        storage: Storage,
+    ) -> Result<Arc<StorageEntry>, RegistryError> {
         let (store, key) = self.persistence_for_change(org, id)?;
         let mut api = self.api.lock().expect("registry lock");
         let slot = (org.to_string(), id.to_string());
         let current = api.get(&slot).ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
-        let storage = match change(&current.storage) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
+        if current.revision != revision {
+            return Err(RegistryError::Changed(id.to_string()));
+        }
         let (created_at, updated_at) = (current.created_at.clone(), now_rfc3339());
         store.put(&record::seal(org, &storage, key, &created_at, &updated_at))?;
-        api.insert(
-            slot,
-            ApiStorage {
-                storage,
-                created_at,
-                updated_at,
-            },
-        );
-        Ok(Ok(self.publish(&api, org, id)))
+        let value = ApiStorage {
+            storage,
+            created_at,
+            updated_at,
+            revision: self.next_revision(),
+        };
+        api.insert(slot.clone(), value);
+        Ok(self.publish(&api, &slot))
     }
 
     /// Removes an API storage.
     pub fn delete(&self, org: &str, id: &str) -> Result<(), RegistryError> {
         let (store, _) = self.persistence_for_change(org, id)?;
         let mut api = self.api.lock().expect("registry lock");
-        if api.remove(&(org.to_string(), id.to_string())).is_none() {
+        let slot = (org.to_string(), id.to_string());
+        if !api.contains_key(&slot) {
             return Err(RegistryError::NotFound(id.to_string()));
         }
         store.delete(org, id)?;
+        api.remove(&slot);
         self.current
             .store(Arc::new(Registry::build(&self.config_orgs.load(), &api)));
         Ok(())
@@ -307,11 +360,7 @@ impl Storages {
     /// generated on first request and stable afterwards.
     pub fn external_id(&self, org: &str) -> Result<String, RegistryError> {
         let (store, _) = self.persistence()?;
-        Ok(store.external_id(org, || {
-            let mut bytes = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        })?)
+        Ok(store.external_id(org, generate_external_id)?)
     }
 
     /// Config storages answer ReadOnly before anything else; then the store must be usable.
@@ -324,7 +373,7 @@ impl Storages {
         }
     }
 
-    fn publish(&self, api: &BTreeMap<(String, String), ApiStorage>, org: &str, id: &str) -> Arc<StorageEntry> {
+    fn publish(&self, api: &BTreeMap<(String, String), ApiStorage>, (org, id): &(String, String)) -> Arc<StorageEntry> {
         let registry = Registry::build(&self.config_orgs.load(), api);
         let entry = registry
             .org(org)
@@ -336,6 +385,140 @@ impl Storages {
     }
 }
 
+fn generate_external_id() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A delegated API storage assumes its role with its org's external ID and no other. One
+/// stored with another (before the admin API refused foreign IDs) is switched to the org's,
+/// so that it can never use another org's role; its role's trust policy then has to name
+/// the org's ID.
+fn own_external_id(store: &Store, org: &str, storage: &mut Storage) -> Result<(), RegistryError> {
+    if let crate::config::StorageCredentials::AssumeRole { external_id, .. } = &mut storage.credentials {
+        let own = store.external_id(org, generate_external_id)?;
+        if *external_id != own {
+            tracing::warn!(
+                org,
+                storage = %storage.id,
+                "this storage was stored with an external ID other than its organization's; it now uses the organization's (GET /admin/v1/orgs/{org}/external-id), which its role's trust policy must name"
+            );
+            *external_id = own;
+        }
+    }
+    Ok(())
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Endpoint, Provider, StorageCredentials};
+    use crate::secret::Secret;
+
+    fn config(dir: &std::path::Path, orgs: &str) -> Config {
+        let text = format!(
+            "[auth]\nallow_anonymous = true\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\n{orgs}",
+            dir.display(),
+            base64::engine::general_purpose::STANDARD.encode([5u8; 32])
+        );
+        Config::from_toml(&text, &|_| None).unwrap()
+    }
+
+    fn delegated(id: &str, external_id: &str) -> Storage {
+        Storage {
+            id: id.into(),
+            name: id.into(),
+            provider: Provider::Aws,
+            buckets: vec!["b-bucket".into()],
+            region: "us-east-1".into(),
+            endpoint: Some(Endpoint::parse("https://s3.example.com").unwrap()),
+            path_style: false,
+            credentials: StorageCredentials::AssumeRole {
+                role_arn: "arn:aws:iam::111122223333:role/r".into(),
+                external_id: external_id.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_stored_role_with_another_orgs_external_id_is_loaded_with_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let key = MasterKey::from_base64(&Secret::new(
+                base64::engine::general_purpose::STANDARD.encode([5u8; 32]),
+            ))
+            .unwrap();
+            let record = record::seal("globex", &delegated("stolen", "acme-external-id"), &key, "t", "t");
+            store.put(&record).unwrap();
+        }
+        let storages = Storages::open(&config(dir.path(), "")).unwrap();
+        let own = storages.external_id("globex").unwrap();
+        let registry = storages.snapshot();
+        let entry = registry.org("globex").unwrap().storage("stolen").unwrap();
+        match &entry.storage.credentials {
+            StorageCredentials::AssumeRole { external_id, .. } => assert_eq!(*external_id, own),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_storage_wins_over_an_api_storage_of_the_same_id_and_cannot_be_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"aws\"\nbuckets = [\"file-bucket\"]\ncredentials = { type = \"access_key\", access_key_id = \"A\", secret_access_key = \"B\" }\n";
+        let storages = Storages::open(&config(dir.path(), "")).unwrap();
+        let own = storages.external_id("acme").unwrap();
+        storages.create("acme", delegated("main", &own)).unwrap();
+        let with_file = config(dir.path(), file);
+        storages.reload_config(&with_file.orgs);
+        let entry = storages
+            .snapshot()
+            .org("acme")
+            .unwrap()
+            .storage("main")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (entry.source, entry.storage.buckets[0].as_str()),
+            (Source::Config, "file-bucket")
+        );
+        assert!(matches!(
+            storages.create("acme", delegated("main", &own)),
+            Err(RegistryError::Conflict(_))
+        ));
+        storages.reload_config(&[]);
+        let back = storages
+            .snapshot()
+            .org("acme")
+            .unwrap()
+            .storage("main")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            back.source,
+            Source::Api,
+            "the stored one comes back when the file drops the id"
+        );
+    }
+
+    #[test]
+    fn an_update_from_a_stale_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storages = Storages::open(&config(dir.path(), "")).unwrap();
+        let own = storages.external_id("acme").unwrap();
+        let first = storages.create("acme", delegated("main", &own)).unwrap();
+        let second = storages
+            .replace("acme", "main", first.revision, delegated("main", &own))
+            .unwrap();
+        assert_ne!(first.revision, second.revision);
+        assert!(matches!(
+            storages.replace("acme", "main", first.revision, delegated("main", &own)),
+            Err(RegistryError::Changed(_))
+        ));
+    }
 }

@@ -2,8 +2,13 @@
 //! ID: one redb file in `[registry].data_dir`. redb is pure Rust (no C toolchain in the
 //! build), transactional, and crash-safe; our data is a few small records per org. Secrets
 //! are sealed (`super::sealed`) before they get here.
+//!
+//! After an I/O error (a full disk, say) redb refuses every later operation until the
+//! database is opened again; the store then reopens it on its next use, so that writes work
+//! again as soon as the disk does, without a restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -57,7 +62,23 @@ fn fail(what: &'static str) -> impl Fn(redb::Error) -> StoreError {
 }
 
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` after an I/O error: reopened on next use.
+    db: Mutex<Option<Database>>,
+}
+
+/// Whether an error leaves the open database unusable (redb then answers `PreviousIo` to
+/// everything) rather than being about one operation.
+fn needs_reopen(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_)
+            | redb::Error::PreviousIo
+            | redb::Error::Corrupted(_)
+            | redb::Error::LockPoisoned(_)
+            | redb::Error::TransactionPoisoned
+            | redb::Error::DatabaseClosed
+    )
 }
 
 impl Store {
@@ -65,8 +86,11 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("registry.redb");
-        let db = Database::create(&path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
-        let store = Store { db };
+        let db = Store::open_file(&path)?;
+        let store = Store {
+            path,
+            db: Mutex::new(Some(db)),
+        };
         store.write(|tx| {
             tx.open_table(STORAGES)?;
             tx.open_table(EXTERNAL_IDS)?;
@@ -75,16 +99,43 @@ impl Store {
         Ok(store)
     }
 
+    fn open_file(path: &Path) -> Result<Database, StoreError> {
+        Database::create(path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))
+    }
+
+    /// Runs `op` on the database, opening it again first if an earlier I/O error closed it.
+    fn with<T>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&Database) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.db.lock().expect("store lock");
+        if db.is_none() {
+            *db = Some(Store::open_file(&self.path)?);
+            tracing::info!(path = %self.path.display(), "storage registry reopened after an I/O error");
+        }
+        let result = op(db.as_ref().expect("opened above"));
+        if let Err(e) = &result {
+            if needs_reopen(e) {
+                *db = None;
+            }
+        }
+        result.map_err(fail(what))
+    }
+
     fn write(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| fail("write")(e.into()))?;
-        f(&tx).map_err(fail("write"))?;
-        tx.commit().map_err(|e| fail("commit")(e.into()))
+        self.with("write", |db| {
+            let tx = db.begin_write()?;
+            f(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Every stored storage, ordered by org and id.
     pub fn all(&self) -> Result<Vec<StoredStorage>, StoreError> {
-        let read = || -> Result<Vec<StoredStorage>, redb::Error> {
-            let tx = self.db.begin_read()?;
+        self.with("read", |db| {
+            let tx = db.begin_read()?;
             let table = tx.open_table(STORAGES)?;
             let mut out = Vec::new();
             for row in table.iter()? {
@@ -94,8 +145,7 @@ impl Store {
                 out.push(record);
             }
             Ok(out)
-        };
-        read().map_err(fail("read"))
+        })
     }
 
     /// Inserts or replaces a storage.

@@ -9,7 +9,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::support::client::{get, request_body, Reply};
-use crate::support::moto::{moto, DELEGATED_BUCKET, EXTERNAL_ID};
+use crate::support::moto::{moto, DELEGATED_BUCKET};
 use crate::support::seaweed::seaweed;
 use crate::support::*;
 
@@ -390,7 +390,7 @@ async fn validation_passes_for_a_good_storage_and_says_what_is_wrong_otherwise()
 }
 
 #[tokio::test]
-async fn delegated_storages_validate_their_role_and_external_id() {
+async fn delegated_storages_use_their_orgs_external_id_and_no_other() {
     let m = moto();
     let dir = tempfile::tempdir().unwrap();
     let sts = format!(
@@ -405,19 +405,34 @@ async fn delegated_storages_validate_their_role_and_external_id() {
         master_key(3)
     );
     let gw = TestGateway::start(&format!("{}\n{sts}\n{settings}", config("", ""))).await;
-    let role = |id: &str, ext: &str| {
-        json!({"_id": id, "type": "s3_compatible", "endpoint": m.endpoint.to_string(), "buckets": [DELEGATED_BUCKET],
-               "credentials": {"roleArn": m.role_arn, "externalId": ext}})
+    let external_id = |org: &'static str| {
+        let gw = &gw;
+        async move {
+            let r = admin(gw, Method::GET, &format!("/admin/v1/orgs/{org}/external-id"), None).await;
+            r.json()["data"]["externalId"].as_str().unwrap().to_string()
+        }
+    };
+    let acme_ext = external_id("acme").await;
+    // Org acme's admin creates a role trusting the gateway with acme's external ID.
+    let acme_role = m.add_role("acme-labeling-read", &acme_ext);
+    let role = |id: &str, ext: Option<&str>| {
+        let mut body = json!({"_id": id, "type": "s3_compatible", "endpoint": m.endpoint.to_string(),
+                              "buckets": [DELEGATED_BUCKET], "credentials": {"roleArn": acme_role}});
+        if let Some(ext) = ext {
+            body["credentials"]["externalId"] = json!(ext);
+        }
+        body
     };
     let created = admin(
         &gw,
         Method::POST,
         "/admin/v1/orgs/acme/storages",
-        Some(role("by-role", EXTERNAL_ID)),
+        Some(role("by-role", None)),
     )
     .await;
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
     assert_eq!(created.json()["data"]["storage"]["accessType"], "iam_delegation");
-    assert_eq!(created.json()["data"]["storage"]["roleArn"], json!(m.role_arn));
+    assert_eq!(created.json()["data"]["storage"]["roleArn"], json!(acme_role));
     let ok = admin(
         &gw,
         Method::POST,
@@ -428,17 +443,46 @@ async fn delegated_storages_validate_their_role_and_external_id() {
     .json();
     assert_eq!(check(&ok, "assume_role").0, "pass", "{ok}");
     assert_eq!(check(&ok, "object_read").0, "pass", "{ok}");
-    admin(
+    let own = admin(
         &gw,
         Method::POST,
         "/admin/v1/orgs/acme/storages",
-        Some(role("wrong-ext", "some-other-external-id")),
+        Some(role("own-ext", Some(&acme_ext))),
     )
     .await;
+    assert_eq!(own.status, 201, "naming the org's own external ID is fine");
+
+    // Org globex learns acme's role ARN and external ID: it cannot register them.
+    let stolen = admin(
+        &gw,
+        Method::POST,
+        "/admin/v1/orgs/globex/storages",
+        Some(role("stolen", Some(&acme_ext))),
+    )
+    .await;
+    assert_eq!(
+        (stolen.status.as_u16(), stolen.json()["error"]["code"].as_str()),
+        (400, Some("validation_error"))
+    );
+    assert!(
+        stolen.json()["error"]["fields"]["externalId"].is_string(),
+        "{}",
+        stolen.json()
+    );
+    assert!(!String::from_utf8_lossy(&stolen.body).contains(&acme_ext));
+    // Without an external ID, globex's own is used, and the role's trust policy refuses it.
+    let borrowed = admin(
+        &gw,
+        Method::POST,
+        "/admin/v1/orgs/globex/storages",
+        Some(role("borrowed", None)),
+    )
+    .await;
+    assert_eq!(borrowed.status, 201);
     let bad = admin(
         &gw,
         Method::POST,
-        "/admin/v1/orgs/acme/storages/wrong-ext/validate",
+        "/admin/v1/orgs/globex/storages/borrowed/validate",
         None,
     )
     .await
@@ -449,6 +493,15 @@ async fn delegated_storages_validate_their_role_and_external_id() {
     assert!(
         message.contains("trust policy") && message.contains("external ID"),
         "{message}"
+    );
+    let read = get(
+        &gw.url("globex", "borrowed", DELEGATED_BUCKET, "scan.dcm"),
+        &[("authorization", &format!("Bearer {}", token("globex")))],
+    )
+    .await;
+    assert_eq!(
+        (read.status.as_u16(), read.error_code().as_str()),
+        (502, "assume_role_denied")
     );
 }
 
@@ -521,6 +574,111 @@ async fn config_storages_are_read_only_and_bad_requests_name_their_fields() {
         assert_eq!(code(&r), (401, "unauthorized".into()));
     }
     assert_eq!(get(&format!("{}/healthz", gw.admin_base), &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn every_input_rule_is_a_400_naming_its_field() {
+    seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(dir.path(), 1).await;
+    let secret = seaweed().reader.secret_access_key.expose().to_string();
+    let refused = |r: &Reply, field: &str| {
+        assert_eq!(
+            (r.status.as_u16(), r.json()["error"]["code"].as_str()),
+            (400, Some("validation_error")),
+            "{field}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(r.json()["error"]["fields"][field].is_string(), "{field}: {}", r.json());
+    };
+    let create = |body: Value| {
+        let gw = &gw;
+        async move { admin(gw, Method::POST, "/admin/v1/orgs/acme/storages", Some(body)).await }
+    };
+    let aws = |extra: Value| {
+        let mut body = json!({"type": "aws", "bucket": BUCKET, "accessKeyId": "AK", "secretAccessKey": "SK"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for region in [
+        "x@169.254.169.254",
+        "us-east-1\r\nX-Injected: 1",
+        "EU-WEST-1",
+        "us-east-1.evil.test/",
+    ] {
+        refused(&create(aws(json!({"region": region}))).await, "region");
+    }
+    for endpoint in [
+        " https://169.254.169.254",
+        "https://s3.example.com ",
+        "http://8.8.8.8:9000",
+        "https://[::a9fe:a9fe]",
+        "https://[::ffff:0:a9fe:a9fe]",
+        "https://[64:ff9b::a9fe:a9fe]",
+        "https://[64:ff9b:1::a9fe:a9fe]",
+        "https://[2002:a9fe:a9fe::]",
+        "https://[2001:0:a9fe:a9fe::]",
+        "https://[fec0::1]",
+        "https://[fd00:ec2::254]",
+        "https://100.100.100.200",
+    ] {
+        refused(&create(aws(json!({"endpoint": endpoint}))).await, "endpoint");
+    }
+    for query in [
+        "page=18446744073709551615",
+        "page=0",
+        "page=-1",
+        "limit=0",
+        "limit=101",
+        "page=abc",
+    ] {
+        let r = admin(&gw, Method::GET, &format!("/admin/v1/orgs/acme/storages?{query}"), None).await;
+        assert_eq!(r.status, 400, "{query}");
+    }
+    let far = admin(
+        &gw,
+        Method::GET,
+        "/admin/v1/orgs/acme/storages?page=1000000&limit=100",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            far.status.as_u16(),
+            far.json()["data"]["storages"].as_array().map(Vec::len)
+        ),
+        (200, Some(0))
+    );
+
+    // PATCH checks the endpoint it will use, however it is written.
+    let created = create(keys_body("patched", &[BUCKET], &secret)).await;
+    assert_eq!(created.status, 201);
+    for endpoint in [
+        " http://169.254.169.254",
+        "http://169.254.169.254",
+        "https://[::a9fe:a9fe]:443",
+    ] {
+        let r = admin(
+            &gw,
+            Method::PATCH,
+            "/admin/v1/orgs/acme/storages/patched",
+            Some(json!({"endpoint": endpoint})),
+        )
+        .await;
+        refused(&r, "endpoint");
+    }
+    let read = admin(&gw, Method::GET, "/admin/v1/orgs/acme/storages/patched", None).await;
+    assert_eq!(
+        read.json()["data"]["storage"]["endpoint"],
+        json!(seaweed().endpoint.to_string())
+    );
+    let auth = format!("Bearer {}", token("acme"));
+    let object = get(
+        &gw.url("acme", "patched", BUCKET, "img/one.jpg"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(object.body, "first image");
 }
 
 #[tokio::test]

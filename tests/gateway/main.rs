@@ -15,6 +15,7 @@ mod logs;
 mod objects;
 mod ops;
 mod ranges;
+mod registry;
 mod resolve;
 mod streaming;
 mod tokens;

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::{config, token};
 
+/// The admin token of every served binary.
+pub const ADMIN_TOKEN: &str = "admin-token-of-the-served-binary-0123";
+
 pub struct Served {
     pub child: Child,
     /// The data plane.
@@ -67,10 +70,10 @@ impl Served {
         served
     }
 
-    /// The config file's text: listen addresses, `server` lines, then `rest`.
+    /// The config file's text: listen addresses, `server` lines, the admin token, then `rest`.
     pub fn config_text(data: u16, admin: u16, server: &str, rest: &str) -> String {
         let base = config(server, "").replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{data}\""));
-        format!("{base}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{rest}")
+        format!("{base}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{ADMIN_TOKEN}\"\n\n{rest}")
     }
 
     pub fn rewrite(&self, text: &str) {
