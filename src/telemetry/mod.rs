@@ -8,21 +8,77 @@ use std::time::Instant;
 use http::{HeaderMap, HeaderValue, Method};
 use rand::RngCore;
 
-/// The log filter: `directives` (`RUST_LOG` syntax, e.g. "info" or "assetgate=debug"). Crates
-/// that may print request details at their debug and trace levels stay at `info`, whatever
-/// is asked, so that no verbosity setting can put a signature or header value in a log.
+/// Crates whose debug and trace events can print request details: canonical requests with
+/// session tokens (aws-sigv4), STS responses with credentials (the smithy runtime), header
+/// values (hyper, h2), TLS secrets' surroundings (rustls).
+const CHATTY: [&str; 21] = [
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_smithy_types",
+    "aws_smithy_xml",
+    "aws_smithy_query",
+    "aws_config",
+    "aws_sdk_sts",
+    "aws_credential_types",
+    "hyper",
+    "hyper_util",
+    "hyper_rustls",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+    "tower",
+    "s3s",
+    "s3s_fs",
+    "redb",
+];
+
+fn is_chatty(target: &str) -> bool {
+    CHATTY.iter().any(|c| {
+        target
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Whether an event may be written at all: events of [`CHATTY`] crates only up to `info`,
+/// whatever `RUST_LOG` says (even `aws_sigv4::http_request=trace`), so that no verbosity
+/// setting can put a signature or a header value in a log.
+pub fn may_log(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() <= tracing::Level::INFO || !is_chatty(metadata.target())
+}
+
+/// The log filter: `directives` (`RUST_LOG` syntax, e.g. "info" or "assetgate=debug"), with
+/// the [`CHATTY`] crates at `info` by default. [`may_log`] caps them whatever is asked.
 pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
     let mut filter = tracing_subscriber::EnvFilter::builder().parse_lossy(directives);
-    for quiet in [
-        "aws_sigv4=info",
-        "hyper=info",
-        "hyper_util=info",
-        "rustls=info",
-        "s3s=info",
-    ] {
-        filter = filter.add_directive(quiet.parse().expect("static directive"));
+    for crate_name in CHATTY {
+        filter = filter.add_directive(format!("{crate_name}=info").parse().expect("a crate directive"));
     }
     filter
+}
+
+/// Installs the process's logger on standard error: `RUST_LOG` (default `info`) through
+/// [`log_filter`] and [`may_log`], as text or JSON lines.
+pub fn init_logging(json: bool) {
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let filter = log_filter(&directives).and(tracing_subscriber::filter::filter_fn(may_log));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let layer = if json {
+        layer.json().flatten_event(true).with_filter(filter).boxed()
+    } else {
+        layer.with_filter(filter).boxed()
+    };
+    tracing_subscriber::registry().with(layer).init();
 }
 
 /// Header carrying the request id in both directions.
@@ -114,6 +170,16 @@ impl AccessLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chatty_crates_are_matched_by_crate_not_by_prefix() {
+        for t in ["aws_sigv4", "aws_sigv4::http_request::sign", "h2::codec", "hyper"] {
+            assert!(is_chatty(t), "{t}");
+        }
+        for t in ["assetgate", "assetgate::access", "hyperion", "h2o", "aws_sigv4x"] {
+            assert!(!is_chatty(t), "{t}");
+        }
+    }
 
     #[test]
     fn keeps_a_sane_incoming_id() {

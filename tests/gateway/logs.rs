@@ -103,3 +103,46 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
         assert!(!logs.contains(secret), "`{secret}` appears in the logs");
     }
 }
+
+/// The real binary, at the most verbose setting `RUST_LOG` can express, signing with
+/// temporary keys (a session token) towards a stand-in bucket (which does not check
+/// signatures: this test is about what the gateway writes, not what the bucket accepts).
+#[tokio::test]
+async fn the_binary_at_trace_level_writes_no_secret_whatever_rust_log_says() {
+    let upstream = crate::support::standin::StandIn::replying(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let (secret, session) = ("secret-key-never-logged-7", "session-token-never-logged-9");
+    let org = format!(
+        "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"s3_compatible\"\nbuckets = [\"b-bucket\"]\nendpoint = \"{}\"\ncredentials = {{ type = \"access_key\", access_key_id = \"AKIDTRACE\", secret_access_key = \"{secret}\", session_token = \"{session}\" }}\n",
+        upstream.endpoint()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let everything =
+        "trace,aws_sigv4=trace,aws_sigv4::http_request=trace,aws_smithy_runtime=trace,hyper=trace,h2=trace";
+    let served = crate::support::binary::Served::start_with_env(dir.path(), "", &org, &[("RUST_LOG", everything)]);
+    let t = token("acme");
+    let url = served.url("b-bucket", "k.txt");
+    assert_eq!(get(&url, &[]).await.body, "ok");
+    let bare = url.split('?').next().unwrap();
+    assert_eq!(get(bare, &[("authorization", &format!("Bearer {t}"))]).await.body, "ok");
+    let heads = upstream.heads.lock().unwrap().join("\n");
+    assert!(heads.contains(session), "the session token is sent upstream");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = served.logs();
+    assert_eq!(logs.matches("assetgate::access").count(), 2, "{logs}");
+    // The signing, HTTP and TLS crates stay at info whatever RUST_LOG asks: their debug and
+    // trace events describe requests (aws-sigv4's name the key and the signed headers).
+    for line in logs.lines() {
+        let mut words = line.split_whitespace().skip(1);
+        let (level, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let chatty = ["aws_", "hyper", "h2::", "rustls", "tokio_rustls"]
+            .iter()
+            .any(|c| target.starts_with(c));
+        assert!(!(chatty && matches!(level, "DEBUG" | "TRACE")), "{line}");
+    }
+    for leaked in [secret, session, t.as_str(), TOKEN_SECRET, "Signature=", "Bearer"] {
+        assert!(!logs.contains(leaked), "`{leaked}` appears in the logs:\n{logs}");
+    }
+}
