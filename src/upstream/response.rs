@@ -54,7 +54,7 @@ pub fn client_headers(status: StatusCode, upstream: &HeaderMap, default_cache_co
         out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
     // A 304 has no content of its own: its headers would only update the cached ones.
-    if status != StatusCode::NOT_MODIFIED && is_active_content(out.get(header::CONTENT_TYPE)) {
+    if status != StatusCode::NOT_MODIFIED && is_active_content(&out) {
         let disposition = attachment(out.get(header::CONTENT_DISPOSITION));
         out.insert(header::CONTENT_DISPOSITION, disposition);
         out.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
@@ -68,13 +68,22 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     values.filter(|v| !v.is_empty()).map(|v| v.join(", "))
 }
 
-/// Whether a browser navigating to content of this `Content-Type` would render it as a
-/// document that can run script on our origin: HTML, XHTML, any XML type (SVG among them:
-/// an XML document may embed XHTML script; WHATWG MIME Sniffing §4.6 "XML MIME type"),
-/// `multipart/x-mixed-replace`, and content with no usable type at all.
-pub fn is_active_content(content_type: Option<&HeaderValue>) -> bool {
-    let Some(essence) = content_type
-        .and_then(|v| v.to_str().ok())
+/// Whether a browser navigating to content with these headers would render it as a document
+/// that can run script on our origin: HTML, XHTML, any XML type (SVG among them: an XML
+/// document may embed XHTML script; WHATWG MIME Sniffing §4.6 "XML MIME type"),
+/// `multipart/x-mixed-replace`, and content with no usable type at all. Several
+/// `Content-Type` values, or a comma in one, count as no usable type: browsers take the last
+/// valid type of the list (Fetch, "extract a MIME type"), which a bucket, a tenant's own
+/// S3-compatible server included, could choose to be `text/html` behind an `image/png`.
+pub fn is_active_content(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return true;
+    };
+    let Some(essence) = value
+        .to_str()
+        .ok()
+        .filter(|v| !v.contains(','))
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .filter(|e| e.contains('/'))
     else {
@@ -335,6 +344,12 @@ mod tests {
         }
         let none = passed(&HeaderMap::new());
         assert_eq!(none["content-security-policy"], "sandbox");
+        let mut two = HeaderMap::new();
+        two.append("content-type", HeaderValue::from_static("image/png"));
+        two.append("content-type", HeaderValue::from_static("text/html"));
+        assert_eq!(passed(&two)["content-security-policy"], "sandbox", "two types");
+        let listed = passed(&with(&[("content-type", "image/png, text/html")]));
+        assert_eq!(listed["content-security-policy"], "sandbox", "a list in one value");
         let named = passed(&with(&[
             ("content-type", "image/svg+xml"),
             ("content-disposition", "inline; filename=\"logo.svg\""),

@@ -125,3 +125,27 @@ async fn cache_control_always_keeps_shared_caches_out() {
     let cc = revalidated.header("cache-control");
     assert!(cc.is_empty() || cc == "private, max-age=86400", "{cc}");
 }
+
+/// A tenant's own S3-compatible server may answer anything: here two `Content-Type` values,
+/// of which browsers would use the last. No real S3 server sends that, hence a stand-in.
+#[tokio::test]
+async fn a_hostile_server_cannot_slip_html_behind_an_image_type() {
+    use crate::support::standin::StandIn;
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Type: text/html\r\nContent-Length: 8\r\n\r\n<script>"
+            [..],
+        &b"HTTP/1.1 200 OK\r\nContent-Type: image/png, text/html\r\nContent-Length: 8\r\n\r\n<script>"[..],
+    ] {
+        let upstream = StandIn::replying(reply).await;
+        let gw = TestGateway::in_front_of(&upstream, "").await;
+        let r = get(
+            &gw.url("acme", "main", "b-bucket", "x.png"),
+            &[("authorization", &format!("Bearer {}", token("acme")))],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-security-policy"), "sandbox");
+        assert_eq!(r.header("content-disposition"), "attachment");
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
+    }
+}
