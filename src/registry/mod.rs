@@ -476,13 +476,16 @@ mod tests {
         storages.create("acme", delegated("main", &own)).unwrap();
         let with_file = config(dir.path(), file);
         storages.reload_config(&with_file.orgs);
-        let entry = storages
-            .snapshot()
-            .org("acme")
-            .unwrap()
-            .storage("main")
-            .cloned()
-            .unwrap();
+        let served = |storages: &Storages| {
+            storages
+                .snapshot()
+                .org("acme")
+                .unwrap()
+                .storage("main")
+                .cloned()
+                .unwrap()
+        };
+        let entry = served(&storages);
         assert_eq!(
             (entry.source, entry.storage.buckets[0].as_str()),
             (Source::Config, "file-bucket")
@@ -492,13 +495,7 @@ mod tests {
             Err(RegistryError::Conflict(_))
         ));
         storages.reload_config(&[]);
-        let back = storages
-            .snapshot()
-            .org("acme")
-            .unwrap()
-            .storage("main")
-            .cloned()
-            .unwrap();
+        let back = served(&storages);
         assert_eq!(
             back.source,
             Source::Api,

@@ -80,9 +80,10 @@ pub enum Verdict {
     Close(Reason),
 }
 
-/// The timeout rules of SPEC §3 applied to one snapshot. While responses are in flight and
-/// none is stuck, the next look is a quarter of `client_write_timeout` away, so that a client
-/// that stops reading is cut off within 1.25 times that timeout.
+/// The timeout rules of SPEC §3 applied to one snapshot. The next look is never more than a
+/// quarter of `client_write_timeout` away: a request may start at any moment without waking
+/// the watchdog, and a client that stops reading its response must be cut off within 1.25
+/// times that timeout.
 pub fn verdict(s: &Snapshot, t: &Timeouts) -> Verdict {
     let due = |since: Duration, limit: Duration, reason| {
         let at = since.saturating_add(limit);
@@ -92,21 +93,17 @@ pub fn verdict(s: &Snapshot, t: &Timeouts) -> Verdict {
             Ok(at)
         }
     };
-    let next = if s.in_flight == 0 {
-        if s.requests == 0 {
-            due(Duration::ZERO, t.header_read, Reason::HeaderTimeout)
-        } else {
-            due(s.idle_since, t.idle, Reason::IdleTimeout)
-        }
-    } else {
-        let stuck = match (s.write_blocked_since, s.stream_waiting_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match stuck {
-            Some(since) => due(since, t.client_write, Reason::ClientWriteTimeout),
-            None => Ok(s.now + (t.client_write / 4).max(Duration::from_millis(10))),
-        }
+    let period = s.now + (t.client_write / 4).max(Duration::from_millis(10));
+    let stuck = match (s.write_blocked_since, s.stream_waiting_since) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let next = match (s.in_flight, s.requests, stuck) {
+        (0, 0, _) => due(Duration::ZERO, t.header_read, Reason::HeaderTimeout).map(|at| at.min(period)),
+        (0, _, _) => due(s.idle_since, t.idle, Reason::IdleTimeout).map(|at| at.min(period)),
+        // A stuck write has an exact deadline; progress before it only pushes it back.
+        (_, _, Some(since)) => due(since, t.client_write, Reason::ClientWriteTimeout),
+        (_, _, None) => Ok(period),
     };
     match next {
         Ok(at) => Verdict::LookAgainAt(at),
@@ -465,13 +462,24 @@ mod tests {
         let s = Snapshot {
             requests: 3,
             idle_since: at(100),
-            ..snapshot(120)
+            ..snapshot(155)
         };
         assert_eq!(verdict(&s, &T), Verdict::LookAgainAt(at(160)));
         assert_eq!(
             verdict(&Snapshot { now: at(160), ..s }, &T),
             Verdict::Close(Reason::IdleTimeout)
         );
+    }
+
+    #[test]
+    fn an_idle_connection_is_still_looked_at_every_quarter_of_the_write_timeout() {
+        // A request may start meanwhile; its client may stop reading at once.
+        let s = Snapshot {
+            requests: 3,
+            idle_since: at(100),
+            ..snapshot(120)
+        };
+        assert_eq!(verdict(&s, &T), Verdict::LookAgainAt(at(130)));
     }
 
     #[test]

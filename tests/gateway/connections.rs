@@ -111,6 +111,23 @@ fn closed_count(text: &str, reason: &str) -> f64 {
 
 const LIMIT: Duration = Duration::from_secs(8);
 
+/// A connection being watched: what it is, since when its timeout counts, its closing.
+type Watched = (&'static str, Instant, tokio::task::JoinHandle<Instant>);
+
+/// The first of `unproductive` made room for a newcomer at `asked`; the others close at the
+/// header timeout (2 s) after they were opened, and the `idle` ones at the idle timeout (3 s)
+/// after their last response.
+async fn assert_closings(asked: Instant, mut unproductive: Vec<Watched>, idle: Vec<Watched>) {
+    let (what, _, oldest) = unproductive.remove(0);
+    assert_in(what, closes(what, oldest, asked, LIMIT).await, 0.0..1.0);
+    for (what, since, closing) in unproductive {
+        assert_in(what, closes(what, closing, since, LIMIT).await, 1.9..3.0);
+    }
+    for (what, since, closing) in idle {
+        assert_in(what, closes(what, closing, since, LIMIT).await, 2.9..4.0);
+    }
+}
+
 #[tokio::test]
 async fn idle_and_half_open_connections_are_closed_and_healthz_answers_while_they_are_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,8 +136,7 @@ async fn idle_and_half_open_connections_are_closed_and_healthz_answers_while_the
         "header_read_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax_connections = 12",
         "",
     );
-    // (what, since when it counts, closing)
-    let mut unproductive = Vec::new();
+    let mut unproductive: Vec<Watched> = Vec::new();
     for _ in 0..3 {
         let s = TcpStream::connect(served.data).await.unwrap();
         unproductive.push(("a silent connection", Instant::now(), watch(s)));
@@ -144,18 +160,7 @@ async fn idle_and_half_open_connections_are_closed_and_healthz_answers_while_the
     // waited longest for a request, the first silent connection.
     let asked = Instant::now();
     healthz_answers_at_once(&format!("http://{}/healthz", served.data)).await;
-    let (_, _, oldest) = unproductive.remove(0);
-    assert_in(
-        "the oldest silent connection",
-        closes("the oldest silent connection", oldest, asked, LIMIT).await,
-        0.0..1.0,
-    );
-    for (what, since, closing) in unproductive {
-        assert_in(what, closes(what, closing, since, LIMIT).await, 1.9..3.0);
-    }
-    for (what, since, closing) in idle {
-        assert_in(what, closes(what, closing, since, LIMIT).await, 2.9..4.0);
-    }
+    assert_closings(asked, unproductive, idle).await;
     let text = served.metrics().await;
     let counts = ["capacity", "header_timeout", "idle_timeout"].map(|r| closed_count(&text, r));
     assert_eq!(counts, [1.0, 5.0, 6.0], "{text}");
@@ -173,7 +178,7 @@ async fn tls_connections_that_stall_in_or_after_the_handshake_are_closed() {
     let served = Served::start(dir.path(), &server, "");
     let addr = served.data.to_string();
     let h2 = tls::client_config(&[&der], &[b"h2"]);
-    let mut unproductive = Vec::new();
+    let mut unproductive: Vec<Watched> = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(served.data).await.unwrap();
         let since = Instant::now();
@@ -212,18 +217,7 @@ async fn tls_connections_that_stall_in_or_after_the_handshake_are_closed() {
         .unwrap();
     assert_eq!(response.status(), 200);
     drop((sender, response));
-    let (_, _, oldest) = unproductive.remove(0);
-    assert_in(
-        "the oldest half handshake",
-        closes("it", oldest, asked, LIMIT).await,
-        0.0..1.0,
-    );
-    for (what, since, closing) in unproductive {
-        assert_in(what, closes(what, closing, since, LIMIT).await, 1.9..3.0);
-    }
-    for (what, since, closing) in idle {
-        assert_in(what, closes(what, closing, since, LIMIT).await, 2.9..4.0);
-    }
+    assert_closings(asked, unproductive, idle).await;
     let text = served.metrics().await;
     let counts = ["capacity", "header_timeout", "idle_timeout"].map(|r| closed_count(&text, r));
     assert_eq!(counts, [1.0, 5.0, 2.0], "{text}");
