@@ -272,15 +272,11 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_upstream_request_ended()
     }
     // The client stops reading; the gateway fills the socket buffers, then waits.
     let stopped = Instant::now();
-    let deadline = stopped + Duration::from_secs(10);
-    let gone = loop {
-        if let Some(at) = *upstream_gone.lock().unwrap() {
-            break at;
-        }
-        assert!(Instant::now() < deadline, "the upstream request was never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_in("the upstream request", (gone - stopped).as_secs_f64(), 1.9..4.5);
+    assert_in(
+        "the upstream request",
+        upstream_ended(&upstream_gone, stopped).await,
+        1.9..4.5,
+    );
     // What the socket still holds is drained; then the connection ends, far short of 1 GiB.
     let rest = tokio::time::timeout(Duration::from_secs(5), async {
         let mut more = 0usize;
@@ -292,6 +288,54 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_upstream_request_ended()
     .await
     .expect("the connection to the stalled client was not closed");
     assert!(received + rest < (1 << 30));
+    let text = served.metrics().await;
+    assert_eq!(closed_count(&text, "client_write_timeout"), 1.0, "{text}");
+}
+
+/// Waits until the endless bucket reports its request ended; returns when, after `since`.
+async fn upstream_ended(gone: &std::sync::Mutex<Option<Instant>>, since: Instant) -> f64 {
+    let deadline = since + Duration::from_secs(10);
+    loop {
+        if let Some(at) = *gone.lock().unwrap() {
+            return (at - since).as_secs_f64();
+        }
+        assert!(Instant::now() < deadline, "the upstream request was never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_http2_stream_whose_window_stays_shut_is_cut_off_too() {
+    let (upstream, upstream_gone) = endless_bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), "client_write_timeout = \"2s\"", &stand_in_org(&upstream));
+    // The client keeps its socket read (it answers pings) but never reads the stream's body,
+    // so it never opens the stream's flow-control window again.
+    let io = TokioIo::new(TcpStream::connect(served.data).await.unwrap());
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(65_535)
+        .handshake(io)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(conn);
+    let url = served.url("b-bucket", "endless.bin");
+    let response = sender
+        .send_request(Request::get(url.as_str()).body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stalled = Instant::now();
+    assert_in(
+        "the upstream request",
+        upstream_ended(&upstream_gone, stalled).await,
+        1.9..4.5,
+    );
+    tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("the HTTP/2 connection was not closed")
+        .unwrap()
+        .ok();
+    drop(response);
     let text = served.metrics().await;
     assert_eq!(closed_count(&text, "client_write_timeout"), 1.0, "{text}");
 }
