@@ -121,10 +121,10 @@ async fn assert_closings(asked: Instant, mut unproductive: Vec<Watched>, idle: V
     let (what, _, oldest) = unproductive.remove(0);
     assert_in(what, closes(what, oldest, asked, LIMIT).await, 0.0..1.0);
     for (what, since, closing) in unproductive {
-        assert_in(what, closes(what, closing, since, LIMIT).await, 1.9..3.0);
+        assert_in(what, closes(what, closing, since, LIMIT).await, 1.9..3.5);
     }
     for (what, since, closing) in idle {
-        assert_in(what, closes(what, closing, since, LIMIT).await, 2.9..4.0);
+        assert_in(what, closes(what, closing, since, LIMIT).await, 2.9..4.5);
     }
 }
 
