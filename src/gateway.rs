@@ -62,7 +62,7 @@ pub enum StartError {
 /// Shared state of both listeners.
 pub struct Gateway {
     /// Orgs and storages, from the config file and the admin API.
-    pub storages: Storages,
+    pub storages: Arc<Storages>,
     /// Signing identities: static keys, and temporary credentials from AssumeRole.
     pub credentials: Credentials,
     /// Tokens, CORS, caching, admin token: replaced as a whole on reload.
@@ -80,7 +80,7 @@ pub struct Gateway {
 impl Gateway {
     /// The gateway of `config`: its storages and the stored ones (see [`Storages::open`]),
     /// and the extra CA bundle for HTTPS endpoints.
-    pub fn open(config: &Config) -> Result<Gateway, StartError> {
+    pub async fn open(config: &Config) -> Result<Gateway, StartError> {
         let extra_roots = match &config.server.upstream_ca_file {
             Some(path) => tls::certificates(path).map_err(StartError::Tls)?,
             None => Vec::new(),
@@ -88,7 +88,7 @@ impl Gateway {
         let metrics = Metrics::new();
         let server = &config.server;
         Ok(Gateway {
-            storages: Storages::open(config)?,
+            storages: Storages::open(config).await?,
             credentials: Credentials::new(&config.sts, server.upstream_connect_timeout, &metrics),
             policy: ArcSwap::from_pointee(Policy::new(config)),
             upstream: UpstreamClient::new(
@@ -101,6 +101,18 @@ impl Gateway {
             metrics,
             draining: AtomicBool::new(false),
         })
+    }
+
+    /// `/readyz`: 200 `ok` when serving; 503 `draining` during shutdown, `loading` until the
+    /// shared registry has been loaded once.
+    pub fn readiness(&self) -> (http::StatusCode, &'static str) {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            (http::StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else if !self.storages.ready() {
+            (http::StatusCode::SERVICE_UNAVAILABLE, "loading")
+        } else {
+            (http::StatusCode::OK, "ok")
+        }
     }
 
     /// Swaps in the orgs, storages, CORS origins, token keys, caching and admin token of

@@ -67,6 +67,11 @@ enum Command {
         /// e.g. http://127.0.0.1:9090/readyz
         url: String,
     },
+    /// The storage registry: move an embedded store into the shared one, rotate the master key.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Check that a storage works: credentials, role, bucket regions, listing, reading.
     Validate {
         #[arg(long)]
@@ -79,6 +84,21 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Copy the storages and external IDs of an embedded store into [registry].url (idempotent).
+    Migrate {
+        /// The embedded store's directory (a former [registry].data_dir).
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Re-encrypt every stored secret under [registry].master_key (after moving the old key
+    /// to previous_master_keys).
+    Reseal(ConfigArg),
 }
 
 #[derive(clap::Args)]
@@ -171,12 +191,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config,
         } => {
             let config = config.load()?;
-            let gateway = Gateway::open(&config)?;
-            let registry = gateway.storages.snapshot();
-            let Some(entry) = registry.org(&org).and_then(|o| o.storage(&storage)) else {
+            let gateway = Gateway::open(&config).await?;
+            if tokio::time::timeout(Duration::from_secs(15), gateway.storages.loaded())
+                .await
+                .is_err()
+            {
+                bail!("the shared registry could not be loaded");
+            }
+            let Some(entry) = gateway.storages.org(&org).and_then(|o| o.storage(&storage).cloned()) else {
                 bail!("no storage `{storage}` in org `{org}`");
             };
-            let report = assetgate::admin::validate::run(&gateway, entry, object.as_deref()).await;
+            let report = assetgate::admin::validate::run(&gateway, &entry, object.as_deref()).await;
             for check in &report.checks {
                 println!(
                     "{:<5} {:<16} {}",
@@ -189,6 +214,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 bail!("storage {org}/{storage} failed validation");
             }
             println!("storage {org}/{storage} is valid");
+        }
+        Command::Registry { command } => {
+            let report = match command {
+                RegistryCommand::Migrate { from, config } => {
+                    assetgate::registry::tools::migrate(&config.load()?, &from).await?
+                }
+                RegistryCommand::Reseal(config) => assetgate::registry::tools::reseal(&config.load()?).await?,
+            };
+            println!("{report}");
         }
     }
     Ok(())

@@ -54,11 +54,8 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
             let url = route::query_param(parts.uri.query(), "url").unwrap_or_default();
             object(&gateway, &parts, Wanted::Resolve { org, storage, url }, &mut ex).await
         }
-        Ok(Route::Health) => health(&parts.method, true),
-        Ok(Route::Ready) => health(
-            &parts.method,
-            !gateway.draining.load(std::sync::atomic::Ordering::SeqCst),
-        ),
+        Ok(Route::Health) => health(&parts.method, (StatusCode::OK, "ok")),
+        Ok(Route::Ready) => health(&parts.method, gateway.readiness()),
         Err(err) => Err(err),
     };
     let mut response = match result {
@@ -70,19 +67,12 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
     response
 }
 
-/// `/healthz` (always) and `/readyz` (503 while draining for shutdown).
-fn health(method: &Method, ready: bool) -> Result<Response<Body>, GatewayError> {
+/// `/healthz` (always ok) and `/readyz` (see [`Gateway::readiness`]).
+fn health(method: &Method, (status, state): (StatusCode, &'static str)) -> Result<Response<Body>, GatewayError> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(GatewayError::MethodNotAllowed);
     }
-    if ready {
-        Ok(json_response(StatusCode::OK, body::full(&b"{\"status\":\"ok\"}"[..])))
-    } else {
-        Ok(json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            body::full(&b"{\"status\":\"draining\"}"[..]),
-        ))
-    }
+    Ok(json_response(status, body::full(format!("{{\"status\":\"{state}\"}}"))))
 }
 
 /// What a request asks for: an object by bucket and key, or by asset URL.
@@ -109,9 +99,8 @@ async fn object(
     let (org_id, storage_id) = wanted.org_and_storage();
     ex.log.org = Some(org_id.to_string());
     ex.log.storage = Some(storage_id.to_string());
-    let registry = gw.storages.snapshot();
-    let org = registry.org(org_id);
-    let org_origins = org.map_or(&[][..], |o| &o.cors_origins[..]);
+    let org = gw.storages.org(org_id);
+    let org_origins = org.as_ref().map_or(&[][..], |o| &o.cors_origins[..]);
     let policy = gw.policy.load();
     ex.cors = cors::check_origin(
         parts.headers.get(header::ORIGIN),

@@ -45,7 +45,7 @@ pub async fn serve(path: &Path) -> Result<(), ServeError> {
             .map_err(|error| ServeError::Bind { addr, error })
     };
     let (data, admin) = (bind(config.server.listen).await?, bind(config.admin.listen).await?);
-    let gateway = Arc::new(Gateway::open(&config)?);
+    let gateway = Arc::new(Gateway::open(&config).await?);
     let mut options = ServeOptions::from_config(&config.server);
     let certs = match &config.server.tls {
         Some(files) => {

@@ -3,6 +3,7 @@
 //! envelope `{"status":"success","data":…}` / `{"status":"error","error":{code,message,fields}}`.
 
 pub mod input;
+mod storages;
 pub mod validate;
 pub mod view;
 
@@ -18,7 +19,7 @@ use subtle::ConstantTimeEq;
 
 use crate::body::{self, Body};
 use crate::registry::RegistryError;
-use crate::route::{decode, query_param};
+use crate::route::decode;
 use crate::{token, Gateway};
 
 /// Largest request body accepted.
@@ -56,9 +57,10 @@ impl From<RegistryError> for AdminError {
         let (status, code) = match &e {
             RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             RegistryError::ReadOnly(_) => (StatusCode::CONFLICT, "read_only"),
-            RegistryError::Conflict(_) | RegistryError::Changed(_) => (StatusCode::CONFLICT, "conflict"),
+            RegistryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            RegistryError::Changed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             RegistryError::Locked => (StatusCode::SERVICE_UNAVAILABLE, "registry_locked"),
-            RegistryError::Store(_) | RegistryError::Startup(_) => {
+            RegistryError::Unavailable(_) | RegistryError::Startup(_) => {
                 tracing::error!(error = %e, "the storage registry failed; nothing was changed");
                 return error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -71,21 +73,33 @@ impl From<RegistryError> for AdminError {
     }
 }
 
-type Reply = Result<(StatusCode, Value), AdminError>;
+/// A successful answer: status, `data`, and the `ETag` of the storage it shows.
+struct Answer {
+    status: StatusCode,
+    data: Value,
+    etag: Option<String>,
+}
+
+fn answer(status: StatusCode, data: Value) -> Answer {
+    Answer {
+        status,
+        data,
+        etag: None,
+    }
+}
+
+type Reply = Result<Answer, AdminError>;
 
 /// Serves one admin request.
 pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     match path.as_str() {
-        "/healthz" => return respond(Ok((StatusCode::OK, json!({"status": "ok"}))), false),
-        "/readyz" if gw.draining.load(std::sync::atomic::Ordering::SeqCst) => {
-            return respond(
-                Ok((StatusCode::SERVICE_UNAVAILABLE, json!({"status": "draining"}))),
-                false,
-            )
+        "/healthz" => return health(StatusCode::OK, "ok"),
+        "/readyz" => {
+            let (status, state) = gw.readiness();
+            return health(status, state);
         }
-        "/readyz" => return respond(Ok((StatusCode::OK, json!({"status": "ok"}))), false),
         "/metrics" => return metrics(&gw),
         _ => {}
     }
@@ -112,7 +126,13 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
                     );
                 }
             };
-            route(&gw, &parts.method, &path, parts.uri.query(), &body).await
+            let request = storages::Call {
+                method: &parts.method,
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                body: &body,
+            };
+            route(&gw, &path, &request).await
         }
     };
     respond(result, true)
@@ -141,24 +161,25 @@ fn authorize(gw: &Gateway, headers: &http::HeaderMap) -> Result<(), AdminError> 
     }
 }
 
-async fn route(gw: &Gateway, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
     let rest = path
         .strip_prefix("/admin/v1/orgs/")
         .ok_or_else(|| not_found("no such admin route"))?;
     let segments: Vec<String> = rest.split('/').map(|s| decode(s).unwrap_or_default()).collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = call.method;
     match (method, seg.as_slice()) {
-        (&Method::GET, [org, "storages"]) => list(gw, org, query),
-        (&Method::POST, [org, "storages"]) => create(gw, org, &json_body(body)?).await,
-        (&Method::GET, [org, "storages", id]) => read(gw, org, id),
-        (&Method::PATCH, [org, "storages", id]) => update(gw, org, id, &json_body(body)?).await,
-        (&Method::DELETE, [org, "storages", id]) => delete(gw, org, id).await,
-        (&Method::POST, [org, "storages", id, "validate"]) => validate(gw, org, id, body).await,
-        (&Method::GET, [org, "external-id"]) => Ok((
+        (&Method::GET, [org, "storages"]) => storages::list(gw, org, call.query),
+        (&Method::POST, [org, "storages"]) => storages::create(gw, org, &json_body(call.body)?).await,
+        (&Method::GET, [org, "storages", id]) => storages::read(gw, org, id),
+        (&Method::PATCH, [org, "storages", id]) => storages::update(gw, org, id, call).await,
+        (&Method::DELETE, [org, "storages", id]) => storages::delete(gw, org, id, call).await,
+        (&Method::POST, [org, "storages", id, "validate"]) => storages::validate(gw, org, id, call.body).await,
+        (&Method::GET, [org, "external-id"]) => Ok(answer(
             StatusCode::OK,
-            json!({ "externalId": gw.storages.external_id(org)?, "organization": org }),
+            json!({ "externalId": gw.storages.external_id(org).await?, "organization": org }),
         )),
-        (&Method::POST, [org, "tokens"]) => mint(gw, org, &json_body(body)?),
+        (&Method::POST, [org, "tokens"]) => mint(gw, org, &json_body(call.body)?),
         (
             _,
             [_, "storages"] | [_, "storages", _] | [_, "storages", _, "validate"] | [_, "external-id"] | [_, "tokens"],
@@ -195,147 +216,8 @@ fn invalid(fields: input::Fields) -> AdminError {
     }
 }
 
-fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
-    let number = |name: &str, default: usize| -> Result<usize, AdminError> {
-        match query_param(query, name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                invalid(input::Fields::from([(
-                    name.to_string(),
-                    "must be a positive whole number".to_string(),
-                )]))
-            }),
-        }
-    };
-    let (page, limit) = (number("page", 1)?, number("limit", 10)?);
-    if !(1..=100).contains(&limit) {
-        return Err(invalid(input::Fields::from([(
-            "limit".into(),
-            "must be within 1..100".into(),
-        )])));
-    }
-    let Some(skip) = page.checked_sub(1).and_then(|p| p.checked_mul(limit)) else {
-        return Err(invalid(input::Fields::from([(
-            "page".into(),
-            "must be at least 1, and page × limit a number of storages".into(),
-        )])));
-    };
-    let registry = gw.storages.snapshot();
-    let (total, storages) = match registry.org(org) {
-        None => (0, Vec::new()),
-        Some(o) => (
-            o.storages().len(),
-            o.storages()
-                .skip(skip)
-                .take(limit)
-                .map(|e| view::storage(org, e))
-                .collect(),
-        ),
-    };
-    Ok((
-        StatusCode::OK,
-        json!({ "storages": storages, "total": total, "page": page, "limit": limit }),
-    ))
-}
-
-/// The org's external ID when the body gives a role (a role always uses it).
-fn external_id_for(gw: &Gateway, org: &str, body: &Value) -> Result<Option<String>, AdminError> {
-    if !input::mentions_role(body) {
-        return Ok(None);
-    }
-    Ok(Some(gw.storages.external_id(org)?))
-}
-
-/// An endpoint given through the API must not reach the gateway's own network, and must
-/// use TLS unless the operator allowed its host.
-async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::config::Endpoint>) -> Result<(), AdminError> {
-    let Some(endpoint) = endpoint else { return Ok(()) };
-    gw.upstream
-        .policy()
-        .check(endpoint)
-        .await
-        .map_err(|m| invalid(input::Fields::from([("endpoint".into(), m)])))
-}
-
-async fn create(gw: &Gateway, org: &str, body: &Value) -> Reply {
-    check_org(org)?;
-    gw.storages.writable()?;
-    let external_id = external_id_for(gw, org, body)?;
-    let storage = input::create(body, external_id.as_deref()).map_err(invalid)?;
-    check_endpoint(gw, storage.endpoint.as_ref()).await?;
-    let entry = gw.storages.create(org, storage)?;
-    tracing::info!(org, storage = %entry.storage.id, "storage created");
-    Ok((StatusCode::CREATED, json!({ "storage": view::storage(org, &entry) })))
-}
-
 fn check_org(org: &str) -> Result<(), AdminError> {
     crate::config::check_id("org", org).map_err(|e| invalid(input::Fields::from([("organization".into(), e.message)])))
-}
-
-fn read(gw: &Gateway, org: &str, id: &str) -> Reply {
-    let registry = gw.storages.snapshot();
-    let entry = registry
-        .org(org)
-        .and_then(|o| o.storage(id))
-        .ok_or_else(|| not_found("no such storage"))?;
-    Ok((StatusCode::OK, json!({ "storage": view::storage(org, entry) })))
-}
-
-async fn update(gw: &Gateway, org: &str, id: &str, body: &Value) -> Reply {
-    let before = gw
-        .storages
-        .snapshot()
-        .org(org)
-        .and_then(|o| o.storage(id))
-        .cloned()
-        .ok_or_else(|| not_found("no such storage"))?;
-    if before.source == crate::registry::Source::Config {
-        return Err(RegistryError::ReadOnly(id.to_string()).into());
-    }
-    let external_id = external_id_for(gw, org, body)?;
-    let storage = input::update(&before.storage, body, external_id.as_deref()).map_err(invalid)?;
-    // The endpoint that will be used is the one checked, however the body wrote it.
-    if storage.endpoint != before.storage.endpoint {
-        check_endpoint(gw, storage.endpoint.as_ref()).await?;
-    }
-    let entry = gw.storages.replace(org, id, before.revision, storage)?;
-    // Rotated roles or external IDs must never reuse old temporary credentials.
-    gw.credentials.invalidate(&before.credentials).await;
-    tracing::info!(org, storage = id, "storage updated");
-    Ok((StatusCode::OK, json!({ "storage": view::storage(org, &entry) })))
-}
-
-async fn delete(gw: &Gateway, org: &str, id: &str) -> Reply {
-    let before = gw.storages.snapshot().org(org).and_then(|o| o.storage(id)).cloned();
-    gw.storages.delete(org, id)?;
-    if let Some(before) = before {
-        gw.credentials.invalidate(&before.credentials).await;
-    }
-    tracing::info!(org, storage = id, "storage deleted");
-    Ok((StatusCode::OK, json!({ "deleted": id })))
-}
-
-async fn validate(gw: &Gateway, org: &str, id: &str, body: &[u8]) -> Reply {
-    let body = json_body(body)?;
-    let object = match body.get("object") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            return Err(invalid(input::Fields::from([(
-                "object".into(),
-                "must be \"bucket/key\"".into(),
-            )])))
-        }
-    };
-    let entry = gw
-        .storages
-        .snapshot()
-        .org(org)
-        .and_then(|o| o.storage(id))
-        .cloned()
-        .ok_or_else(|| not_found("no such storage"))?;
-    let report = validate::run(gw, &entry, object.as_deref()).await;
-    Ok((StatusCode::OK, serde_json::to_value(report).expect("reports serialize")))
 }
 
 fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
@@ -375,10 +257,20 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_signing_key", "auth.keys is empty"))?;
     let token = token::mint(key, org, storage.as_deref(), prefix.as_deref(), ttl);
     let expires = std::time::SystemTime::now() + ttl;
-    Ok((
+    Ok(answer(
         StatusCode::OK,
         json!({ "token": token, "expiresAt": humantime::format_rfc3339_seconds(expires).to_string() }),
     ))
+}
+
+/// `{"status": ...}`, as on the data plane's health routes (no envelope: probes read it).
+fn health(status: StatusCode, state: &str) -> Response<Body> {
+    let mut response = Response::new(body::full(json!({ "status": state }).to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Prometheus text, unauthenticated like the health routes: the admin listener is meant for
@@ -391,18 +283,21 @@ fn metrics(gw: &Gateway) -> Response<Body> {
 }
 
 fn respond(result: Reply, no_store: bool) -> Response<Body> {
-    let (status, value) = match result {
-        Ok((status, data)) => (status, json!({ "status": "success", "data": data })),
+    let (status, value, etag) = match result {
+        Ok(a) => (a.status, json!({ "status": "success", "data": a.data }), a.etag),
         Err(e) => {
             let mut error = json!({ "code": e.code, "message": e.message });
             if let Some(fields) = e.fields {
                 error["fields"] = json!(fields);
             }
-            (e.status, json!({ "status": "error", "error": error }))
+            (e.status, json!({ "status": "error", "error": error }), None)
         }
     };
     let mut response = Response::new(body::full(serde_json::to_vec(&value).expect("JSON values serialize")));
     *response.status_mut() = status;
+    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

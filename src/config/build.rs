@@ -168,21 +168,43 @@ fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
 fn registry(r: RegistryFile) -> Result<RegistryConfig, ConfigError> {
     let master_key = r.master_key.filter(|k| !k.is_empty());
     if let Some(key) = &master_key {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key.trim())
-            .map_err(|_| ConfigError::at("registry.master_key", "is not valid base64"))?;
-        if bytes.len() != 32 {
-            return Err(ConfigError::at(
-                "registry.master_key",
-                "must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
-            ));
-        }
+        check_master_key("registry.master_key", key)?;
     }
+    for (i, key) in r.previous_master_keys.iter().enumerate() {
+        check_master_key(&format!("registry.previous_master_keys[{i}]"), key)?;
+    }
+    if master_key.is_none() && !r.previous_master_keys.is_empty() {
+        return Err(ConfigError::at(
+            "registry.previous_master_keys",
+            "needs registry.master_key: previous keys only open, the current one seals",
+        ));
+    }
+    let url = r
+        .url
+        .filter(|u| !u.is_empty())
+        .map(|u| DatabaseUrl::parse(&u).map_err(|m| ConfigError::at("registry.url", m)))
+        .transpose()?;
     Ok(RegistryConfig {
         data_dir: r.data_dir.unwrap_or_else(|| "data".into()).into(),
+        url,
+        resync_interval: positive("registry.resync_interval", r.resync_interval, "30s")?,
         master_key: master_key.map(Secret::new),
+        previous_master_keys: r.previous_master_keys.into_iter().map(Secret::new).collect(),
         allow_private_endpoints: r.allow_private_endpoints,
     })
+}
+
+fn check_master_key(at: &str, key: &str) -> Result<(), ConfigError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|_| ConfigError::at(at, "is not valid base64"))?;
+    if bytes.len() != 32 {
+        return Err(ConfigError::at(
+            at,
+            "must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+        ));
+    }
+    Ok(())
 }
 
 fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {

@@ -100,7 +100,10 @@ pub struct StsCredentialsFile {
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryFile {
     pub data_dir: Option<String>,
+    pub url: Option<String>,
+    pub resync_interval: Option<String>,
     pub master_key: Option<String>,
+    pub previous_master_keys: Vec<String>,
     pub allow_private_endpoints: Vec<String>,
 }
 

@@ -4,6 +4,7 @@
 
 mod build;
 pub(crate) use build::{check_bucket, check_id, check_region, check_role_arn, default_region};
+mod database;
 mod endpoint;
 mod env;
 mod file;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use database::{DatabaseTls, DatabaseUrl};
 pub use endpoint::{Endpoint, Scheme};
 pub use env::Lookup;
 
@@ -133,9 +135,17 @@ pub struct StsConfig {
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
+    /// The embedded store's directory (unused with `url`).
     pub data_dir: PathBuf,
+    /// The shared registry of every replica; `None`: the embedded store.
+    pub url: Option<DatabaseUrl>,
+    /// How often the shared registry is compared whole with what this replica holds, in
+    /// case a change notice was lost.
+    pub resync_interval: Duration,
     /// 32-byte key encrypting stored secrets; without it, API-created storages are refused.
     pub master_key: Option<Secret>,
+    /// Keys that still open secrets sealed before a rotation (never used to seal).
+    pub previous_master_keys: Vec<Secret>,
     pub allow_private_endpoints: Vec<String>,
 }
 

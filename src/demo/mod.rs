@@ -149,8 +149,11 @@ impl Demo {
 
     /// Serves the gateway and the editor page until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let gateway =
-            Arc::new(Gateway::open(&self.config).expect("the demo config has no registry or CA file to fail on"));
+        let gateway = Arc::new(
+            Gateway::open(&self.config)
+                .await
+                .expect("the demo config has no registry or CA file to fail on"),
+        );
         let options = ServeOptions::from_config(&self.config.server);
         let editor_config = editor::EditorConfig {
             gateway: self.base_url(),

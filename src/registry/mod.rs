@@ -1,176 +1,34 @@
-//! Orgs and their storages. [`Registry`] is an immutable snapshot indexed for the request
-//! path (one hash lookup per id, each storage's credential source prepared). [`Storages`]
-//! merges the configuration file's storages (read-only) with those created through the
-//! admin API (persisted in `store`, secrets sealed by `sealed`), and swaps in a new snapshot
-//! on every change, so the data plane sees it on its next request without a restart. Every
-//! change is persisted first and published second: a change the store refused never shows
-//! on the data plane, and one that shows survives a restart.
+//! Orgs and their storages as served (`entry`), and [`Storages`], the live registry: the
+//! configuration file's storages (read-only) merged with those created through the admin
+//! API, kept in a store (`store`: embedded redb, or PostgreSQL shared by every replica, whose
+//! changes `replication` follows), secrets sealed (`sealed`, `record`).
+//!
+//! The data plane reads one org at a time, lock-free of any writer: an org's entry is
+//! immutable and replaced whole when one of its storages changes, so a change costs a copy
+//! of that org's map of pointers, never a rebuild of the registry. Every change is persisted
+//! first and published second: a change the store refused never shows on the data plane,
+//! and one that shows survives a restart.
 
+pub mod entry;
 pub mod record;
+mod replication;
 pub mod sealed;
 pub mod store;
+pub mod tools;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use base64::Engine as _;
+use dashmap::DashMap;
 use rand::RngCore;
+use tokio::sync::Notify;
 
-use crate::config::{Config, Org, Storage};
-use crate::cors::OriginPattern;
-use crate::credentials::CredentialSource;
-use sealed::MasterKey;
-use store::{Store, StoreError};
-
-/// Where a storage was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The configuration file: read-only through the admin API.
-    Config,
-    /// The admin API.
-    Api,
-}
-
-/// A storage ready to serve: its definition and where its credentials come from.
-#[derive(Debug)]
-pub struct StorageEntry {
-    pub storage: Storage,
-    pub credentials: CredentialSource,
-    pub source: Source,
-    /// RFC 3339 times of API storages.
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    /// Changes with every write of an API storage (0 for config storages): an update made
-    /// from a read of revision N applies only while the storage is still at N.
-    pub revision: u64,
-}
-
-impl StorageEntry {
-    /// Whether requests to this storage's endpoint go through the endpoint guard.
-    pub fn trust(&self) -> crate::upstream::Trust {
-        match self.source {
-            Source::Config => crate::upstream::Trust::Operator,
-            Source::Api => crate::upstream::Trust::Tenant,
-        }
-    }
-}
-
-/// One org: its extra CORS origins and its storages, ordered by id.
-#[derive(Debug)]
-pub struct OrgEntry {
-    pub id: String,
-    /// Allowed origins on top of the global list.
-    pub cors_origins: Vec<OriginPattern>,
-    storages: BTreeMap<String, Arc<StorageEntry>>,
-}
-
-impl OrgEntry {
-    pub fn storage(&self, id: &str) -> Option<&Arc<StorageEntry>> {
-        self.storages.get(id)
-    }
-
-    /// The org's storages, ordered by id.
-    pub fn storages(&self) -> impl ExactSizeIterator<Item = &Arc<StorageEntry>> {
-        self.storages.values()
-    }
-}
-
-/// Every org the gateway serves, at one moment.
-#[derive(Debug, Default)]
-pub struct Registry {
-    orgs: HashMap<String, Arc<OrgEntry>>,
-}
-
-/// A storage created through the admin API, as held in memory.
-#[derive(Debug, Clone)]
-struct ApiStorage {
-    storage: Storage,
-    created_at: String,
-    updated_at: String,
-    revision: u64,
-}
-
-impl Registry {
-    /// Only the storages of the configuration file.
-    pub fn from_config(config: &Config) -> Registry {
-        Registry::build(&config.orgs, &BTreeMap::new())
-    }
-
-    fn build(config_orgs: &[Org], api: &BTreeMap<(String, String), ApiStorage>) -> Registry {
-        let mut orgs: HashMap<String, OrgEntry> = config_orgs
-            .iter()
-            .map(|o| {
-                let storages = o
-                    .storages
-                    .iter()
-                    .map(|s| (s.id.clone(), entry(&o.id, s, Source::Config, None)))
-                    .collect();
-                (
-                    o.id.clone(),
-                    OrgEntry {
-                        id: o.id.clone(),
-                        cors_origins: o.cors_origins.clone(),
-                        storages,
-                    },
-                )
-            })
-            .collect();
-        for ((org, id), a) in api {
-            let org_entry = orgs.entry(org.clone()).or_insert_with(|| OrgEntry {
-                id: org.clone(),
-                cors_origins: Vec::new(),
-                storages: BTreeMap::new(),
-            });
-            // A config-file storage of the same id wins (see `shadowed`).
-            if !org_entry.storages.contains_key(id) {
-                org_entry
-                    .storages
-                    .insert(id.clone(), entry(org, &a.storage, Source::Api, Some(a)));
-            }
-        }
-        Registry {
-            orgs: orgs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-        }
-    }
-
-    pub fn org(&self, id: &str) -> Option<&Arc<OrgEntry>> {
-        self.orgs.get(id)
-    }
-}
-
-fn entry(org: &str, storage: &Storage, source: Source, api: Option<&ApiStorage>) -> Arc<StorageEntry> {
-    Arc::new(StorageEntry {
-        credentials: CredentialSource::for_storage(org, storage),
-        storage: storage.clone(),
-        source,
-        created_at: api.map(|a| a.created_at.clone()),
-        updated_at: api.map(|a| a.updated_at.clone()),
-        revision: api.map_or(0, |a| a.revision),
-    })
-}
-
-/// API storages whose id a config-file storage of the same org also has: the file's wins
-/// and the API one is not served (it stays stored, and comes back if the file drops the id).
-fn shadowed<'a>(config_orgs: &[Org], api: &'a BTreeMap<(String, String), ApiStorage>) -> Vec<&'a (String, String)> {
-    api.keys()
-        .filter(|(org, id)| {
-            config_orgs
-                .iter()
-                .any(|o| o.id == *org && o.storages.iter().any(|s| s.id == *id))
-        })
-        .collect()
-}
-
-fn warn_shadowed(config_orgs: &[Org], api: &BTreeMap<(String, String), ApiStorage>) {
-    for (org, id) in shadowed(config_orgs, api) {
-        tracing::warn!(
-            org,
-            storage = id,
-            "the configuration file defines a storage with the id of one created through the admin API; the file's is served"
-        );
-    }
-}
+use crate::config::{Config, Org, Storage, StorageCredentials};
+pub use entry::{OrgEntry, Source, StorageEntry};
+use sealed::{Keys, MasterKey};
+use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredStorage};
 
 /// Why a registry operation failed; the admin API maps these to its error codes.
 #[derive(Debug, thiserror::Error)]
@@ -181,207 +39,365 @@ pub enum RegistryError {
     ReadOnly(String),
     #[error("a storage `{0}` already exists in this organization")]
     Conflict(String),
-    #[error("storage `{0}` changed while this request was handled; read it again and retry")]
+    #[error("storage `{0}` changed since it was read")]
     Changed(String),
     #[error("the operator has not set [registry].master_key: storages cannot be created or changed through the API")]
     Locked,
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store cannot be read or written now (full disk, database down); nothing changed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Startup(String),
 }
 
-/// The embedded store and the key that seals its secrets.
-struct Persistence {
-    store: Store,
-    key: Option<MasterKey>,
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> RegistryError {
+        match e {
+            StoreError::Exists(id) => RegistryError::Conflict(id),
+            StoreError::Missing(id) => RegistryError::NotFound(id),
+            StoreError::Stale(id) => RegistryError::Changed(id),
+            StoreError::Unavailable(m) => RegistryError::Unavailable(m),
+        }
+    }
 }
 
-/// The live registry: snapshot for the data plane, mutations for the admin API.
+/// The live registry: orgs for the data plane, writes for the admin API.
 pub struct Storages {
-    /// The configuration file's orgs; replaced on reload.
-    config_orgs: ArcSwap<Vec<Org>>,
-    persistence: Option<Persistence>,
-    /// API storages by (org, id); guarded so that concurrent changes never lose one another.
-    api: Mutex<BTreeMap<(String, String), ApiStorage>>,
-    current: ArcSwap<Registry>,
-    /// The last revision handed out (see [`StorageEntry::revision`]).
-    revisions: std::sync::atomic::AtomicU64,
+    /// Every org the gateway serves, by id.
+    orgs: DashMap<String, Arc<OrgEntry>>,
+    /// Orgs' external IDs (the stored ones, mirrored).
+    external_ids: DashMap<String, String>,
+    /// `None`: no master key and no stored data; only config storages.
+    store: Option<Store>,
+    keys: Option<Keys>,
+    /// One write (or applied remote change) at a time: a change is committed and published
+    /// before the next one reads what it changes.
+    writes: tokio::sync::Mutex<()>,
+    /// Whether the stored storages have been loaded once (at once for the embedded store).
+    ready: AtomicBool,
+    loaded: Notify,
 }
 
 impl Storages {
-    /// Loads the config's storages and, when a master key is set or a store exists, the stored
-    /// ones. A store whose secrets the master key cannot open is an error: failing loudly
-    /// beats serving without some storages.
-    pub fn open(config: &Config) -> Result<Storages, RegistryError> {
-        let file = config.registry.data_dir.join("registry.redb");
-        let key = config.registry.master_key.as_ref().and_then(MasterKey::from_base64);
-        let persistence = if key.is_some() || file.exists() {
-            Some(Persistence {
-                store: Store::open(&config.registry.data_dir)?,
-                key,
-            })
-        } else {
-            None
+    /// The config's storages, and the stored ones: loaded now from the embedded store (a store
+    /// whose secrets the master key cannot open is an error: failing loudly beats serving
+    /// without some storages), or followed in the background from the shared registry, in
+    /// which case the registry is [`ready`](Storages::ready) once loaded.
+    pub async fn open(config: &Config) -> Result<Arc<Storages>, RegistryError> {
+        let registry = &config.registry;
+        let keys = registry.master_key.as_ref().map(|current| Keys {
+            current: MasterKey::from_base64(current).expect("validated in config"),
+            previous: registry
+                .previous_master_keys
+                .iter()
+                .map(|k| MasterKey::from_base64(k).expect("validated in config"))
+                .collect(),
+        });
+        let file = registry.data_dir.join("registry.redb");
+        let store = match &registry.url {
+            Some(url) => {
+                let extra = match &config.server.upstream_ca_file {
+                    Some(path) => crate::tls::certificates(path).map_err(|e| RegistryError::Startup(e.to_string()))?,
+                    None => Vec::new(),
+                };
+                Some(Store::Postgres(Box::new(
+                    PostgresStore::new(url, &extra).map_err(RegistryError::Startup)?,
+                )))
+            }
+            None if keys.is_some() || file.exists() => Some(Store::Embedded(
+                EmbeddedStore::open(&registry.data_dir).map_err(|e| RegistryError::Startup(e.to_string()))?,
+            )),
+            None => None,
         };
-        let mut api = BTreeMap::new();
-        let mut revision = 0;
-        if let Some(p) = &persistence {
-            for record in p.store.all()? {
-                let Some(key) = &p.key else {
-                    return Err(RegistryError::Startup(format!(
-                        "{} holds storages created through the admin API, but [registry].master_key is not set",
-                        file.display()
-                    )));
-                };
-                let mut storage = record::open(&record, key).map_err(|e| RegistryError::Startup(e.to_string()))?;
-                own_external_id(&p.store, &record.org, &mut storage)?;
-                revision += 1;
-                let value = ApiStorage {
-                    storage,
-                    created_at: record.created_at,
-                    updated_at: record.updated_at,
-                    revision,
-                };
-                api.insert((record.org, record.id), value);
+        if matches!(store, Some(Store::Embedded(_))) && keys.is_none() {
+            return Err(RegistryError::Startup(format!(
+                "{} holds storages created through the admin API, but [registry].master_key is not set",
+                file.display()
+            )));
+        }
+        let storages = Arc::new(Storages {
+            orgs: DashMap::new(),
+            external_ids: DashMap::new(),
+            store,
+            keys,
+            writes: tokio::sync::Mutex::new(()),
+            ready: AtomicBool::new(false),
+            loaded: Notify::new(),
+        });
+        storages.reload_config(&config.orgs);
+        match &storages.store {
+            Some(Store::Embedded(_)) => {
+                let loaded = storages
+                    .load()
+                    .await
+                    .map_err(|e| RegistryError::Startup(e.to_string()))?;
+                storages.try_replace_all(loaded)?;
+                storages.mark_ready();
+            }
+            Some(Store::Postgres(_)) => {
+                tokio::spawn(replication::follow(Arc::downgrade(&storages), registry.resync_interval));
+            }
+            None => storages.mark_ready(),
+        }
+        Ok(storages)
+    }
+
+    /// The org `id` as it is now.
+    pub fn org(&self, id: &str) -> Option<Arc<OrgEntry>> {
+        self.orgs.get(id).map(|o| o.value().clone())
+    }
+
+    /// Whether the stored storages have been loaded at least once.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Completes once [`Storages::ready`].
+    pub async fn loaded(&self) {
+        loop {
+            let notified = self.loaded.notified();
+            if self.ready() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+        self.loaded.notify_waiters();
+    }
+
+    /// Replaces the configuration file's orgs (SIGHUP); API storages stay as they are,
+    /// except that a storage the file now defines with the same id is served from the file.
+    pub fn reload_config(&self, orgs: &[Org]) {
+        let by_id: HashMap<&str, &Org> = orgs.iter().map(|o| (o.id.as_str(), o)).collect();
+        let mut ids: Vec<String> = self.orgs.iter().map(|o| o.key().clone()).collect();
+        ids.extend(orgs.iter().map(|o| o.id.clone()));
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let file = by_id.get(id.as_str()).copied();
+            self.update_org(&id, |current| current.with_config(file));
+            if let Some(org) = self.org(&id) {
+                for storage in org.shadowed() {
+                    tracing::warn!(
+                        org = %id,
+                        storage,
+                        "the configuration file defines a storage with the id of one created through the admin API; the file's is served"
+                    );
+                }
             }
         }
-        warn_shadowed(&config.orgs, &api);
-        let current = ArcSwap::from_pointee(Registry::build(&config.orgs, &api));
-        Ok(Storages {
-            config_orgs: ArcSwap::from_pointee(config.orgs.clone()),
-            persistence,
-            api: Mutex::new(api),
-            current,
-            revisions: std::sync::atomic::AtomicU64::new(revision),
-        })
     }
 
-    /// Replaces the configuration file's orgs (SIGHUP); API storages stay as they are, except
-    /// that a storage the file now defines with the same id is served from the file.
-    pub fn reload_config(&self, orgs: &[Org]) {
-        let api = self.api.lock().expect("registry lock");
-        warn_shadowed(orgs, &api);
-        self.config_orgs.store(Arc::new(orgs.to_vec()));
-        self.current.store(Arc::new(Registry::build(orgs, &api)));
-    }
-
-    /// The registry as it is now.
-    pub fn snapshot(&self) -> Arc<Registry> {
-        self.current.load_full()
+    /// Replaces org `id` with `change(current)` (an empty org when it has none); an org
+    /// that nothing defines any more is forgotten.
+    fn update_org(&self, id: &str, change: impl FnOnce(&OrgEntry) -> OrgEntry) {
+        use dashmap::mapref::entry::Entry;
+        match self.orgs.entry(id.to_string()) {
+            Entry::Occupied(mut slot) => {
+                let next = change(slot.get());
+                if next.is_empty() {
+                    slot.remove();
+                } else {
+                    slot.insert(Arc::new(next));
+                }
+            }
+            Entry::Vacant(slot) => {
+                let next = change(&OrgEntry::from_config(id, None));
+                if !next.is_empty() {
+                    slot.insert(Arc::new(next));
+                }
+            }
+        }
     }
 
     /// Whether storages can be created or changed through the API (a master key is set).
     pub fn writable(&self) -> Result<(), RegistryError> {
-        self.persistence().map(|_| ())
+        self.writer().map(|_| ())
     }
 
-    fn persistence(&self) -> Result<(&Store, &MasterKey), RegistryError> {
-        match &self.persistence {
-            Some(Persistence { store, key: Some(key) }) => Ok((store, key)),
+    fn writer(&self) -> Result<(&Store, &Keys), RegistryError> {
+        match (&self.store, &self.keys) {
+            (Some(store), Some(keys)) => Ok((store, keys)),
             _ => Err(RegistryError::Locked),
         }
     }
 
-    fn next_revision(&self) -> u64 {
-        self.revisions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
-    }
-
     /// Adds a storage to `org`. Its id may be neither an API storage's nor a config-file
     /// storage's of the org.
-    pub fn create(&self, org: &str, storage: Storage) -> Result<Arc<StorageEntry>, RegistryError> {
-        let (store, key) = self.persistence()?;
-        let mut api = self.api.lock().expect("registry lock");
-        let slot = (org.to_string(), storage.id.clone());
-        let in_file = self
-            .config_orgs
-            .load()
-            .iter()
-            .any(|o| o.id == org && o.storage(&storage.id).is_some());
-        if in_file || api.contains_key(&slot) {
+    pub async fn create(&self, org: &str, storage: Storage) -> Result<Arc<StorageEntry>, RegistryError> {
+        let (store, keys) = self.writer()?;
+        let _one_at_a_time = self.writes.lock().await;
+        if self.org(org).is_some_and(|o| o.storage(&storage.id).is_some()) {
             return Err(RegistryError::Conflict(storage.id));
         }
         let now = now_rfc3339();
-        store.put(&record::seal(org, &storage, key, &now, &now))?;
-        let value = ApiStorage {
-            storage,
-            created_at: now.clone(),
-            updated_at: now,
-            revision: self.next_revision(),
-        };
-        api.insert(slot.clone(), value);
-        Ok(self.publish(&api, &slot))
+        let record = record::seal(org, &storage, &keys.current, &now, &now, store::new_version());
+        store.insert(&record).await?;
+        Ok(self.publish(org, storage, &record))
     }
 
-    /// Replaces API storage `id` of `org` with `storage`, if it is still at `revision` (the
-    /// revision `storage` was derived from). Config storages are read-only.
-    pub fn replace(
+    /// Replaces API storage `id` of `org` with `storage`, if it is still at `version` (the
+    /// version `storage` was derived from). Config storages are read-only.
+    pub async fn replace(
         &self,
         org: &str,
         id: &str,
-        revision: u64,
+        version: u64,
         storage: Storage,
     ) -> Result<Arc<StorageEntry>, RegistryError> {
-        let (store, key) = self.persistence_for_change(org, id)?;
-        let mut api = self.api.lock().expect("registry lock");
-        let slot = (org.to_string(), id.to_string());
-        let current = api.get(&slot).ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
-        if current.revision != revision {
+        let (store, keys) = self.writer()?;
+        let _one_at_a_time = self.writes.lock().await;
+        let current = self.api_entry(org, id)?;
+        if current.version != version {
             return Err(RegistryError::Changed(id.to_string()));
         }
-        let (created_at, updated_at) = (current.created_at.clone(), now_rfc3339());
-        store.put(&record::seal(org, &storage, key, &created_at, &updated_at))?;
-        let value = ApiStorage {
-            storage,
-            created_at,
-            updated_at,
-            revision: self.next_revision(),
-        };
-        api.insert(slot.clone(), value);
-        Ok(self.publish(&api, &slot))
+        let created = current.created_at.clone().unwrap_or_else(now_rfc3339);
+        let record = record::seal(
+            org,
+            &storage,
+            &keys.current,
+            &created,
+            &now_rfc3339(),
+            store::new_version(),
+        );
+        store.update(&record, version).await?;
+        Ok(self.publish(org, storage, &record))
     }
 
-    /// Removes an API storage.
-    pub fn delete(&self, org: &str, id: &str) -> Result<(), RegistryError> {
-        let (store, _) = self.persistence_for_change(org, id)?;
-        let mut api = self.api.lock().expect("registry lock");
-        let slot = (org.to_string(), id.to_string());
-        if !api.contains_key(&slot) {
-            return Err(RegistryError::NotFound(id.to_string()));
+    /// Removes API storage `id` of `org`, if it is still at `version` (`None`: whatever it is).
+    pub async fn delete(&self, org: &str, id: &str, version: Option<u64>) -> Result<(), RegistryError> {
+        let (store, _) = self.writer()?;
+        let _one_at_a_time = self.writes.lock().await;
+        let current = self.api_entry(org, id)?;
+        if version.is_some_and(|v| v != current.version) {
+            return Err(RegistryError::Changed(id.to_string()));
         }
-        store.delete(org, id)?;
-        api.remove(&slot);
-        self.current
-            .store(Arc::new(Registry::build(&self.config_orgs.load(), &api)));
+        store.delete(org, id, current.version).await?;
+        self.update_org(org, |o| o.without_api(id));
+        Ok(())
+    }
+
+    /// Reads storage `id` of `org` from the store again (another replica may have changed
+    /// it and its notice not arrived yet).
+    pub async fn refresh(&self, org: &str, id: &str) -> Result<(), RegistryError> {
+        let (store, keys) = self.writer()?;
+        let _one_at_a_time = self.writes.lock().await;
+        let record = store.get(org, id).await?;
+        self.apply(org, id, record, keys)
+    }
+
+    /// The served API storage `id` of `org`: NotFound, or ReadOnly for a config storage.
+    fn api_entry(&self, org: &str, id: &str) -> Result<Arc<StorageEntry>, RegistryError> {
+        let org = self.org(org).ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+        match org.storage(id) {
+            Some(e) if e.source == Source::Config => Err(RegistryError::ReadOnly(id.to_string())),
+            Some(e) => Ok(e.clone()),
+            None => Err(RegistryError::NotFound(id.to_string())),
+        }
+    }
+
+    /// Serves `storage` of `org` as stored in `record`.
+    fn publish(&self, org: &str, storage: Storage, record: &StoredStorage) -> Arc<StorageEntry> {
+        let entry = Arc::new(StorageEntry::from_api(
+            org,
+            storage,
+            record.created_at.clone(),
+            record.updated_at.clone(),
+            record.version,
+        ));
+        self.update_org(org, |o| o.with_api(entry.clone()));
+        entry
+    }
+
+    /// Makes storage `id` of `org` what the store says: `record`, or gone.
+    fn apply(&self, org: &str, id: &str, record: Option<StoredStorage>, keys: &Keys) -> Result<(), RegistryError> {
+        let held = self.org(org).and_then(|o| o.api_storage(id).map(|e| e.version));
+        match record {
+            None if held.is_some() => self.update_org(org, |o| o.without_api(id)),
+            Some(record) if held != Some(record.version) => {
+                let storage = self.open_record(&record, keys)?;
+                self.publish(org, storage, &record);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The storage of a stored record, with its org's own external ID when it delegates.
+    fn open_record(&self, record: &StoredStorage, keys: &Keys) -> Result<Storage, RegistryError> {
+        let mut storage = record::open(record, keys).map_err(|e| RegistryError::Startup(e.to_string()))?;
+        if let StorageCredentials::AssumeRole { external_id, .. } = &mut storage.credentials {
+            match self.external_ids.get(&record.org) {
+                Some(own) if *own == *external_id => {}
+                own => {
+                    // A delegated storage assumes its role with its org's external ID and no
+                    // other: one stored with another (before the admin API refused foreign
+                    // IDs) could otherwise use another org's role. Without an ID of its org
+                    // yet, it gets none that could match a trust policy.
+                    let own = own.map(|o| o.value().clone()).unwrap_or_default();
+                    tracing::warn!(
+                        org = %record.org,
+                        storage = %record.id,
+                        "this storage was stored with an external ID other than its organization's; it now uses the organization's (GET /admin/v1/orgs/ORG/external-id), which its role's trust policy must name"
+                    );
+                    *external_id = own;
+                }
+            }
+        }
+        Ok(storage)
+    }
+
+    /// What the store holds.
+    async fn load(&self) -> Result<store::Loaded, RegistryError> {
+        let store = self.store.as_ref().ok_or(RegistryError::Locked)?;
+        Ok(store.load().await?)
+    }
+
+    /// Replaces every API storage and external ID with what the store holds.
+    fn try_replace_all(&self, loaded: store::Loaded) -> Result<(), RegistryError> {
+        let keys = self.keys.as_ref().ok_or_else(|| {
+            RegistryError::Startup("the registry holds storages, but [registry].master_key is not set".into())
+        })?;
+        self.external_ids.clear();
+        for (org, id) in loaded.external_ids {
+            self.external_ids.insert(org, id);
+        }
+        let mut by_org: HashMap<String, Vec<Arc<StorageEntry>>> = HashMap::new();
+        for record in &loaded.storages {
+            let storage = self.open_record(record, keys)?;
+            let entry = StorageEntry::from_api(
+                &record.org,
+                storage,
+                record.created_at.clone(),
+                record.updated_at.clone(),
+                record.version,
+            );
+            by_org.entry(record.org.clone()).or_default().push(Arc::new(entry));
+        }
+        let mut ids: Vec<String> = self.orgs.iter().map(|o| o.key().clone()).collect();
+        ids.extend(by_org.keys().cloned());
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let entries = by_org.remove(&id).unwrap_or_default();
+            self.update_org(&id, |o| o.with_api_storages(entries));
+        }
         Ok(())
     }
 
     /// The org's external ID for trust policies: 32 random bytes, base64url (43 characters),
-    /// generated on first request and stable afterwards.
-    pub fn external_id(&self, org: &str) -> Result<String, RegistryError> {
-        let (store, _) = self.persistence()?;
-        Ok(store.external_id(org, generate_external_id)?)
-    }
-
-    /// Config storages answer ReadOnly before anything else; then the store must be usable.
-    fn persistence_for_change(&self, org: &str, id: &str) -> Result<(&Store, &MasterKey), RegistryError> {
-        let registry = self.snapshot();
-        match registry.org(org).and_then(|o| o.storage(id)) {
-            Some(e) if e.source == Source::Config => Err(RegistryError::ReadOnly(id.to_string())),
-            None => Err(RegistryError::NotFound(id.to_string())),
-            Some(_) => self.persistence(),
+    /// generated on first request and stable afterwards, the same on every replica.
+    pub async fn external_id(&self, org: &str) -> Result<String, RegistryError> {
+        if let Some(id) = self.external_ids.get(org) {
+            return Ok(id.value().clone());
         }
-    }
-
-    fn publish(&self, api: &BTreeMap<(String, String), ApiStorage>, (org, id): &(String, String)) -> Arc<StorageEntry> {
-        let registry = Registry::build(&self.config_orgs.load(), api);
-        let entry = registry
-            .org(org)
-            .and_then(|o| o.storage(id))
-            .cloned()
-            .expect("just inserted");
-        self.current.store(Arc::new(registry));
-        entry
+        let (store, _) = self.writer()?;
+        let id = store.external_id(org, &generate_external_id()).await?;
+        self.external_ids.insert(org.to_string(), id.clone());
+        Ok(id)
     }
 }
 
@@ -391,131 +407,10 @@ fn generate_external_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A delegated API storage assumes its role with its org's external ID and no other. One
-/// stored with another (before the admin API refused foreign IDs) is switched to the org's,
-/// so that it can never use another org's role; its role's trust policy then has to name
-/// the org's ID.
-fn own_external_id(store: &Store, org: &str, storage: &mut Storage) -> Result<(), RegistryError> {
-    if let crate::config::StorageCredentials::AssumeRole { external_id, .. } = &mut storage.credentials {
-        let own = store.external_id(org, generate_external_id)?;
-        if *external_id != own {
-            tracing::warn!(
-                org,
-                storage = %storage.id,
-                "this storage was stored with an external ID other than its organization's; it now uses the organization's (GET /admin/v1/orgs/{org}/external-id), which its role's trust policy must name"
-            );
-            *external_id = own;
-        }
-    }
-    Ok(())
-}
-
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Endpoint, Provider, StorageCredentials};
-    use crate::secret::Secret;
-
-    fn config(dir: &std::path::Path, orgs: &str) -> Config {
-        let text = format!(
-            "[auth]\nallow_anonymous = true\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\n{orgs}",
-            dir.display(),
-            base64::engine::general_purpose::STANDARD.encode([5u8; 32])
-        );
-        Config::from_toml(&text, &|_| None).unwrap()
-    }
-
-    fn delegated(id: &str, external_id: &str) -> Storage {
-        Storage {
-            id: id.into(),
-            name: id.into(),
-            provider: Provider::Aws,
-            buckets: vec!["b-bucket".into()],
-            region: "us-east-1".into(),
-            endpoint: Some(Endpoint::parse("https://s3.example.com").unwrap()),
-            path_style: false,
-            credentials: StorageCredentials::AssumeRole {
-                role_arn: "arn:aws:iam::111122223333:role/r".into(),
-                external_id: external_id.into(),
-            },
-        }
-    }
-
-    #[test]
-    fn a_stored_role_with_another_orgs_external_id_is_loaded_with_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let key = MasterKey::from_base64(&Secret::new(
-                base64::engine::general_purpose::STANDARD.encode([5u8; 32]),
-            ))
-            .unwrap();
-            let record = record::seal("globex", &delegated("stolen", "acme-external-id"), &key, "t", "t");
-            store.put(&record).unwrap();
-        }
-        let storages = Storages::open(&config(dir.path(), "")).unwrap();
-        let own = storages.external_id("globex").unwrap();
-        let registry = storages.snapshot();
-        let entry = registry.org("globex").unwrap().storage("stolen").unwrap();
-        match &entry.storage.credentials {
-            StorageCredentials::AssumeRole { external_id, .. } => assert_eq!(*external_id, own),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_config_storage_wins_over_an_api_storage_of_the_same_id_and_cannot_be_created() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"aws\"\nbuckets = [\"file-bucket\"]\ncredentials = { type = \"access_key\", access_key_id = \"A\", secret_access_key = \"B\" }\n";
-        let storages = Storages::open(&config(dir.path(), "")).unwrap();
-        let own = storages.external_id("acme").unwrap();
-        storages.create("acme", delegated("main", &own)).unwrap();
-        let with_file = config(dir.path(), file);
-        storages.reload_config(&with_file.orgs);
-        let served = |storages: &Storages| {
-            storages
-                .snapshot()
-                .org("acme")
-                .unwrap()
-                .storage("main")
-                .cloned()
-                .unwrap()
-        };
-        let entry = served(&storages);
-        assert_eq!(
-            (entry.source, entry.storage.buckets[0].as_str()),
-            (Source::Config, "file-bucket")
-        );
-        assert!(matches!(
-            storages.create("acme", delegated("main", &own)),
-            Err(RegistryError::Conflict(_))
-        ));
-        storages.reload_config(&[]);
-        let back = served(&storages);
-        assert_eq!(
-            back.source,
-            Source::Api,
-            "the stored one comes back when the file drops the id"
-        );
-    }
-
-    #[test]
-    fn an_update_from_a_stale_read_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let storages = Storages::open(&config(dir.path(), "")).unwrap();
-        let own = storages.external_id("acme").unwrap();
-        let first = storages.create("acme", delegated("main", &own)).unwrap();
-        let second = storages
-            .replace("acme", "main", first.revision, delegated("main", &own))
-            .unwrap();
-        assert_ne!(first.revision, second.revision);
-        assert!(matches!(
-            storages.replace("acme", "main", first.revision, delegated("main", &own)),
-            Err(RegistryError::Changed(_))
-        ));
-    }
-}
+#[path = "tests.rs"]
+mod tests;

@@ -1,7 +1,7 @@
 //! Between a typed [`Storage`] and its stored form: the secret is sealed on the way in and
 //! opened on the way out.
 
-use super::sealed::{MasterKey, OpenError};
+use super::sealed::{Keys, MasterKey, OpenError};
 use super::store::{StoredCredentials, StoredStorage};
 use crate::config::{Endpoint, Provider, StaticKeys, Storage, StorageCredentials};
 
@@ -27,8 +27,15 @@ pub fn parse_provider(name: &str) -> Option<Provider> {
     }
 }
 
-/// The stored form of `storage` of `org`.
-pub fn seal(org: &str, storage: &Storage, key: &MasterKey, created_at: &str, updated_at: &str) -> StoredStorage {
+/// The stored form of `storage` of `org`, at `version`.
+pub fn seal(
+    org: &str,
+    storage: &Storage,
+    key: &MasterKey,
+    created_at: &str,
+    updated_at: &str,
+    version: u64,
+) -> StoredStorage {
     let credentials = match &storage.credentials {
         StorageCredentials::AccessKey(keys) => StoredCredentials::AccessKey {
             access_key_id: keys.access_key_id.clone(),
@@ -51,6 +58,17 @@ pub fn seal(org: &str, storage: &Storage, key: &MasterKey, created_at: &str, upd
         credentials,
         created_at: created_at.to_string(),
         updated_at: updated_at.to_string(),
+        version,
+    }
+}
+
+/// Whether the record's secret (if it has one) is sealed with `key`, or it has none.
+pub fn sealed_with(record: &StoredStorage, key: &MasterKey) -> bool {
+    match &record.credentials {
+        StoredCredentials::AccessKey { sealed_secret, .. } => {
+            key.open(&context(&record.org, &record.id), sealed_secret).is_ok()
+        }
+        StoredCredentials::AssumeRole { .. } => true,
     }
 }
 
@@ -63,8 +81,8 @@ pub enum RecordError {
     Malformed(String, String),
 }
 
-/// The typed storage of a record.
-pub fn open(record: &StoredStorage, key: &MasterKey) -> Result<Storage, RecordError> {
+/// The typed storage of a record, its secret opened with the current or a previous key.
+pub fn open(record: &StoredStorage, keys: &Keys) -> Result<Storage, RecordError> {
     let malformed = |why: String| RecordError::Malformed(format!("{}/{}", record.org, record.id), why);
     let provider =
         parse_provider(&record.provider).ok_or_else(|| malformed(format!("provider {}", record.provider)))?;
@@ -80,7 +98,7 @@ pub fn open(record: &StoredStorage, key: &MasterKey) -> Result<Storage, RecordEr
             sealed_secret,
         } => StorageCredentials::AccessKey(StaticKeys {
             access_key_id: access_key_id.clone(),
-            secret_access_key: key.open(&context(&record.org, &record.id), sealed_secret)?,
+            secret_access_key: keys.open(&context(&record.org, &record.id), sealed_secret)?.0,
             session_token: None,
         }),
         StoredCredentials::AssumeRole { role_arn, external_id } => StorageCredentials::AssumeRole {
@@ -108,10 +126,16 @@ mod tests {
 
     #[test]
     fn seal_then_open_gives_the_storage_back_without_the_secret_in_the_record() {
-        let key = MasterKey::from_base64(&Secret::new(
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
-        ))
-        .unwrap();
+        let key = |byte: u8| {
+            MasterKey::from_base64(&Secret::new(
+                base64::engine::general_purpose::STANDARD.encode([byte; 32]),
+            ))
+            .unwrap()
+        };
+        let keys = Keys {
+            current: key(7),
+            previous: vec![],
+        };
         let storage = Storage {
             id: "main".into(),
             name: "Main".into(),
@@ -126,9 +150,9 @@ mod tests {
                 session_token: None,
             }),
         };
-        let record = seal("acme", &storage, &key, "t0", "t1");
+        let record = seal("acme", &storage, &keys.current, "t0", "t1", 42);
         assert!(!serde_json::to_string(&record).unwrap().contains("very-secret-value"));
-        let back = open(&record, &key).unwrap();
+        let back = open(&record, &keys).unwrap();
         assert_eq!(back.endpoint, storage.endpoint);
         match back.credentials {
             StorageCredentials::AccessKey(k) => assert_eq!(k.secret_access_key.expose(), "very-secret-value"),
@@ -138,6 +162,6 @@ mod tests {
             id: "other".into(),
             ..record
         };
-        assert!(matches!(open(&moved, &key), Err(RecordError::Open(_))));
+        assert!(matches!(open(&moved, &keys), Err(RecordError::Open(_))));
     }
 }

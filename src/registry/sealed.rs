@@ -69,6 +69,27 @@ impl MasterKey {
     }
 }
 
+/// The master key that seals, and the previous ones that still open, while a key is being
+/// rotated (`[registry].previous_master_keys`, then `assetgate registry reseal`).
+pub struct Keys {
+    pub current: MasterKey,
+    pub previous: Vec<MasterKey>,
+}
+
+impl Keys {
+    /// Opens with the current key, else with a previous one; says which opened it.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<(Secret, bool), OpenError> {
+        if let Ok(secret) = self.current.open(context, sealed) {
+            return Ok((secret, true));
+        }
+        self.previous
+            .iter()
+            .find_map(|k| k.open(context, sealed).ok())
+            .map(|secret| (secret, false))
+            .ok_or(OpenError)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +122,24 @@ mod tests {
         assert!(key(1).open("acme/main", &STANDARD.encode(bytes)).is_err());
         assert!(key(1).open("acme/main", "not base64!").is_err());
         assert!(key(1).open("acme/main", "AAAA").is_err());
+    }
+
+    #[test]
+    fn previous_keys_open_what_the_current_one_cannot() {
+        let old = key(1).seal("acme/main", "rotated");
+        let keys = Keys {
+            current: key(2),
+            previous: vec![key(3), key(1)],
+        };
+        let (secret, current) = keys.open("acme/main", &old).unwrap();
+        assert_eq!((secret.expose(), current), ("rotated", false));
+        let new = keys.current.seal("acme/main", "fresh");
+        assert!(keys.open("acme/main", &new).unwrap().1);
+        let without = Keys {
+            current: key(2),
+            previous: vec![],
+        };
+        assert!(without.open("acme/main", &old).is_err());
     }
 
     #[test]

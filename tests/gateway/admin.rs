@@ -272,6 +272,7 @@ async fn secrets_stay_sealed_and_storages_survive_a_restart() {
     )
     .unwrap();
     let err = assetgate::Gateway::open(&wrong)
+        .await
         .err()
         .expect("a wrong master key must fail")
         .to_string();
@@ -286,6 +287,7 @@ async fn secrets_stay_sealed_and_storages_survive_a_restart() {
     )
     .unwrap();
     let err = assetgate::Gateway::open(&missing)
+        .await
         .err()
         .expect("a missing master key must fail")
         .to_string();

@@ -210,8 +210,8 @@ async fn sts_down_is_503_and_cached_credentials_keep_serving() {
     }
     assert!(sts.calls() >= 2, "STS was never asked again");
     // A storage that never had credentials gets 503 while STS is down.
-    let registry = gw.gateway.storages.snapshot();
-    let main = registry.org("acme").unwrap().storage("main").unwrap();
+    let org = gw.gateway.storages.org("acme").unwrap();
+    let main = org.storage("main").unwrap();
     gw.gateway.credentials.invalidate(&main.credentials).await;
     let r = get(&url, &[("authorization", &auth)]).await;
     assert_eq!((r.status.as_u16(), r.error_code().as_str()), (503, "sts_unavailable"));

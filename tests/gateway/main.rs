@@ -16,6 +16,7 @@ mod objects;
 mod ops;
 mod ranges;
 mod registry;
+mod replicas;
 mod resolve;
 mod streaming;
 mod tokens;

@@ -8,6 +8,7 @@ pub mod binary;
 pub mod client;
 pub mod fake_sts;
 pub mod moto;
+pub mod postgres;
 pub mod process;
 pub mod seaweed;
 pub mod standin;
@@ -110,7 +111,7 @@ impl TestGateway {
         let config = Config::from_toml(toml, &|_| None).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let gateway = std::sync::Arc::new(Gateway::open(&config).expect("registry opens"));
+        let gateway = std::sync::Arc::new(Gateway::open(&config).await.expect("registry opens"));
         let (stop, stopped) = oneshot::channel::<()>();
         let mut options = ServeOptions::from_config(&config.server);
         let certs = config

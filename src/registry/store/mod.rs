@@ -1,0 +1,147 @@
+//! Where API-created storages and orgs' external IDs are kept: the seam between the registry
+//! and its two stores, the embedded one (`embedded`, redb in `data_dir`, one replica) and the
+//! shared one (`postgres`, every replica). Both keep the same records, sealed before they
+//! get here, and the same rules: an insert of an existing id, or an update or delete from a
+//! stale version, is refused.
+
+pub mod embedded;
+pub mod postgres;
+
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedStore;
+pub use postgres::PostgresStore;
+
+/// A storage as stored. The secret is sealed; nothing here is secret in the clear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredStorage {
+    pub org: String,
+    pub id: String,
+    pub name: String,
+    /// `aws`, `s3_compatible` or `gcs`.
+    pub provider: String,
+    pub buckets: Vec<String>,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub credentials: StoredCredentials,
+    /// RFC 3339.
+    pub created_at: String,
+    pub updated_at: String,
+    /// A fresh random value on every write: what updates and deletes compare.
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StoredCredentials {
+    AccessKey {
+        access_key_id: String,
+        /// base64 of nonce || AES-256-GCM ciphertext || tag.
+        sealed_secret: String,
+    },
+    AssumeRole {
+        role_arn: String,
+        external_id: String,
+    },
+}
+
+/// Everything a store holds.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub storages: Vec<StoredStorage>,
+    /// (org, external ID)
+    pub external_ids: Vec<(String, String)>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage `{0}` already exists")]
+    Exists(String),
+    #[error("no storage `{0}`")]
+    Missing(String),
+    #[error("storage `{0}` changed meanwhile")]
+    Stale(String),
+    /// The store cannot be read or written now (I/O, database down); nothing was changed.
+    #[error("storage registry {0}")]
+    Unavailable(String),
+}
+
+/// A fresh version for a write: random, never 0 (the version of records written before
+/// versions existed).
+pub fn new_version() -> u64 {
+    loop {
+        let v: u64 = rand::random();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+/// The store in use.
+pub enum Store {
+    Embedded(EmbeddedStore),
+    /// Boxed: its connection settings and pool are large, and there is one store per process.
+    Postgres(Box<PostgresStore>),
+}
+
+impl Store {
+    /// Every stored storage and external ID.
+    pub async fn load(&self) -> Result<Loaded, StoreError> {
+        match self {
+            Store::Embedded(s) => s.load(),
+            Store::Postgres(s) => s.load().await,
+        }
+    }
+
+    /// One stored storage, if there is one.
+    pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredStorage>, StoreError> {
+        match self {
+            Store::Embedded(s) => s.get(org, id),
+            Store::Postgres(s) => s.get(org, id).await,
+        }
+    }
+
+    /// Stores a new storage; [`StoreError::Exists`] if its id is taken.
+    pub async fn insert(&self, record: &StoredStorage) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.insert(record),
+            Store::Postgres(s) => s.insert(record).await,
+        }
+    }
+
+    /// Replaces a storage that is still at version `expected`.
+    pub async fn update(&self, record: &StoredStorage, expected: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.update(record, expected),
+            Store::Postgres(s) => s.update(record, expected).await,
+        }
+    }
+
+    /// Removes a storage that is still at version `expected`.
+    pub async fn delete(&self, org: &str, id: &str, expected: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.delete(org, id, expected),
+            Store::Postgres(s) => s.delete(org, id, expected).await,
+        }
+    }
+
+    /// The org's external ID: the stored one, or `fresh`, stored now, if it has none yet.
+    pub async fn external_id(&self, org: &str, fresh: &str) -> Result<String, StoreError> {
+        match self {
+            Store::Embedded(s) => s.external_id(org, fresh),
+            Store::Postgres(s) => s.external_id(org, fresh).await,
+        }
+    }
+
+    /// The shared store, when this is it.
+    pub fn postgres(&self) -> Option<&PostgresStore> {
+        match self {
+            Store::Postgres(s) => Some(s),
+            Store::Embedded(_) => None,
+        }
+    }
+}

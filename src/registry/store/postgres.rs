@@ -1,0 +1,502 @@
+//! The shared registry in PostgreSQL (tokio-postgres, a deadpool pool, TLS through rustls
+//! with ring): every replica reads and writes the same two tables, and every write announces
+//! itself on the `assetgate_registry` channel (LISTEN/NOTIFY) in its own transaction, so the
+//! notice goes out exactly when the change is committed. The schema is created and migrated
+//! on first connection, under an advisory lock, so replicas starting together are safe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, OnceCell};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, NoTls, Socket};
+
+use super::{Loaded, StoreError, StoredStorage};
+use crate::config::{DatabaseTls, DatabaseUrl};
+
+/// The notification channel.
+const CHANNEL: &str = "assetgate_registry";
+
+/// Any constant shared by all replicas: the key of the migrations' advisory lock.
+const MIGRATION_LOCK: i64 = 0x6173_7365_7467_6174;
+
+/// Schema versions, applied in order, each once (`assetgate_schema_migrations`). Only ever
+/// add to this list: replicas of the previous version may still run beside a new one.
+const MIGRATIONS: [(i32, &str); 1] = [(
+    1,
+    "CREATE TABLE assetgate_storages (
+        org text NOT NULL,
+        id text NOT NULL,
+        record jsonb NOT NULL,
+        version bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (org, id)
+    );
+    CREATE TABLE assetgate_external_ids (
+        org text PRIMARY KEY,
+        external_id text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );",
+)];
+
+/// How long a write waits for a database connection before answering `registry_unavailable`.
+const CONNECTION_WAIT: Duration = Duration::from_secs(3);
+
+/// A change another replica (or this one) made, as announced on the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Storage `id` of `org` was created, changed or deleted.
+    Storage { org: String, id: String },
+    /// `org` got its external ID.
+    ExternalId { org: String },
+}
+
+impl Notice {
+    fn payload(&self) -> String {
+        match self {
+            Notice::Storage { org, id } => format!("s {org} {id}"),
+            Notice::ExternalId { org } => format!("x {org}"),
+        }
+    }
+
+    /// Org and storage ids have no spaces (`check_id`), so a space separates them.
+    fn parse(payload: &str) -> Option<Notice> {
+        let mut parts = payload.split(' ');
+        let notice = match (parts.next()?, parts.next()?, parts.next()) {
+            ("s", org, Some(id)) => Notice::Storage {
+                org: org.into(),
+                id: id.into(),
+            },
+            ("x", org, None) => Notice::ExternalId { org: org.into() },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(notice)
+    }
+}
+
+/// The notices of one listening connection; `recv` answers `None` once it is lost.
+pub struct Listener {
+    pub notices: mpsc::UnboundedReceiver<Notice>,
+    /// Keeps the connection open.
+    _client: tokio_postgres::Client,
+}
+
+pub struct PostgresStore {
+    url: DatabaseUrl,
+    pool: Pool,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// Set once the schema is known to be current (per process).
+    migrated: OnceCell<()>,
+}
+
+fn unavailable(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+    move |e| StoreError::Unavailable(format!("{what}: {}", describe(&e)))
+}
+
+/// A database error without the query (which could hold values) but with its cause.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl PostgresStore {
+    /// The store of `url`; connects lazily, on first use.
+    pub fn new(
+        url: &DatabaseUrl,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<PostgresStore, String> {
+        let mut connect = url.connect.clone();
+        if connect.get_connect_timeout().is_none() {
+            connect.connect_timeout(CONNECTION_WAIT);
+        }
+        // A database that vanishes without closing its sockets is noticed within a minute.
+        connect
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(20))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+        let tls = match url.tls {
+            DatabaseTls::Disable => None,
+            DatabaseTls::Prefer | DatabaseTls::Require => Some(rustls_connector(url, extra_roots)?),
+        };
+        let config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(connect.clone(), tls.clone(), config),
+            None => Manager::from_config(connect.clone(), NoTls, config),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(4)
+            .wait_timeout(Some(CONNECTION_WAIT))
+            .create_timeout(Some(CONNECTION_WAIT))
+            .recycle_timeout(Some(CONNECTION_WAIT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("cannot set up the database pool: {e}"))?;
+        Ok(PostgresStore {
+            url: DatabaseUrl { connect, ..url.clone() },
+            pool,
+            tls,
+            migrated: OnceCell::new(),
+        })
+    }
+
+    /// `user@host:port/db`, for logs.
+    pub fn describe(&self) -> String {
+        self.url.describe()
+    }
+
+    /// A pooled connection, with the schema migrated.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        let client = self.pool.get().await.map_err(|e| {
+            let cause = match e {
+                deadpool_postgres::PoolError::Backend(e) => describe(&e),
+                other => other.to_string(),
+            };
+            StoreError::Unavailable(format!("cannot reach the database {}: {cause}", self.describe()))
+        })?;
+        self.migrated.get_or_try_init(|| migrate(&client)).await?;
+        Ok(client)
+    }
+
+    pub async fn load(&self) -> Result<Loaded, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record::text, version FROM assetgate_storages ORDER BY org, id",
+                &[],
+            )
+            .await
+            .map_err(unavailable("load storages"))?;
+        let mut loaded = Loaded::default();
+        loaded.storages.reserve(rows.len());
+        for row in rows {
+            loaded.storages.push(decode(row.get(0), row.get(1))?);
+        }
+        let ids = client
+            .query("SELECT org, external_id FROM assetgate_external_ids", &[])
+            .await
+            .map_err(unavailable("load external IDs"))?;
+        loaded.external_ids = ids.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(loaded)
+    }
+
+    /// (org, id, version) of every stored storage: what a resync compares.
+    pub async fn versions(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT org, id, version FROM assetgate_storages", &[])
+            .await
+            .map_err(unavailable("list versions"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
+            .collect())
+    }
+
+    pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredStorage>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT record::text, version FROM assetgate_storages WHERE org = $1 AND id = $2",
+                &[&org, &id],
+            )
+            .await
+            .map_err(unavailable("read a storage"))?;
+        row.map(|r| decode(r.get(0), r.get(1))).transpose()
+    }
+
+    /// The external ID of `org`, if it has one.
+    pub async fn external_id_of(&self, org: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT external_id FROM assetgate_external_ids WHERE org = $1", &[&org])
+            .await
+            .map_err(unavailable("read an external ID"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Every external ID (what a resync compares).
+    pub async fn external_ids(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT org, external_id FROM assetgate_external_ids", &[])
+            .await
+            .map_err(unavailable("load external IDs"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn insert(&self, record: &StoredStorage) -> Result<(), StoreError> {
+        let (json, version) = (encode(record), record.version as i64);
+        let rows = self
+            .write(
+                &record.org,
+                &record.id,
+                "INSERT INTO assetgate_storages (org, id, record, version) VALUES ($1, $2, $3::text::jsonb, $4)
+                 ON CONFLICT (org, id) DO NOTHING",
+                &[&record.org, &record.id, &json, &version],
+            )
+            .await?;
+        match rows {
+            0 => Err(StoreError::Exists(record.id.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn update(&self, record: &StoredStorage, expected: u64) -> Result<(), StoreError> {
+        let (json, version, expected) = (encode(record), record.version as i64, expected as i64);
+        let rows = self
+            .write(
+                &record.org,
+                &record.id,
+                "UPDATE assetgate_storages SET record = $3::text::jsonb, version = $4, updated_at = now()
+                 WHERE org = $1 AND id = $2 AND version = $5",
+                &[&record.org, &record.id, &json, &version, &expected],
+            )
+            .await?;
+        self.refusal(rows, &record.org, &record.id).await
+    }
+
+    pub async fn delete(&self, org: &str, id: &str, expected: u64) -> Result<(), StoreError> {
+        let expected = expected as i64;
+        let rows = self
+            .write(
+                org,
+                id,
+                "DELETE FROM assetgate_storages WHERE org = $1 AND id = $2 AND version = $3",
+                &[&org, &id, &expected],
+            )
+            .await?;
+        self.refusal(rows, org, id).await
+    }
+
+    /// Why a conditional write touched no row: the storage is gone, or at another version.
+    async fn refusal(&self, rows: u64, org: &str, id: &str) -> Result<(), StoreError> {
+        if rows > 0 {
+            return Ok(());
+        }
+        match self.get(org, id).await? {
+            Some(_) => Err(StoreError::Stale(id.to_string())),
+            None => Err(StoreError::Missing(id.to_string())),
+        }
+    }
+
+    /// Runs one statement on storage `org/id` and, if it changed a row, its notice, in one
+    /// transaction. Returns the rows changed.
+    async fn write(
+        &self,
+        org: &str,
+        id: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable("begin"))?;
+        let rows = tx.execute(sql, params).await.map_err(unavailable("write a storage"))?;
+        if rows > 0 {
+            let notice = Notice::Storage {
+                org: org.into(),
+                id: id.into(),
+            };
+            notify(&tx, &notice).await?;
+        }
+        tx.commit().await.map_err(unavailable("commit"))?;
+        Ok(rows)
+    }
+
+    pub async fn external_id(&self, org: &str, fresh: &str) -> Result<String, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable("begin"))?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO assetgate_external_ids (org, external_id) VALUES ($1, $2) ON CONFLICT (org) DO NOTHING",
+                &[&org, &fresh],
+            )
+            .await
+            .map_err(unavailable("store an external ID"))?;
+        let id: String = tx
+            .query_one("SELECT external_id FROM assetgate_external_ids WHERE org = $1", &[&org])
+            .await
+            .map_err(unavailable("read an external ID"))?
+            .get(0);
+        if inserted > 0 {
+            notify(&tx, &Notice::ExternalId { org: org.into() }).await?;
+        }
+        tx.commit().await.map_err(unavailable("commit"))?;
+        Ok(id)
+    }
+
+    /// Opens a connection of its own that listens on the channel.
+    pub async fn listen(&self) -> Result<Listener, StoreError> {
+        // The schema first: there is nothing to follow before it exists.
+        drop(self.client().await?);
+        match &self.tls {
+            Some(tls) => listen_with(&self.url.connect, tls.clone()).await,
+            None => listen_with(&self.url.connect, NoTls).await,
+        }
+    }
+}
+
+async fn listen_with<T>(config: &tokio_postgres::Config, tls: T) -> Result<Listener, StoreError>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await.map_err(unavailable("connect"))?;
+    let (tx, notices) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if let Some(notice) = Notice::parse(n.payload()) {
+                        if tx.send(notice).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %describe(&e), "the shared registry's notice connection failed");
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(unavailable("listen"))?;
+    Ok(Listener {
+        notices,
+        _client: client,
+    })
+}
+
+async fn notify(tx: &deadpool_postgres::Transaction<'_>, notice: &Notice) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &notice.payload()])
+        .await
+        .map_err(unavailable("notify"))?;
+    Ok(())
+}
+
+/// Applies the migrations this database lacks, one replica at a time.
+async fn migrate(client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(unavailable("begin migrations"))?;
+    let result = async {
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS assetgate_schema_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )",
+            )
+            .await?;
+        let applied: Vec<i32> = client
+            .query("SELECT version FROM assetgate_schema_migrations", &[])
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if !applied.contains(&version) {
+                client.batch_execute(sql).await?;
+                client
+                    .execute(
+                        "INSERT INTO assetgate_schema_migrations (version) VALUES ($1)",
+                        &[&version],
+                    )
+                    .await?;
+                tracing::info!(version, "shared registry schema migrated");
+            }
+        }
+        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if applied.iter().any(|v| *v > newest) {
+            tracing::warn!("the shared registry's schema is newer than this assetgate; running on it as it is");
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(unavailable("commit migrations")),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(unavailable("migrate the schema")(e))
+        }
+    }
+}
+
+fn encode(record: &StoredStorage) -> String {
+    serde_json::to_string(record).expect("records serialize")
+}
+
+fn decode(json: &str, version: i64) -> Result<StoredStorage, StoreError> {
+    let mut record: StoredStorage = serde_json::from_str(json)
+        .map_err(|e| StoreError::Unavailable(format!("a stored storage is malformed: {e}")))?;
+    record.version = version as u64;
+    Ok(record)
+}
+
+/// TLS towards the database: the public roots, `sslrootcert` and `[server].upstream_ca_file`,
+/// always verified.
+fn rustls_connector(
+    url: &DatabaseUrl,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut add = |cert: rustls::pki_types::CertificateDer<'static>| {
+        roots
+            .add(cert)
+            .map_err(|e| format!("registry.url: a certificate of sslrootcert is not a usable CA: {e}"))
+    };
+    if let Some(path) = &url.root_cert {
+        for cert in crate::tls::certificates(path).map_err(|e| format!("registry.url sslrootcert: {e}"))? {
+            add(cert)?;
+        }
+    }
+    for cert in extra_roots {
+        add(cert.clone())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_nonsense_is_ignored() {
+        for notice in [
+            Notice::Storage {
+                org: "acme".into(),
+                id: "main".into(),
+            },
+            Notice::ExternalId { org: "acme".into() },
+        ] {
+            assert_eq!(Notice::parse(&notice.payload()), Some(notice));
+        }
+        for bad in ["", "s acme", "x", "x acme extra", "s a b c", "q acme main"] {
+            assert_eq!(Notice::parse(bad), None, "{bad}");
+        }
+    }
+}
