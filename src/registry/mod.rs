@@ -127,11 +127,7 @@ impl Storages {
         storages.reload_config(&config.orgs);
         match &storages.store {
             Some(Store::Embedded(_)) => {
-                let loaded = storages
-                    .load()
-                    .await
-                    .map_err(|e| RegistryError::Startup(e.to_string()))?;
-                storages.try_replace_all(loaded)?;
+                storages.reload_stored().await?;
                 storages.mark_ready();
             }
             Some(Store::Postgres(_)) => {
@@ -350,32 +346,40 @@ impl Storages {
         Ok(storage)
     }
 
-    /// What the store holds.
-    async fn load(&self) -> Result<store::Loaded, RegistryError> {
+    /// Replaces every API storage and external ID with what the store holds, storage by
+    /// storage as the store hands them over.
+    async fn reload_stored(&self) -> Result<usize, RegistryError> {
         let store = self.store.as_ref().ok_or(RegistryError::Locked)?;
-        Ok(store.load().await?)
-    }
-
-    /// Replaces every API storage and external ID with what the store holds.
-    fn try_replace_all(&self, loaded: store::Loaded) -> Result<(), RegistryError> {
         let keys = self.keys.as_ref().ok_or_else(|| {
             RegistryError::Startup("the registry holds storages, but [registry].master_key is not set".into())
         })?;
+        let external_ids = store.external_ids().await?;
         self.external_ids.clear();
-        for (org, id) in loaded.external_ids {
+        for (org, id) in external_ids {
             self.external_ids.insert(org, id);
         }
         let mut by_org: HashMap<String, Vec<Arc<StorageEntry>>> = HashMap::new();
-        for record in &loaded.storages {
-            let storage = self.open_record(record, keys)?;
-            let entry = StorageEntry::from_api(
-                &record.org,
-                storage,
-                record.created_at.clone(),
-                record.updated_at.clone(),
-                record.version,
-            );
-            by_org.entry(record.org.clone()).or_default().push(Arc::new(entry));
+        let mut failure = None;
+        let mut count = 0;
+        store
+            .each_storage(&mut |record| {
+                if failure.is_some() {
+                    return;
+                }
+                match self.open_record(&record, keys) {
+                    Ok(storage) => {
+                        count += 1;
+                        let org = record.org;
+                        let entry =
+                            StorageEntry::from_api(&org, storage, record.created_at, record.updated_at, record.version);
+                        by_org.entry(org).or_default().push(Arc::new(entry));
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            })
+            .await?;
+        if let Some(e) = failure {
+            return Err(e);
         }
         let mut ids: Vec<String> = self.orgs.iter().map(|o| o.key().clone()).collect();
         ids.extend(by_org.keys().cloned());
@@ -385,7 +389,7 @@ impl Storages {
             let entries = by_org.remove(&id).unwrap_or_default();
             self.update_org(&id, |o| o.with_api_storages(entries));
         }
-        Ok(())
+        Ok(count)
     }
 
     /// The org's external ID for trust policies: 32 random bytes, base64url (43 characters),

@@ -110,9 +110,7 @@ async fn resync(s: &Storages) -> Result<(), RegistryError> {
     let pg = postgres(s);
     let _one_at_a_time = s.writes.lock().await;
     if !s.ready() {
-        let loaded = pg.load().await?;
-        let count = loaded.storages.len();
-        s.try_replace_all(loaded)?;
+        let count = s.reload_stored().await?;
         s.mark_ready();
         tracing::info!(storages = count, "shared registry loaded");
         return Ok(());
@@ -149,7 +147,7 @@ async fn resync(s: &Storages) -> Result<(), RegistryError> {
     );
     let keys = s.keys.as_ref().ok_or(RegistryError::Locked)?;
     if differ.len() > RELOAD_ABOVE {
-        return s.try_replace_all(pg.load().await?);
+        return s.reload_stored().await.map(drop);
     }
     for (org, id) in differ {
         let record = pg.get(&org, &id).await?;

@@ -96,6 +96,17 @@ impl EmbeddedStore {
         })
     }
 
+    /// Every external ID.
+    pub fn external_ids(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.load()?.external_ids)
+    }
+
+    /// Hands every stored storage to `visit`.
+    pub fn each_storage(&self, visit: &mut (dyn FnMut(StoredStorage) + Send)) -> Result<(), StoreError> {
+        self.load()?.storages.into_iter().for_each(visit);
+        Ok(())
+    }
+
     /// Every stored storage (ordered by org and id) and external ID.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         self.with("read", |db| {

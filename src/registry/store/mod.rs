@@ -97,6 +97,22 @@ impl Store {
         }
     }
 
+    /// Every external ID.
+    pub async fn external_ids(&self) -> Result<Vec<(String, String)>, StoreError> {
+        match self {
+            Store::Embedded(s) => s.external_ids(),
+            Store::Postgres(s) => s.external_ids().await,
+        }
+    }
+
+    /// Hands every stored storage to `visit`, without holding them all at once.
+    pub async fn each_storage(&self, visit: &mut (dyn FnMut(StoredStorage) + Send)) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.each_storage(visit),
+            Store::Postgres(s) => s.each_storage(visit).await,
+        }
+    }
+
     /// One stored storage, if there is one.
     pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredStorage>, StoreError> {
         match self {

@@ -40,6 +40,9 @@ const MIGRATIONS: [(i32, &str); 1] = [(
     );",
 )];
 
+/// Storages read per query while loading.
+const LOAD_PAGE: i64 = 5000;
+
 /// How long a write waits for a database connection before answering `registry_unavailable`.
 const CONNECTION_WAIT: Duration = Duration::from_secs(3);
 
@@ -163,26 +166,36 @@ impl PostgresStore {
         Ok(client)
     }
 
+    /// Everything stored.
     pub async fn load(&self) -> Result<Loaded, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT record::text, version FROM assetgate_storages ORDER BY org, id",
-                &[],
-            )
-            .await
-            .map_err(unavailable("load storages"))?;
-        let mut loaded = Loaded::default();
-        loaded.storages.reserve(rows.len());
-        for row in rows {
-            loaded.storages.push(decode(row.get(0), row.get(1))?);
-        }
-        let ids = client
-            .query("SELECT org, external_id FROM assetgate_external_ids", &[])
-            .await
-            .map_err(unavailable("load external IDs"))?;
-        loaded.external_ids = ids.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut loaded = Loaded {
+            external_ids: self.external_ids().await?,
+            ..Loaded::default()
+        };
+        self.each_storage(&mut |r| loaded.storages.push(r)).await?;
         Ok(loaded)
+    }
+
+    /// Hands every stored storage to `visit`, read in pages, so that memory stays flat
+    /// however many storages there are.
+    pub async fn each_storage(&self, visit: &mut (dyn FnMut(StoredStorage) + Send)) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let (mut org, mut id) = (String::new(), String::new());
+        loop {
+            let rows = client
+                .query(
+                    "SELECT org, id, record::text, version FROM assetgate_storages
+                     WHERE (org, id) > ($1, $2) ORDER BY org, id LIMIT $3",
+                    &[&org, &id, &LOAD_PAGE],
+                )
+                .await
+                .map_err(unavailable("load storages"))?;
+            let Some(last) = rows.last() else { return Ok(()) };
+            (org, id) = (last.get(0), last.get(1));
+            for row in rows {
+                visit(decode(row.get(2), row.get(3))?);
+            }
+        }
     }
 
     /// (org, id, version) of every stored storage: what a resync compares.
