@@ -154,6 +154,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let storages: usize = config.orgs.iter().map(|o| o.storages.len()).sum();
             println!("configuration ok: {} orgs, {storages} storages", config.orgs.len());
             println!("data plane listens on {}", config.server.listen);
+            match &config.registry.url {
+                Some(url) => println!("registry: shared, {}", url.describe()),
+                None => println!("registry: embedded in {}", config.registry.data_dir.display()),
+            }
             for org in &config.orgs {
                 let ids: Vec<&str> = org.storages.iter().map(|s| s.id.as_str()).collect();
                 println!("  org {}: {}", org.id, ids.join(", "));
