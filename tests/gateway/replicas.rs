@@ -472,3 +472,33 @@ async fn an_embedded_store_migrates_idempotently_and_the_master_key_rotates() {
     let dump = crate::support::postgres::postgres().dump(&name);
     assert!(!dump.contains(&reader_secret()));
 }
+
+#[tokio::test]
+async fn the_shared_registry_is_reached_over_tls_whose_certificate_is_verified() {
+    let (pg, ca) = Postgres::start_tls("tls");
+    let url = pg.database("registry");
+    let files = tempfile::tempdir().unwrap();
+    let trusted = files.path().join("db-ca.pem");
+    std::fs::write(&trusted, ca).unwrap();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", trusted.display());
+    let replica = Replica::ready(&registry(&verified, "")).await;
+    assert!(replica.external_id("acme").await.len() >= 32);
+
+    // A server whose certificate no configured CA signed is never trusted, not even by
+    // sslmode=require (stricter than libpq, which would not check it).
+    let stranger = files.path().join("other-ca.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&stranger, other.cert.pem()).unwrap();
+    let untrusted = Replica::start(&registry(
+        &format!("{url}?sslmode=require&sslrootcert={}", stranger.display()),
+        "",
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = get(&format!("http://{}/readyz", untrusted.served.admin), &[]).await;
+    assert_eq!((r.status.as_u16(), r.json()["status"].as_str()), (503, Some("loading")));
+    assert!(
+        untrusted.served.logs().to_lowercase().contains("certificate"),
+        "{}",
+        untrusted.served.logs()
+    );
+}

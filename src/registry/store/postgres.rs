@@ -97,12 +97,20 @@ fn unavailable(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ 
     move |e| StoreError::Unavailable(format!("{what}: {}", describe(&e)))
 }
 
-/// A database error without the query (which could hold values) but with its cause.
+/// A database error without the query (which could hold values) but with its causes
+/// (`error performing TLS handshake: invalid peer certificate: UnknownIssuer`).
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 impl PostgresStore {

@@ -64,17 +64,44 @@ fn own(dir: &Path) {
 pub struct Postgres {
     pub port: u16,
     dir: PathBuf,
+    /// `-c name=value` settings of every start.
+    settings: Vec<String>,
     process: Mutex<Option<Background>>,
 }
 
 impl Postgres {
     /// A fresh server of the caller's own (`name` tells its files apart).
     pub fn start(name: &str) -> Postgres {
+        Postgres::start_with(name, |_| Vec::new())
+    }
+
+    /// A server that also serves TLS with a certificate for 127.0.0.1; returns it with the
+    /// certificate (PEM), which clients must trust.
+    pub fn start_tls(name: &str) -> (Postgres, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let pem = cert.cert.pem();
+        let pg = Postgres::start_with(name, |dir| {
+            std::fs::write(dir.join("server.crt"), &pem).unwrap();
+            std::fs::write(dir.join("server.key"), cert.signing_key.serialize_pem()).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            vec![
+                "ssl=on".into(),
+                format!("ssl_cert_file={}", dir.join("server.crt").display()),
+                format!("ssl_key_file={}", dir.join("server.key").display()),
+            ]
+        });
+        (pg, cert.cert.pem())
+    }
+
+    /// A fresh server; `settings` writes files into its directory and names `-c` settings.
+    fn start_with(name: &str, settings: impl FnOnce(&Path) -> Vec<String>) -> Postgres {
         let dir = scratch_dir(&format!("pg-{name}"));
         let data = dir.join("data");
         let sockets = dir.join("sockets");
         std::fs::create_dir_all(&sockets).unwrap();
         std::fs::write(dir.join("pw"), PASSWORD).unwrap();
+        let settings = settings(&dir);
         own(&dir);
         let out = command("initdb")
             .arg("-D")
@@ -93,6 +120,7 @@ impl Postgres {
         let pg = Postgres {
             port: free_ports(1)[0],
             dir,
+            settings,
             process: Mutex::new(None),
         };
         pg.resume();
@@ -125,6 +153,9 @@ impl Postgres {
             ]
             .map(String::from),
         );
+        for setting in &self.settings {
+            args.extend(["-c".to_string(), setting.clone()]);
+        }
         let (program, args) = if is_root() {
             let mut full = vec!["-u".to_string(), "nobody".into(), "--".into()];
             full.extend(args);
