@@ -16,8 +16,9 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::activity::{verdict, Activity, Reason, Timeouts, Tracked, Verdict, WatchedIo};
+use super::activity::{verdict, Activity, Reason, Timeouts, Verdict};
 use super::slots::Lease;
+use super::watched::{Tracked, WatchedIo};
 use super::Signal;
 use crate::body::Body;
 use crate::telemetry::metrics::ConnectionMetrics;

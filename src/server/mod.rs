@@ -7,6 +7,7 @@
 mod activity;
 mod connection;
 mod slots;
+mod watched;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -7,83 +7,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod notice;
+mod schema;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::sync::{mpsc, OnceCell};
-use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{AsyncMessage, NoTls, Socket};
+use tokio::sync::OnceCell;
+use tokio_postgres::NoTls;
+
+use notice::{listen_with, notify};
+pub use notice::{Listener, Notice};
 
 use super::{Loaded, StoreError, StoredStorage};
 use crate::config::{DatabaseTls, DatabaseUrl};
-
-/// The notification channel.
-const CHANNEL: &str = "assetgate_registry";
-
-/// Any constant shared by all replicas: the key of the migrations' advisory lock.
-const MIGRATION_LOCK: i64 = 0x6173_7365_7467_6174;
-
-/// Schema versions, applied in order, each once (`assetgate_schema_migrations`). Only ever
-/// add to this list: replicas of the previous version may still run beside a new one.
-const MIGRATIONS: [(i32, &str); 1] = [(
-    1,
-    "CREATE TABLE assetgate_storages (
-        org text NOT NULL,
-        id text NOT NULL,
-        record jsonb NOT NULL,
-        version bigint NOT NULL,
-        updated_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (org, id)
-    );
-    CREATE TABLE assetgate_external_ids (
-        org text PRIMARY KEY,
-        external_id text NOT NULL UNIQUE,
-        created_at timestamptz NOT NULL DEFAULT now()
-    );",
-)];
 
 /// Storages read per query while loading.
 const LOAD_PAGE: i64 = 5000;
 
 /// How long a write waits for a database connection before answering `registry_unavailable`.
 const CONNECTION_WAIT: Duration = Duration::from_secs(3);
-
-/// A change another replica (or this one) made, as announced on the channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// Storage `id` of `org` was created, changed or deleted.
-    Storage { org: String, id: String },
-    /// `org` got its external ID.
-    ExternalId { org: String },
-}
-
-impl Notice {
-    fn payload(&self) -> String {
-        match self {
-            Notice::Storage { org, id } => format!("s {org} {id}"),
-            Notice::ExternalId { org } => format!("x {org}"),
-        }
-    }
-
-    /// Org and storage ids have no spaces (`check_id`), so a space separates them.
-    fn parse(payload: &str) -> Option<Notice> {
-        let mut parts = payload.split(' ');
-        let notice = match (parts.next()?, parts.next()?, parts.next()) {
-            ("s", org, Some(id)) => Notice::Storage {
-                org: org.into(),
-                id: id.into(),
-            },
-            ("x", org, None) => Notice::ExternalId { org: org.into() },
-            _ => return None,
-        };
-        parts.next().is_none().then_some(notice)
-    }
-}
-
-/// The notices of one listening connection; `recv` answers `None` once it is lost.
-pub struct Listener {
-    pub notices: mpsc::UnboundedReceiver<Notice>,
-    /// Keeps the connection open.
-    _client: tokio_postgres::Client,
-}
 
 pub struct PostgresStore {
     url: DatabaseUrl,
@@ -170,7 +111,7 @@ impl PostgresStore {
             };
             StoreError::Unavailable(format!("cannot reach the database {}: {cause}", self.describe()))
         })?;
-        self.migrated.get_or_try_init(|| migrate(&client)).await?;
+        self.migrated.get_or_try_init(|| schema::migrate(&client)).await?;
         Ok(client)
     }
 
@@ -362,104 +303,6 @@ impl PostgresStore {
     }
 }
 
-async fn listen_with<T>(config: &tokio_postgres::Config, tls: T) -> Result<Listener, StoreError>
-where
-    T: MakeTlsConnect<Socket>,
-    T::Stream: Send + 'static,
-{
-    let (client, mut connection) = config.connect(tls).await.map_err(unavailable("connect"))?;
-    let (tx, notices) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    if let Some(notice) = Notice::parse(n.payload()) {
-                        if tx.send(notice).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(error = %describe(&e), "the shared registry's notice connection failed");
-                    return;
-                }
-                None => return,
-            }
-        }
-    });
-    client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(unavailable("listen"))?;
-    Ok(Listener {
-        notices,
-        _client: client,
-    })
-}
-
-async fn notify(tx: &deadpool_postgres::Transaction<'_>, notice: &Notice) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &notice.payload()])
-        .await
-        .map_err(unavailable("notify"))?;
-    Ok(())
-}
-
-/// Applies the migrations this database lacks, one replica at a time.
-async fn migrate(client: &deadpool_postgres::Object) -> Result<(), StoreError> {
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(unavailable("begin migrations"))?;
-    let result = async {
-        client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS assetgate_schema_migrations (
-                    version integer PRIMARY KEY,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )",
-            )
-            .await?;
-        let applied: Vec<i32> = client
-            .query("SELECT version FROM assetgate_schema_migrations", &[])
-            .await?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
-        for (version, sql) in MIGRATIONS {
-            if !applied.contains(&version) {
-                client.batch_execute(sql).await?;
-                client
-                    .execute(
-                        "INSERT INTO assetgate_schema_migrations (version) VALUES ($1)",
-                        &[&version],
-                    )
-                    .await?;
-                tracing::info!(version, "shared registry schema migrated");
-            }
-        }
-        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
-        if applied.iter().any(|v| *v > newest) {
-            tracing::warn!("the shared registry's schema is newer than this assetgate; running on it as it is");
-        }
-        Ok::<_, tokio_postgres::Error>(())
-    }
-    .await;
-    match result {
-        Ok(()) => client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(unavailable("commit migrations")),
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(unavailable("migrate the schema")(e))
-        }
-    }
-}
-
 fn encode(record: &StoredStorage) -> String {
     serde_json::to_string(record).expect("records serialize")
 }
@@ -499,25 +342,4 @@ fn rustls_connector(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notices_round_trip_and_nonsense_is_ignored() {
-        for notice in [
-            Notice::Storage {
-                org: "acme".into(),
-                id: "main".into(),
-            },
-            Notice::ExternalId { org: "acme".into() },
-        ] {
-            assert_eq!(Notice::parse(&notice.payload()), Some(notice));
-        }
-        for bad in ["", "s acme", "x", "x acme extra", "s a b c", "q acme main"] {
-            assert_eq!(Notice::parse(bad), None, "{bad}");
-        }
-    }
 }
