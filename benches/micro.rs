@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use assetgate::config::{AuthConfig, StaticKeys, TokenKey};
 use assetgate::cors::{self, OriginCheck, OriginPattern};
 use assetgate::secret::Secret;
+use assetgate::storage::providers::s3::{address, sign};
 use assetgate::token::{self, TokenVerifier};
-use assetgate::upstream::{address, sign};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
 

@@ -19,9 +19,11 @@ mod postgres;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assetgate::config::{DatabaseUrl, Endpoint, Provider, StaticKeys, Storage, StorageCredentials};
+use assetgate::config::{DatabaseUrl, Endpoint, StaticKeys};
 use assetgate::registry::{record, sealed::MasterKey, store};
 use assetgate::secret::Secret;
+use assetgate::storage::providers::s3::{Flavor, S3Credentials, S3};
+use assetgate::storage::{Provider, Storage};
 use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
 
@@ -137,12 +139,12 @@ impl Replica {
 /// The storage `j` of org `i`, as a platform would register it.
 fn storage(i: usize, j: usize) -> Storage {
     let credentials = if j % 5 == 4 {
-        StorageCredentials::AssumeRole {
+        S3Credentials::AssumeRole {
             role_arn: format!("arn:aws:iam::{:012}:role/labeling-read-{j}", 100_000_000_000 + i),
             external_id: external_id(i),
         }
     } else {
-        StorageCredentials::AccessKey(StaticKeys {
+        S3Credentials::AccessKey(StaticKeys {
             access_key_id: format!("AKIA{i:08}{j:04}XMPL"),
             secret_access_key: Secret::new(format!("secret-{i}-{j}-wJalrXUtnFEMI/K7MDENG/bPxRfiCY")),
             session_token: None,
@@ -151,12 +153,14 @@ fn storage(i: usize, j: usize) -> Storage {
     Storage {
         id: format!("{:024x}", i * 1000 + j),
         name: format!("Images of project {j} of org {i}"),
-        provider: Provider::S3Compatible,
         buckets: vec![format!("org-{i}-images"), format!("org-{i}-thumbnails")],
-        region: "eu-central-1".into(),
         endpoint: Some(Endpoint::parse(&format!("https://minio-{i}.storage.example.com")).unwrap()),
-        path_style: true,
-        credentials,
+        provider: Provider::S3(S3 {
+            flavor: Flavor::Compatible,
+            region: "eu-central-1".into(),
+            path_style: true,
+            credentials,
+        }),
     }
 }
 

@@ -49,12 +49,18 @@ pub enum GatewayError {
     UpstreamCredentialsRejected(String),
     #[error("{0}")]
     AssumeRoleDenied(String),
+    /// Entra ID or Google refused the gateway's token request (a wrong secret, a disabled key,
+    /// a missing permission); the message says which and never carries the answer's body.
+    #[error("{0}")]
+    TokenExchangeDenied(String),
     #[error("the bucket answered with an error ({code})")]
     UpstreamError { code: String, hint: Option<&'static str> },
     #[error("{}", crate::upstream::guard::FORBIDDEN)]
     EndpointNotAllowed,
     #[error("the credentials service (STS) is unavailable")]
     StsUnavailable,
+    #[error("the token service ({0}) is unavailable")]
+    TokenServiceUnavailable(String),
     #[error("the storage is unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("the storage did not answer in time")]
@@ -91,10 +97,12 @@ impl GatewayError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            UpstreamCredentialsRejected(_) | AssumeRoleDenied(_) | UpstreamError { .. } | EndpointNotAllowed => {
-                StatusCode::BAD_GATEWAY
-            }
-            StsUnavailable | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamCredentialsRejected(_)
+            | AssumeRoleDenied(_)
+            | TokenExchangeDenied(_)
+            | UpstreamError { .. }
+            | EndpointNotAllowed => StatusCode::BAD_GATEWAY,
+            StsUnavailable | TokenServiceUnavailable(_) | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,9 +131,11 @@ impl GatewayError {
             RangeNotSatisfiable => "range_not_satisfiable",
             UpstreamCredentialsRejected(_) => "upstream_credentials_rejected",
             AssumeRoleDenied(_) => "assume_role_denied",
+            TokenExchangeDenied(_) => "token_exchange_denied",
             UpstreamError { .. } => "upstream_error",
             EndpointNotAllowed => "endpoint_not_allowed",
             StsUnavailable => "sts_unavailable",
+            TokenServiceUnavailable(_) => "token_service_unavailable",
             UpstreamUnavailable(_) => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
             Internal => "internal_error",
@@ -149,6 +159,16 @@ impl GatewayError {
             GatewayError::UpstreamError { hint: Some(hint), .. } => format!("{self}: {hint}"),
             _ => self.to_string(),
         }
+    }
+
+    /// Whether a credentials service refused the gateway (as opposed to being unreachable):
+    /// a refusal is cached briefly, so a misconfigured storage does not hammer STS or a token
+    /// endpoint.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::AssumeRoleDenied(_) | GatewayError::TokenExchangeDenied(_)
+        )
     }
 
     /// The JSON body of this error for the request `request_id`.
@@ -188,7 +208,13 @@ mod tests {
     #[test]
     fn statuses_follow_the_spec_table() {
         use GatewayError::*;
-        let cases: [(GatewayError, u16, &str); 8] = [
+        let cases: [(GatewayError, u16, &str); 10] = [
+            (TokenExchangeDenied("x".into()), 502, "token_exchange_denied"),
+            (
+                TokenServiceUnavailable("Entra".into()),
+                503,
+                "token_service_unavailable",
+            ),
             (UrlOutsideStorage("x".into()), 400, "url_outside_storage"),
             (ExpiredToken, 401, "expired_token"),
             (BucketNotAllowed("b".into()), 403, "bucket_not_allowed"),

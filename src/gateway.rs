@@ -63,7 +63,8 @@ pub enum StartError {
 pub struct Gateway {
     /// Orgs and storages, from the config file and the admin API.
     pub storages: Arc<Storages>,
-    /// Signing identities: static keys, and temporary credentials from AssumeRole.
+    /// What requests are authorized with: static keys, temporary credentials from
+    /// AssumeRole, OAuth tokens of Entra ID and Google.
     pub credentials: Credentials,
     /// Tokens, CORS, caching, admin token: replaced as a whole on reload.
     pub policy: ArcSwap<Policy>,
@@ -87,16 +88,17 @@ impl Gateway {
         };
         let metrics = Metrics::new();
         let server = &config.server;
+        let upstream = UpstreamClient::new(
+            server.upstream_connect_timeout,
+            server.upstream_first_byte_timeout,
+            EndpointPolicy::new(&config.registry.allow_private_endpoints),
+            extra_roots,
+        );
         Ok(Gateway {
             storages: Storages::open(config).await?,
-            credentials: Credentials::new(&config.sts, server.upstream_connect_timeout, &metrics),
+            credentials: Credentials::new(config, &metrics, upstream.clone()),
             policy: ArcSwap::from_pointee(Policy::new(config)),
-            upstream: UpstreamClient::new(
-                server.upstream_connect_timeout,
-                server.upstream_first_byte_timeout,
-                EndpointPolicy::new(&config.registry.allow_private_endpoints),
-                extra_roots,
-            ),
+            upstream,
             idle_timeout: server.upstream_idle_timeout,
             metrics,
             draining: AtomicBool::new(false),

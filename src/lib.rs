@@ -1,17 +1,18 @@
 //! assetgate: an object-access gateway for data-labeling platforms.
 //!
 //! A labeler's browser asks for an object; the gateway checks a short-lived token, signs a
-//! SigV4 request with the storage's credentials, and streams the bytes back with the right
+//! request with the storage's credentials (S3, GCS or Azure), and streams the bytes back with the right
 //! CORS headers. Modules follow the request's path:
 //!
 //! - [`server`]: listener, HTTP/1.1 and HTTP/2, connection limit, graceful shutdown
 //! - [`route`]: request path -> route, percent-decoding exactly once
 //! - [`cors`]: allowed origins, actual and preflight CORS headers
 //! - [`token`]: labeler JWTs: verification, scope, minting
-//! - [`registry`]: orgs and storages
+//! - [`registry`]: orgs and storages, embedded or shared in PostgreSQL
+//! - [`storage`]: what a storage is, its rules, and one module per provider (S3, GCS, Azure)
 //! - [`credentials`]: what a storage signs with
 //! - [`range`]: the `Range` header we forward
-//! - [`upstream`]: addressing, SigV4 signing, pooled client, response header policy, S3 errors
+//! - [`upstream`]: pooled client, endpoint guard, fetching an object, response header policy
 //! - [`proxy`]: the pipeline tying the above together
 //! - [`body`]: streamed response bodies (backpressure, abort on failure, idle timeout)
 //! - [`error`]: the one error enum -> status, code, JSON body
@@ -39,6 +40,7 @@ pub mod route;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod storage;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

@@ -198,8 +198,8 @@ enum Forwarded {
     },
 }
 
-/// Signs and sends the request. A delegated storage whose temporary credentials the bucket
-/// calls expired or invalid gets fresh ones and one more try.
+/// Signs and sends the request. A storage with temporary credentials (AssumeRole, an OAuth
+/// token) that the bucket calls expired or invalid gets fresh ones and one more try.
 async fn forward(
     gw: &Gateway,
     entry: &StorageEntry,
@@ -211,11 +211,11 @@ async fn forward(
     let if_range = upstream::emulate_if_range(&mut headers);
     let mut refreshed = false;
     loop {
-        let identity = gw.credentials.identity(&entry.credentials).await?;
+        let auth = gw.credentials.authorize(&entry.credentials).await?;
         let target = upstream::Target {
             storage: &entry.storage,
             trust: entry.trust(),
-            identity: &identity,
+            auth: &auth,
             method,
             bucket: &path.bucket,
             key: &path.key,
@@ -231,8 +231,9 @@ async fn forward(
             return Ok(Forwarded::Passed(response));
         }
         let content_range = response.headers().get(header::CONTENT_RANGE).cloned();
-        let error = upstream::read_error(response).await;
-        if !refreshed && entry.credentials.is_delegated() && upstream::response::is_stale_credentials(&error) {
+        let error = upstream::read_error(&entry.storage, response).await;
+        let stale = entry.credentials.is_temporary() && entry.storage.backend().stale_credentials(&error);
+        if !refreshed && stale {
             tracing::info!(storage = %entry.storage.id, "the bucket refused temporary credentials; refreshing once");
             gw.credentials.invalidate(&entry.credentials).await;
             refreshed = true;

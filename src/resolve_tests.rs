@@ -1,28 +1,50 @@
 use super::*;
-use crate::config::{Endpoint, StaticKeys, StorageCredentials};
+use crate::config::{Endpoint, StaticKeys};
 use crate::secret::Secret;
-use crate::upstream::address::encode_key;
+use crate::storage::providers::azure::{Azure, AzureCredentials};
+use crate::storage::providers::gcs::{Gcs, GcsCredentials};
+use crate::storage::providers::s3::address::encode_key;
+use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
+use crate::storage::{Kind, Provider};
 use proptest::prelude::*;
 
-fn storage(provider: Provider, endpoint: Option<&str>, buckets: &[&str]) -> Storage {
+fn storage(kind: Kind, endpoint: Option<&str>, buckets: &[&str]) -> Storage {
+    let keys = StaticKeys {
+        access_key_id: "a".into(),
+        secret_access_key: Secret::new("s"),
+        session_token: None,
+    };
+    let s3 = |flavor| {
+        Provider::S3(S3 {
+            flavor,
+            region: "eu-central-1".into(),
+            path_style: flavor == Flavor::Compatible,
+            credentials: S3Credentials::AccessKey(keys.clone()),
+        })
+    };
+    let provider = match kind {
+        Kind::Aws => s3(Flavor::Aws),
+        Kind::S3Compatible => s3(Flavor::Compatible),
+        Kind::Gcs => Provider::Gcs(Gcs {
+            path_style: true,
+            credentials: GcsCredentials::Hmac(keys.clone()),
+        }),
+        Kind::Azure => Provider::Azure(Azure {
+            account: "acmeassets".into(),
+            credentials: AzureCredentials::Sas(Secret::new("sig=x")),
+        }),
+    };
     Storage {
         id: "s".into(),
         name: "s".into(),
-        provider,
         buckets: buckets.iter().map(|b| b.to_string()).collect(),
-        region: "eu-central-1".into(),
         endpoint: endpoint.map(|e| Endpoint::parse(e).unwrap()),
-        path_style: provider != Provider::Aws,
-        credentials: StorageCredentials::AccessKey(StaticKeys {
-            access_key_id: "a".into(),
-            secret_access_key: Secret::new("s"),
-            session_token: None,
-        }),
+        provider,
     }
 }
 
 fn aws() -> Storage {
-    storage(Provider::Aws, None, &["my-bucket", "my.dotted.bucket"])
+    storage(Kind::Aws, None, &["my-bucket", "my.dotted.bucket"])
 }
 
 fn ok(s: &Storage, url: &str) -> (String, String) {
@@ -57,7 +79,7 @@ fn every_aws_form_resolves() {
 
 #[test]
 fn gcs_forms_resolve() {
-    let gcs = storage(Provider::Gcs, None, &["gcs-bucket"]);
+    let gcs = storage(Kind::Gcs, None, &["gcs-bucket"]);
     for url in [
         "https://storage.googleapis.com/gcs-bucket/a/b.png",
         "gs://gcs-bucket/a/b.png",
@@ -70,8 +92,31 @@ fn gcs_forms_resolve() {
 }
 
 #[test]
+fn azure_forms_resolve() {
+    let azure = storage(Kind::Azure, None, &["images"]);
+    assert_eq!(
+        ok(&azure, "https://acmeassets.blob.core.windows.net/images/a%20b/c.png"),
+        ("images".into(), "a b/c.png".into())
+    );
+    for url in [
+        "https://other.blob.core.windows.net/images/a.png",
+        "s3://images/a.png",
+        "gs://images/a.png",
+        "https://acmeassets.blob.core.windows.net/videos/a.png",
+    ] {
+        assert!(locate(&azure, url).is_err(), "{url}");
+    }
+    let azurite = storage(Kind::Azure, Some("http://127.0.0.1:10000"), &["images"]);
+    assert_eq!(
+        ok(&azurite, "http://127.0.0.1:10000/acmeassets/images/x.dcm"),
+        ("images".into(), "x.dcm".into())
+    );
+    assert!(locate(&azurite, "http://127.0.0.1:10000/images/x.dcm").is_err());
+}
+
+#[test]
 fn the_storages_own_endpoint_in_both_styles() {
-    let minio = storage(Provider::S3Compatible, Some("http://minio.local:9000"), &["scans"]);
+    let minio = storage(Kind::S3Compatible, Some("http://minio.local:9000"), &["scans"]);
     assert_eq!(
         ok(&minio, "http://minio.local:9000/scans/x.dcm"),
         ("scans".into(), "x.dcm".into())
@@ -143,7 +188,7 @@ proptest! {
     fn built_urls_resolve_back(key in "\\PC{1,120}") {
         prop_assume!(!key.split('/').any(|s| s == "." || s == ".."));
         let encoded = encode_key(&key);
-        let minio = storage(Provider::S3Compatible, Some("http://minio.local:9000"), &["scans"]);
+        let minio = storage(Kind::S3Compatible, Some("http://minio.local:9000"), &["scans"]);
         for (s, url) in [
             (aws(), format!("https://my-bucket.s3.eu-central-1.amazonaws.com/{encoded}")),
             (aws(), format!("https://s3.eu-central-1.amazonaws.com/my-bucket/{encoded}")),

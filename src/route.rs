@@ -115,7 +115,7 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::address::encode_key;
+    use crate::storage::providers::s3::address::encode_key;
     use proptest::prelude::*;
 
     fn object(path: &str) -> ObjectPath {

@@ -224,7 +224,7 @@ fn spawn_gateway(config: &std::path::Path) -> Child {
 
 /// A presigned GET URL (SigV4 in the query), valid for an hour.
 fn presign(url: &str, keys: &StaticKeys) -> String {
-    let identity = assetgate::upstream::sign::identity(keys);
+    let identity = assetgate::storage::providers::s3::sign::identity(keys);
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(Duration::from_secs(3600));

@@ -2,7 +2,6 @@
 //! and token minting, behind a bearer token compared in constant time. Responses use the
 //! envelope `{"status":"success","data":…}` / `{"status":"error","error":{code,message,fields}}`.
 
-pub mod input;
 mod storages;
 pub mod validate;
 pub mod view;
@@ -20,6 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::body::{self, Body};
 use crate::registry::RegistryError;
 use crate::route::decode;
+use crate::storage::Fields;
 use crate::{token, Gateway};
 
 /// Largest request body accepted.
@@ -36,7 +36,7 @@ struct AdminError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    fields: Option<input::Fields>,
+    fields: Option<Fields>,
 }
 
 fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> AdminError {
@@ -202,12 +202,12 @@ fn json_body(body: &[u8]) -> Result<Value, AdminError> {
             "validation_error",
             "the body is not valid JSON",
         );
-        err.fields = Some(input::Fields::from([("body".into(), format!("not valid JSON: {e}"))]));
+        err.fields = Some(Fields::from([("body".into(), format!("not valid JSON: {e}"))]));
         err
     })
 }
 
-fn invalid(fields: input::Fields) -> AdminError {
+fn invalid(fields: Fields) -> AdminError {
     let names: Vec<&str> = fields.keys().map(String::as_str).collect();
     let message = format!("invalid fields: {}", names.join(", "));
     AdminError {
@@ -217,13 +217,13 @@ fn invalid(fields: input::Fields) -> AdminError {
 }
 
 fn check_org(org: &str) -> Result<(), AdminError> {
-    crate::config::check_id("org", org).map_err(|e| invalid(input::Fields::from([("organization".into(), e.message)])))
+    crate::storage::rules::check_id(org).map_err(|m| invalid(Fields::from([("organization".into(), m)])))
 }
 
 fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
     check_org(org)?;
-    let mut fields = input::Fields::new();
-    let text = |name: &str, fields: &mut input::Fields| match body.get(name) {
+    let mut fields = Fields::new();
+    let text = |name: &str, fields: &mut Fields| match body.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {

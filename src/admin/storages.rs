@@ -7,9 +7,10 @@ use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{answer, check_org, error, input, invalid, json_body, not_found, view, AdminError, Answer, Reply};
+use super::{answer, check_org, error, invalid, json_body, not_found, view, AdminError, Answer, Reply};
 use crate::registry::{RegistryError, Source, StorageEntry};
 use crate::route::query_param;
+use crate::storage::{self, Context, Fields, Provider, Storage, Style};
 use crate::Gateway;
 
 /// How often an unconditional update retries after racing another change.
@@ -84,7 +85,7 @@ pub fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
         match query_param(query, name) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| {
-                invalid(input::Fields::from([(
+                invalid(Fields::from([(
                     name.to_string(),
                     "must be a positive whole number".to_string(),
                 )]))
@@ -93,13 +94,13 @@ pub fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
     };
     let (page, limit) = (number("page", 1)?, number("limit", 10)?);
     if !(1..=100).contains(&limit) {
-        return Err(invalid(input::Fields::from([(
+        return Err(invalid(Fields::from([(
             "limit".into(),
             "must be within 1..100".into(),
         )])));
     }
     let Some(skip) = page.checked_sub(1).and_then(|p| p.checked_mul(limit)) else {
-        return Err(invalid(input::Fields::from([(
+        return Err(invalid(Fields::from([(
             "page".into(),
             "must be at least 1, and page × limit a number of storages".into(),
         )])));
@@ -125,7 +126,7 @@ pub fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
 
 /// The org's external ID when the body gives a role (a role always uses it).
 async fn external_id_for(gw: &Gateway, org: &str, body: &Value) -> Result<Option<String>, AdminError> {
-    if !input::mentions_role(body) {
+    if !storage::providers::s3::mentions_role(body) {
         return Ok(None);
     }
     Ok(Some(gw.storages.external_id(org).await?))
@@ -139,14 +140,47 @@ async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::config::Endpoint>
         .policy()
         .check(endpoint)
         .await
-        .map_err(|m| invalid(input::Fields::from([("endpoint".into(), m)])))
+        .map_err(|m| invalid(Fields::from([("endpoint".into(), m)])))
+}
+
+/// A service account key's `token_uri` is Google's, or one the operator allows like an
+/// endpoint (SPEC §10): the gateway posts a signed assertion there.
+async fn check_token_uri(gw: &Gateway, storage: &Storage) -> Result<(), AdminError> {
+    let Provider::Gcs(gcs) = &storage.provider else {
+        return Ok(());
+    };
+    let Some(uri) = gcs.token_uri() else { return Ok(()) };
+    if uri == crate::credentials::google::GOOGLE_TOKEN_URI {
+        return Ok(());
+    }
+    let problem = |m: String| invalid(Fields::from([("serviceAccountKey.token_uri".into(), m)]));
+    let endpoint = crate::config::Endpoint::parse_with_path(uri)
+        .map(|(e, _)| e)
+        .map_err(problem)?;
+    gw.upstream.policy().check(&endpoint).await.map_err(problem)
+}
+
+/// How storages of the admin API are built for `org` (its external ID, if the body names a
+/// role).
+async fn built(gw: &Gateway, org: &str, body: &Value, current: Option<&Storage>) -> Result<Storage, AdminError> {
+    let external_id = external_id_for(gw, org, body).await?;
+    let cx = Context {
+        style: Style::Api,
+        org_external_id: external_id.as_deref(),
+    };
+    let storage = match current {
+        None => storage::build(body, &cx),
+        Some(current) => storage::update(current, body, &cx),
+    }
+    .map_err(invalid)?;
+    check_token_uri(gw, &storage).await?;
+    Ok(storage)
 }
 
 pub async fn create(gw: &Gateway, org: &str, body: &Value) -> Reply {
     check_org(org)?;
     gw.storages.writable()?;
-    let external_id = external_id_for(gw, org, body).await?;
-    let storage = input::create(body, external_id.as_deref()).map_err(invalid)?;
+    let storage = built(gw, org, body, None).await?;
     check_endpoint(gw, storage.endpoint.as_ref()).await?;
     let entry = gw.storages.create(org, storage).await?;
     tracing::info!(org, storage = %entry.storage.id, "storage created");
@@ -189,8 +223,7 @@ pub async fn update(gw: &Gateway, org: &str, id: &str, call: &Call<'_>) -> Reply
     let if_match = IfMatch::of(call.headers);
     for _ in 0..RACES {
         let before = changeable(gw, org, id, if_match.as_ref())?;
-        let external_id = external_id_for(gw, org, &body).await?;
-        let storage = input::update(&before.storage, &body, external_id.as_deref()).map_err(invalid)?;
+        let storage = built(gw, org, &body, Some(&before.storage)).await?;
         // The endpoint that will be used is the one checked, however the body wrote it.
         if storage.endpoint != before.storage.endpoint {
             check_endpoint(gw, storage.endpoint.as_ref()).await?;
@@ -240,7 +273,7 @@ pub async fn validate(gw: &Gateway, org: &str, id: &str, body: &[u8]) -> Reply {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            return Err(invalid(input::Fields::from([(
+            return Err(invalid(Fields::from([(
                 "object".into(),
                 "must be \"bucket/key\"".into(),
             )])))

@@ -1,20 +1,23 @@
-//! Storage validation (SPEC §6): does the storage work, and if not, what should an org admin
-//! fix? Checks run in order; once the credentials fail, the rest are skipped.
+//! Storage validation (SPEC §6, §10): does the storage work, and if not, what should an org
+//! admin fix? The checks are the provider's (`crate::storage::providers::*::checks`); this
+//! module holds the report and what they share: requests signed as the storage's, reading an
+//! object, naming a problem in words an admin understands.
 
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 
-use crate::config::{Provider, Storage};
+use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::registry::StorageEntry;
-use crate::upstream::{self, address};
+use crate::storage::providers::{azure, gcs, s3};
+use crate::storage::Provider;
+use crate::upstream;
 use crate::Gateway;
 
-/// Largest bucket-level XML answer read.
-const MAX_XML: usize = 256 * 1024;
+/// Largest bucket-level answer read.
+const MAX_ANSWER: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +42,7 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-fn check(name: &'static str, status: Status, message: impl Into<String>) -> Check {
+pub fn check(name: &'static str, status: Status, message: impl Into<String>) -> Check {
     Check {
         name,
         status,
@@ -47,116 +50,61 @@ fn check(name: &'static str, status: Status, message: impl Into<String>) -> Chec
     }
 }
 
-/// Runs every check on `entry`; `object` (`bucket/key`) is read by `object_read` if given.
-pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
-    let mut checks = Vec::new();
-    let storage = &entry.storage;
-    let identity = match gw.credentials.identity(&entry.credentials).await {
-        Ok(identity) => {
-            let message = if entry.credentials.is_delegated() {
-                "the role was assumed"
-            } else {
-                "the storage uses access keys, not a role"
-            };
-            let status = if entry.credentials.is_delegated() {
-                Status::Pass
-            } else {
-                Status::Skip
-            };
-            checks.push(check("assume_role", status, message));
-            identity
-        }
-        Err(err) => {
-            checks.push(check("assume_role", Status::Fail, err.message()));
-            for name in ["credentials", "bucket_location", "list", "object_read"] {
-                checks.push(check(name, Status::Skip, "skipped: the role could not be assumed"));
-            }
-            return report(checks);
-        }
-    };
-    let probe = Probe {
-        gw,
-        storage,
-        trust: entry.trust(),
-        identity: &identity,
-    };
-    let first = &storage.buckets[0];
-    match probe.list(first).await {
-        Err(GatewayError::UpstreamCredentialsRejected(code)) => {
-            checks.push(check("credentials", Status::Fail, credentials_message(&code)));
-            for name in ["bucket_location", "list", "object_read"] {
-                checks.push(check(name, Status::Skip, "skipped: the credentials do not work"));
-            }
-            return report(checks);
-        }
-        Err(GatewayError::EndpointNotAllowed) => {
-            checks.push(check("credentials", Status::Fail, crate::upstream::guard::FORBIDDEN));
-            return report(checks);
-        }
-        Err(GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout) => {
-            let message = format!(
-                "the storage endpoint {} cannot be reached",
-                address::storage_endpoint(storage)
-            );
-            checks.push(check("credentials", Status::Fail, message));
-            return report(checks);
-        }
-        _ => checks.push(check(
-            "credentials",
-            Status::Pass,
-            "the storage accepted the credentials",
-        )),
-    }
-    checks.push(probe.locations().await);
-    let (list_check, first_key) = probe.lists().await;
-    checks.push(list_check);
-    let object = object.map(str::to_string).or(first_key);
-    checks.push(probe.object_read(object.as_deref()).await);
-    report(checks)
-}
-
-fn report(checks: Vec<Check>) -> Report {
+/// The report of `checks`: valid when none failed.
+pub fn report(checks: Vec<Check>) -> Report {
     Report {
         valid: checks.iter().all(|c| c.status != Status::Fail),
         checks,
     }
 }
 
-fn credentials_message(code: &str) -> String {
-    match code {
-        "InvalidAccessKeyId" => "the access key ID is not known to the storage".into(),
-        "SignatureDoesNotMatch" => "the secret key is wrong (the storage computed another signature)".into(),
-        "RequestTimeTooSkewed" => "the clocks of the gateway and the storage differ too much".into(),
-        other => format!("the storage rejected the credentials ({other})"),
+/// Every check `names` skipped for `why`.
+pub fn skipped(checks: &mut Vec<Check>, names: &[&'static str], why: &str) {
+    for name in names {
+        checks.push(check(name, Status::Skip, format!("skipped: {why}")));
     }
 }
 
-/// Bucket-level requests signed with the storage's identity.
-struct Probe<'a> {
-    gw: &'a Gateway,
-    storage: &'a Storage,
-    trust: upstream::Trust,
-    identity: &'a Identity,
+/// Runs the provider's checks on `entry`; `object` (`bucket/key`) is read if given.
+pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
+    match &entry.storage.provider {
+        Provider::S3(_) => s3::checks::run(gw, entry, object).await,
+        Provider::Gcs(_) => gcs::checks::run(gw, entry, object).await,
+        Provider::Azure(_) => azure::checks::run(gw, entry, object).await,
+    }
 }
 
-impl Probe<'_> {
-    /// GET with `query` on `bucket`; the XML body on 200, else the mapped error.
-    async fn bucket_xml(&self, bucket: &str, query: &str) -> Result<String, GatewayError> {
-        let url = address::bucket_url(self.storage, bucket, query);
+/// Requests signed as the storage's.
+pub struct Probe<'a> {
+    pub gw: &'a Gateway,
+    pub entry: &'a StorageEntry,
+    pub auth: Authorization,
+}
+
+impl<'a> Probe<'a> {
+    /// The storage's authorization (AssumeRole, a token exchange...), or why there is none.
+    pub async fn authorize(gw: &'a Gateway, entry: &'a StorageEntry) -> Result<Probe<'a>, GatewayError> {
+        let auth = gw.credentials.authorize(&entry.credentials).await?;
+        Ok(Probe { gw, entry, auth })
+    }
+
+    /// A signed GET of `url`: the body of a 200, else the mapped error.
+    pub async fn text(&self, url: &str, headers: HeaderMap) -> Result<String, GatewayError> {
+        let storage = &self.entry.storage;
         let response = upstream::send_signed(
             &self.gw.upstream,
-            self.storage,
-            self.trust,
-            self.identity,
+            storage,
+            self.entry.trust(),
+            &self.auth,
             &Method::GET,
-            &url,
-            HeaderMap::new(),
+            url,
+            headers,
         )
         .await?;
         if response.status() != StatusCode::OK {
-            return Err(upstream::read_error(response).await);
+            return Err(upstream::read_error(storage, response).await);
         }
-        let body = Limited::new(response.into_body(), MAX_XML)
+        let body = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
             .map_err(|_| GatewayError::UpstreamError {
@@ -166,45 +114,10 @@ impl Probe<'_> {
         Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
     }
 
-    /// ListObjectsV2 with max-keys 1: the first key, if any.
-    async fn list(&self, bucket: &str) -> Result<Option<String>, GatewayError> {
-        let xml = self.bucket_xml(bucket, "list-type=2&max-keys=1").await?;
-        Ok(xml_text(&xml, "Key").map(|k| xml_unescape(&k)))
-    }
-
-    async fn locations(&self) -> Check {
-        let mut problems = Vec::new();
-        for bucket in &self.storage.buckets {
-            match self.bucket_xml(bucket, "location").await {
-                Ok(xml) => {
-                    let location = bucket_region(xml_text(&xml, "LocationConstraint").as_deref());
-                    if self.storage.provider != Provider::Gcs && location != self.storage.region {
-                        problems.push(format!(
-                            "bucket {bucket} is in {location}, the storage says {}",
-                            self.storage.region
-                        ));
-                    }
-                }
-                Err(err) => problems.push(bucket_problem(bucket, &err, "s3:GetBucketLocation")),
-            }
-        }
-        verdict("bucket_location", problems, "every bucket is in the storage's region")
-    }
-
-    async fn lists(&self) -> (Check, Option<String>) {
-        let mut problems = Vec::new();
-        let mut first_key = None;
-        for bucket in &self.storage.buckets {
-            match self.list(bucket).await {
-                Ok(Some(key)) if first_key.is_none() => first_key = Some(format!("{bucket}/{key}")),
-                Ok(_) => {}
-                Err(err) => problems.push(bucket_problem(bucket, &err, "s3:ListBucket")),
-            }
-        }
-        (verdict("list", problems, "every bucket can be listed"), first_key)
-    }
-
-    async fn object_read(&self, object: Option<&str>) -> Check {
+    /// `object_read`: HEAD and a one-byte ranged GET of `object` (`bucket/key`), the way the
+    /// data plane asks for objects; `permission` names what the credentials would lack.
+    pub async fn object_read(&self, object: Option<&str>, permission: &str) -> Check {
+        let storage = &self.entry.storage;
         let Some(object) = object else {
             return check(
                 "object_read",
@@ -219,7 +132,7 @@ impl Probe<'_> {
                 format!("`{object}` is not of the form bucket/key"),
             );
         };
-        if !self.storage.buckets.iter().any(|b| b == bucket) {
+        if !storage.buckets.iter().any(|b| b == bucket) {
             return check(
                 "object_read",
                 Status::Fail,
@@ -227,9 +140,9 @@ impl Probe<'_> {
             );
         }
         let target = upstream::Target {
-            storage: self.storage,
-            trust: self.trust,
-            identity: self.identity,
+            storage,
+            trust: self.entry.trust(),
+            auth: &self.auth,
             method: &Method::HEAD,
             bucket,
             key,
@@ -247,12 +160,12 @@ impl Probe<'_> {
                     drain(r).await;
                     continue;
                 }
-                Ok(r) => upstream::read_error(r).await,
+                Ok(r) => upstream::read_error(storage, r).await,
                 Err(e) => e,
             };
             let message = match failure {
                 GatewayError::NoSuchKey => format!("object {object} does not exist"),
-                ref e => bucket_problem(bucket, e, "s3:GetObject"),
+                ref e => bucket_problem(bucket, e, permission),
             };
             return check("object_read", Status::Fail, message);
         }
@@ -272,7 +185,32 @@ async fn drain(response: http::Response<hyper::body::Incoming>) {
         .unwrap_or_else(|_| Bytes::new());
 }
 
-fn verdict(name: &'static str, problems: Vec<String>, ok: &str) -> Check {
+/// The `credentials` check of the first request's outcome: fail with the reason when the
+/// storage refused the credentials or cannot be reached; `None` to go on.
+pub fn credentials_problem(entry: &StorageEntry, err: &GatewayError) -> Option<String> {
+    Some(match err {
+        GatewayError::UpstreamCredentialsRejected(code) => credentials_message(code),
+        GatewayError::EndpointNotAllowed => crate::upstream::guard::FORBIDDEN.to_string(),
+        GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout => {
+            format!("the storage endpoint {} cannot be reached", entry.storage.endpoint())
+        }
+        _ => return None,
+    })
+}
+
+fn credentials_message(code: &str) -> String {
+    match code {
+        "InvalidAccessKeyId" => "the access key ID is not known to the storage".into(),
+        "SignatureDoesNotMatch" => "the secret key is wrong (the storage computed another signature)".into(),
+        "RequestTimeTooSkewed" => "the clocks of the gateway and the storage differ too much".into(),
+        "AuthenticationFailed" => {
+            "the storage refused the credentials: the account key or SAS is wrong, or has expired".into()
+        }
+        other => format!("the storage rejected the credentials ({other})"),
+    }
+}
+
+pub fn verdict(name: &'static str, problems: Vec<String>, ok: &str) -> Check {
     if problems.is_empty() {
         check(name, Status::Pass, ok)
     } else {
@@ -281,7 +219,7 @@ fn verdict(name: &'static str, problems: Vec<String>, ok: &str) -> Check {
 }
 
 /// What an error on a bucket means for an org admin.
-fn bucket_problem(bucket: &str, err: &GatewayError, permission: &str) -> String {
+pub fn bucket_problem(bucket: &str, err: &GatewayError, permission: &str) -> String {
     match err {
         GatewayError::NoSuchBucket => format!("bucket {bucket} does not exist"),
         GatewayError::UpstreamAccessDenied(_) => {
@@ -289,15 +227,6 @@ fn bucket_problem(bucket: &str, err: &GatewayError, permission: &str) -> String 
         }
         GatewayError::UpstreamError { code, hint: Some(hint) } => format!("bucket {bucket}: {hint} ({code})"),
         other => format!("bucket {bucket}: {}", other.message()),
-    }
-}
-
-/// `LocationConstraint` to a region: empty means us-east-1, `EU` is the old name of eu-west-1.
-pub fn bucket_region(location: Option<&str>) -> String {
-    match location.map(str::trim) {
-        None | Some("") => "us-east-1".into(),
-        Some("EU") => "eu-west-1".into(),
-        Some(region) => region.to_string(),
     }
 }
 
@@ -314,7 +243,7 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
     Some(xml[start..start + end].to_string())
 }
 
-fn xml_unescape(s: &str) -> String {
+pub fn xml_unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
@@ -325,14 +254,6 @@ fn xml_unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_regions() {
-        assert_eq!(bucket_region(None), "us-east-1");
-        assert_eq!(bucket_region(Some("")), "us-east-1");
-        assert_eq!(bucket_region(Some("EU")), "eu-west-1");
-        assert_eq!(bucket_region(Some("ap-south-1")), "ap-south-1");
-    }
 
     #[test]
     fn xml_text_reads_plain_and_attributed_tags() {
@@ -348,5 +269,6 @@ mod tests {
     fn credential_messages_speak_plainly() {
         assert!(credentials_message("SignatureDoesNotMatch").contains("secret key is wrong"));
         assert!(credentials_message("InvalidAccessKeyId").contains("access key ID"));
+        assert!(credentials_message("AuthenticationFailed").contains("account key or SAS"));
     }
 }

@@ -1,32 +1,33 @@
-//! How a storage looks in admin API responses. Secrets are write-only: never here.
+//! How a storage looks in admin API responses: the common fields, then the provider's.
+//! Secrets are write-only: never here.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::config::StorageCredentials;
-use crate::registry::record::provider_name;
 use crate::registry::{Source, StorageEntry};
 
 /// The storage object of SPEC §6.
 pub fn storage(org: &str, entry: &StorageEntry) -> Value {
     let s = &entry.storage;
-    let (access_type, role_arn) = match &s.credentials {
-        StorageCredentials::AccessKey(_) => ("iam_user", None),
-        StorageCredentials::AssumeRole { role_arn, .. } => ("iam_delegation", Some(role_arn.as_str())),
+    let mut out = Map::new();
+    let mut put = |k: &str, v: Value| {
+        out.insert(k.to_string(), v);
     };
-    json!({
-        "_id": s.id,
-        "name": s.name,
-        "type": provider_name(s.provider),
-        "buckets": s.buckets,
-        "bucket": s.buckets.first(),
-        "region": s.region,
-        "endpoint": s.endpoint.as_ref().map(ToString::to_string),
-        "pathStyle": s.path_style,
-        "accessType": access_type,
-        "roleArn": role_arn,
-        "organization": org,
-        "source": match entry.source { Source::Config => "config", Source::Api => "api" },
-        "createdAt": entry.created_at,
-        "updatedAt": entry.updated_at,
-    })
+    put("_id", json!(s.id));
+    put("name", json!(s.name));
+    put("type", json!(s.provider.kind().name()));
+    put("buckets", json!(s.buckets));
+    put("bucket", json!(s.buckets.first()));
+    put("endpoint", json!(s.endpoint.as_ref().map(ToString::to_string)));
+    put("organization", json!(org));
+    put(
+        "source",
+        json!(match entry.source {
+            Source::Config => "config",
+            Source::Api => "api",
+        }),
+    );
+    put("createdAt", json!(entry.created_at));
+    put("updatedAt", json!(entry.updated_at));
+    s.backend().view(&mut out);
+    Value::Object(out)
 }

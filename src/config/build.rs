@@ -37,7 +37,49 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
         cache_control: cache_control(f.cache.cache_control)?,
         sts,
         registry: registry(f.registry)?,
+        azure: f.azure.map(azure).transpose()?,
+        gcp: gcp(f.gcp)?,
         orgs,
+    })
+}
+
+fn endpoint(at: &str, value: Option<String>, default: &str) -> Result<Endpoint, ConfigError> {
+    let value = value.unwrap_or_else(|| default.into());
+    Endpoint::parse(&value).map_err(|m| ConfigError::at(at, m))
+}
+
+fn azure(a: AzureFile) -> Result<AzureConfig, ConfigError> {
+    if a.client_id.is_empty() {
+        return Err(ConfigError::at("azure.client_id", "must not be empty"));
+    }
+    if a.client_secret.is_empty() {
+        return Err(ConfigError::at("azure.client_secret", "must not be empty"));
+    }
+    Ok(AzureConfig {
+        client_id: a.client_id,
+        client_secret: Secret::new(a.client_secret),
+        authority: endpoint("azure.authority", a.authority, "https://login.microsoftonline.com")?,
+    })
+}
+
+fn gcp(g: GcpFile) -> Result<GcpConfig, ConfigError> {
+    let key = g
+        .key_json
+        .filter(|k| !k.is_empty())
+        .map(|k| crate::credentials::ServiceAccountKey::parse(&k).map_err(|m| ConfigError::at("gcp.key_json", m)))
+        .transpose()?;
+    Ok(GcpConfig {
+        key: key.map(std::sync::Arc::new),
+        iam_endpoint: endpoint(
+            "gcp.iam_endpoint",
+            g.iam_endpoint,
+            "https://iamcredentials.googleapis.com",
+        )?,
+        metadata: endpoint(
+            "gcp.metadata_endpoint",
+            g.metadata_endpoint,
+            "http://metadata.google.internal",
+        )?,
     })
 }
 
@@ -148,7 +190,7 @@ fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
         ));
     }
     let region = s.region.unwrap_or_else(|| "us-east-1".into());
-    check_region(&region).map_err(|m| ConfigError::at("sts.region", m))?;
+    crate::storage::rules::check_region(&region).map_err(|m| ConfigError::at("sts.region", m))?;
     Ok(StsConfig {
         region,
         endpoint: s
@@ -212,13 +254,13 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
     let mut orgs = Vec::with_capacity(files.len());
     for (i, o) in files.into_iter().enumerate() {
         let at = format!("orgs[{i}]");
-        check_id(&format!("{at}.id"), &o.id)?;
+        crate::storage::rules::check_id(&o.id).map_err(|m| ConfigError::at(format!("{at}.id"), m))?;
         if !seen.insert(o.id.clone()) {
             return Err(ConfigError::at(format!("{at}.id"), "this org is defined twice"));
         }
         let mut storage_ids = HashSet::new();
         let mut storages = Vec::with_capacity(o.storages.len());
-        for (j, s) in o.storages.into_iter().enumerate() {
+        for (j, s) in o.storages.iter().enumerate() {
             let storage = storage(&format!("{at}.storages[{j}]"), s)?;
             if !storage_ids.insert(storage.id.clone()) {
                 return Err(ConfigError::at(
@@ -238,77 +280,17 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
     Ok(orgs)
 }
 
-fn storage(at: &str, s: StorageFile) -> Result<Storage, ConfigError> {
-    check_id(&format!("{at}.id"), &s.id)?;
-    let provider = match s.provider.as_str() {
-        "aws" => Provider::Aws,
-        "s3_compatible" => Provider::S3Compatible,
-        "gcs" => Provider::Gcs,
-        _ => {
-            return Err(ConfigError::at(
-                format!("{at}.provider"),
-                "is not one of aws, s3_compatible, gcs",
-            ))
-        }
+/// A storage table through the one storage builder; its problems become config errors
+/// named by key (the first, ordered by key).
+fn storage(at: &str, table: &serde_json::Value) -> Result<crate::storage::Storage, ConfigError> {
+    let cx = crate::storage::Context {
+        style: crate::storage::Style::Config,
+        org_external_id: None,
     };
-    if s.buckets.is_empty() {
-        return Err(ConfigError::at(
-            format!("{at}.buckets"),
-            "at least one bucket is required",
-        ));
-    }
-    for (k, b) in s.buckets.iter().enumerate() {
-        check_bucket(b).map_err(|m| ConfigError::at(format!("{at}.buckets[{k}]"), m))?;
-    }
-    let endpoint = s
-        .endpoint
-        .map(|e| Endpoint::parse(&e).map_err(|m| ConfigError::at(format!("{at}.endpoint"), m)))
-        .transpose()?;
-    if provider == Provider::S3Compatible && endpoint.is_none() {
-        return Err(ConfigError::at(
-            format!("{at}.endpoint"),
-            "is required for provider s3_compatible",
-        ));
-    }
-    let credentials = match s.credentials {
-        CredentialsFile::AccessKey {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        } => StorageCredentials::AccessKey(static_keys(
-            &format!("{at}.credentials"),
-            access_key_id,
-            secret_access_key,
-            session_token,
-        )?),
-        CredentialsFile::AssumeRole { role_arn, external_id } => {
-            check_role_arn(&role_arn).map_err(|m| ConfigError::at(format!("{at}.credentials.role_arn"), m))?;
-            check_external_id(&external_id).map_err(|m| ConfigError::at(format!("{at}.credentials.external_id"), m))?;
-            StorageCredentials::AssumeRole { role_arn, external_id }
-        }
-    };
-    let region = s
-        .region
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| default_region(provider).into());
-    check_region(&region).map_err(|m| ConfigError::at(format!("{at}.region"), m))?;
-    Ok(Storage {
-        name: s.name.unwrap_or_else(|| s.id.clone()),
-        id: s.id,
-        provider,
-        buckets: s.buckets,
-        region,
-        endpoint,
-        path_style: s.path_style.unwrap_or(provider != Provider::Aws),
-        credentials,
+    crate::storage::build(table, &cx).map_err(|fields| {
+        let (field, message) = fields.into_iter().next().expect("a refusal names a field");
+        ConfigError::at(format!("{at}.{field}"), message)
     })
-}
-
-pub(crate) fn default_region(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Gcs => "auto",
-        Provider::Aws | Provider::S3Compatible => "us-east-1",
-    }
 }
 
 fn static_keys(at: &str, id: String, secret: String, token: Option<String>) -> Result<StaticKeys, ConfigError> {
@@ -323,92 +305,6 @@ fn static_keys(at: &str, id: String, secret: String, token: Option<String>) -> R
         secret_access_key: Secret::new(secret),
         session_token: token.filter(|t| !t.is_empty()).map(Secret::new),
     })
-}
-
-/// An IAM role ARN: `arn:{partition}:iam::{12-digit account}:role/{path/}{name}`.
-pub(crate) fn check_role_arn(arn: &str) -> Result<(), String> {
-    let bad = || "is not a role ARN like arn:aws:iam::111122223333:role/labeling-read".to_string();
-    let rest = arn.strip_prefix("arn:").ok_or_else(bad)?;
-    let (partition, rest) = rest.split_once(':').ok_or_else(bad)?;
-    let rest = rest.strip_prefix("iam::").ok_or_else(bad)?;
-    let (account, role) = rest.split_once(':').ok_or_else(bad)?;
-    let name = role.strip_prefix("role/").ok_or_else(bad)?;
-    let ok = partition.starts_with("aws")
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && (1..=512).contains(&name.len())
-        && !name.ends_with('/')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(bad())
-    }
-}
-
-/// A region name: lowercase letters, digits and `-` (`eu-central-1`, `auto`). The region
-/// goes into the signing scope and, for `aws`, into the endpoint's host name: anything else
-/// could change where a request goes or break its signature.
-pub(crate) fn check_region(region: &str) -> Result<(), String> {
-    let ok = (1..=64).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !region.starts_with('-')
-        && !region.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err("must be a region name of lowercase letters, digits and `-`, like eu-central-1".into())
-    }
-}
-
-/// AWS's rules for `ExternalId`: 2 to 1224 characters of `[\w+=,.@:/-]`.
-pub(crate) fn check_external_id(id: &str) -> Result<(), String> {
-    let ok = (2..=1224).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err("must be 2 to 1224 characters of letters, digits and +=,.@:/_-".into())
-    }
-}
-
-/// Org and storage ids appear in URL paths: keep them to URL-safe characters.
-pub(crate) fn check_id(at: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::at(
-            at,
-            "must be 1 to 128 characters of letters, digits, `-`, `_` or `.`",
-        ))
-    }
-}
-
-/// Bucket names of S3 (and the wider ones of GCS and legacy S3): 3..=222 letters, digits,
-/// `.`, `-`, `_`, starting and ending with a letter or digit. Anything else could change the
-/// meaning of an upstream URL.
-pub(crate) fn check_bucket(name: &str) -> Result<(), String> {
-    let ok = (3..=222).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err("is not a valid bucket name (3 to 222 letters, digits, `.`, `-`, `_`, starting and ending with a letter or digit)".into())
-    }
 }
 
 fn origins(at: &str, list: &[String]) -> Result<Vec<OriginPattern>, ConfigError> {

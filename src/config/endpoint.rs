@@ -39,6 +39,16 @@ impl Endpoint {
     /// Parses an endpoint URL. A path other than `/`, a query, or user info are refused:
     /// they would silently change what gets signed.
     pub fn parse(input: &str) -> Result<Endpoint, String> {
+        match Endpoint::parse_with_path(input)? {
+            (endpoint, path) if path.is_empty() => Ok(endpoint),
+            _ => Err("must not have a path or query".into()),
+        }
+    }
+
+    /// Like [`Endpoint::parse`], but a path is returned (without a trailing `/`; `""` for
+    /// none) rather than refused, for a storage that gives one a meaning (Azure emulators
+    /// name the account there). A query or user info are still refused.
+    pub fn parse_with_path(input: &str) -> Result<(Endpoint, String), String> {
         let uri: http::Uri = input
             .parse()
             .map_err(|_| "is not a URL like https://minio.example.com:9000".to_string())?;
@@ -55,11 +65,12 @@ impl Endpoint {
         if !is_host(&host) {
             return Err("has no host, or one that is not a DNS name or IP address".into());
         }
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err("must not have a path or query".into());
+        if uri.query().is_some() || input.contains('#') {
+            return Err("must not have a query".into());
         }
+        let path = uri.path().trim_end_matches('/').to_string();
         let port = authority.port_u16().filter(|p| *p != scheme.default_port());
-        Ok(Endpoint { scheme, host, port })
+        Ok((Endpoint { scheme, host, port }, path))
     }
 
     /// `host[:port]`, as sent in the `Host` header.

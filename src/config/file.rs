@@ -14,7 +14,25 @@ pub struct FileConfig {
     pub cache: CacheFile,
     pub sts: StsFile,
     pub registry: RegistryFile,
+    pub azure: Option<AzureFile>,
+    pub gcp: GcpFile,
     pub orgs: Vec<OrgFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureFile {
+    pub client_id: String,
+    pub client_secret: String,
+    pub authority: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcpFile {
+    pub key_json: Option<String>,
+    pub iam_endpoint: Option<String>,
+    pub metadata_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,33 +131,7 @@ pub struct OrgFile {
     pub id: String,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Each storage as written; `crate::storage::build` reads and checks it.
     #[serde(default)]
-    pub storages: Vec<StorageFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageFile {
-    pub id: String,
-    pub name: Option<String>,
-    pub provider: String,
-    pub buckets: Vec<String>,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub path_style: Option<bool>,
-    pub credentials: CredentialsFile,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CredentialsFile {
-    AccessKey {
-        access_key_id: String,
-        secret_access_key: String,
-        session_token: Option<String>,
-    },
-    AssumeRole {
-        role_arn: String,
-        external_id: String,
-    },
+    pub storages: Vec<serde_json::Value>,
 }

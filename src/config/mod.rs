@@ -3,7 +3,6 @@
 //! engine never sees TOML.
 
 mod build;
-pub(crate) use build::{check_bucket, check_id, check_region, check_role_arn, default_region};
 mod database;
 mod endpoint;
 mod env;
@@ -51,6 +50,8 @@ pub struct Config {
     pub cache_control: String,
     pub sts: StsConfig,
     pub registry: RegistryConfig,
+    pub azure: Option<AzureConfig>,
+    pub gcp: GcpConfig,
     pub orgs: Vec<Org>,
 }
 
@@ -155,31 +156,7 @@ pub struct Org {
     pub id: String,
     /// Origins allowed for this org on top of `[cors].allowed_origins`.
     pub cors_origins: Vec<OriginPattern>,
-    pub storages: Vec<Storage>,
-}
-
-/// Which kind of service a storage is; decides default endpoints and addressing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Aws,
-    S3Compatible,
-    Gcs,
-}
-
-/// One registered bucket set with its credentials.
-#[derive(Debug, Clone)]
-pub struct Storage {
-    pub id: String,
-    pub name: String,
-    pub provider: Provider,
-    /// The only buckets this storage may read.
-    pub buckets: Vec<String>,
-    pub region: String,
-    /// Where requests go; `None` means the provider's public endpoint for `region`.
-    pub endpoint: Option<Endpoint>,
-    /// `true`: `{endpoint}/{bucket}/{key}`; `false`: `{bucket}.{endpoint host}/{key}`.
-    pub path_style: bool,
-    pub credentials: StorageCredentials,
+    pub storages: Vec<crate::storage::Storage>,
 }
 
 /// Static keys: an IAM user's, an S3-compatible service's, or GCS HMAC keys.
@@ -190,18 +167,25 @@ pub struct StaticKeys {
     pub session_token: Option<Secret>,
 }
 
-/// How a storage authenticates to its bucket.
+/// The gateway's own Entra app (`[azure]`), for `entra_delegation` storages.
 #[derive(Debug, Clone)]
-pub enum StorageCredentials {
-    /// Static keys, used as they are.
-    AccessKey(StaticKeys),
-    /// IAM-role delegation: the gateway assumes the customer's role with an external ID.
-    AssumeRole {
-        /// `arn:aws:iam::{account}:role/{name}`
-        role_arn: String,
-        /// The value the role's trust policy requires in `sts:ExternalId`.
-        external_id: String,
-    },
+pub struct AzureConfig {
+    /// The multi-tenant app that customer tenants consent to.
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The token endpoint's base: `{authority}/{tenant}/oauth2/v2.0/token`.
+    pub authority: Endpoint,
+}
+
+/// The gateway's own Google identity (`[gcp]`), for `impersonate` storages.
+#[derive(Debug, Clone)]
+pub struct GcpConfig {
+    /// Its service account key; without one, the metadata server's account.
+    pub key: Option<std::sync::Arc<crate::credentials::ServiceAccountKey>>,
+    /// The IAM Credentials API.
+    pub iam_endpoint: Endpoint,
+    /// The metadata server (when there is no key).
+    pub metadata: Endpoint,
 }
 
 impl Config {
@@ -225,7 +209,7 @@ impl Config {
 
 impl Org {
     /// The storage with this id.
-    pub fn storage(&self, id: &str) -> Option<&Storage> {
+    pub fn storage(&self, id: &str) -> Option<&crate::storage::Storage> {
         self.storages.iter().find(|s| s.id == id)
     }
 }

@@ -1,54 +1,28 @@
-//! The cache of temporary credentials (moka): each entry lives until its own
-//! `Expiration - refresh_margin`; concurrent misses for one storage share one AssumeRole; a
-//! failure is remembered for `failure_cache`; while STS is down, credentials that have not
-//! really expired yet keep being used.
+//! The cache of temporary credentials (moka), one per issuer (STS, Entra, Google): each entry
+//! lives until its own `expiry - refresh_margin`; concurrent misses for one key share one
+//! request to the issuer; a failure is remembered for `failure_cache`; while the issuer is
+//! down, credentials that have not really expired yet keep being used.
 
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_smithy_runtime_api::client::identity::Identity;
+use crate::error::GatewayError;
+pub use crate::telemetry::metrics::CacheMetrics;
 use moka::future::Cache;
 use moka::Expiry;
-use prometheus_client::metrics::counter::Counter;
-
-use super::sts::{RoleRequest, Sts, Temporary};
-use crate::error::GatewayError;
-use crate::telemetry::metrics::Metrics;
 
 /// Credentials this close to their real expiry are never used: a request signed with them
 /// could reach the bucket after they expired.
 const SAFETY: Duration = Duration::from_secs(30);
 
-/// Counters shown at `/metrics` (`assetgate_assume_role_calls`, `…_credential_cache_lookups`).
-#[derive(Debug, Clone, Default)]
-pub struct CredentialMetrics {
-    pub assume_role_ok: Counter,
-    pub assume_role_denied: Counter,
-    pub assume_role_unavailable: Counter,
-    pub cache_hits: Counter,
-    pub cache_misses: Counter,
-}
-
-impl CredentialMetrics {
-    /// The counters, registered in `metrics`.
-    pub fn registered(metrics: &Metrics) -> CredentialMetrics {
-        CredentialMetrics {
-            assume_role_ok: metrics.assume_role("ok"),
-            assume_role_denied: metrics.assume_role("denied"),
-            assume_role_unavailable: metrics.assume_role("unavailable"),
-            cache_hits: metrics.credential_cache("hit"),
-            cache_misses: metrics.credential_cache("miss"),
-        }
-    }
-}
-
 /// One cache entry.
 #[derive(Clone)]
-enum Cached {
-    /// Fresh from STS.
-    Fresh { identity: Identity, expires_at: SystemTime },
-    /// STS failed at refresh time, but these (older) credentials are still valid for a while.
-    Stale { identity: Identity, expires_at: SystemTime },
-    /// AssumeRole failed and no valid credentials are left.
+enum Cached<V> {
+    /// Fresh from the issuer.
+    Fresh { value: V, expires_at: SystemTime },
+    /// The issuer failed at refresh time, but these (older) credentials are still valid.
+    Stale { value: V, expires_at: SystemTime },
+    /// The issuer failed and no valid credentials are left.
     Failed(GatewayError),
 }
 
@@ -59,7 +33,7 @@ struct Lifetimes {
 }
 
 impl Lifetimes {
-    fn of(&self, value: &Cached, now: SystemTime) -> Duration {
+    fn of<V>(&self, value: &Cached<V>, now: SystemTime) -> Duration {
         match value {
             Cached::Fresh { expires_at, .. } => fresh_lifetime(*expires_at, now, self.refresh_margin),
             Cached::Stale { expires_at, .. } => {
@@ -85,29 +59,23 @@ pub fn fresh_lifetime(expires_at: SystemTime, now: SystemTime, refresh_margin: D
     }
 }
 
-impl Expiry<String, Cached> for Lifetimes {
-    fn expire_after_create(&self, _key: &String, value: &Cached, _created_at: Instant) -> Option<Duration> {
+impl<V> Expiry<String, Cached<V>> for Lifetimes {
+    fn expire_after_create(&self, _key: &String, value: &Cached<V>, _created_at: Instant) -> Option<Duration> {
         Some(self.of(value, SystemTime::now()))
     }
 }
 
-/// Temporary credentials per delegated storage.
-pub struct CredentialCache {
-    entries: Cache<String, Cached>,
-    /// The last good credentials per storage, until they really expire: the fallback while
-    /// STS is down.
-    last_good: Cache<String, (Identity, SystemTime)>,
-    sts: Sts,
-    pub metrics: CredentialMetrics,
+/// Temporary credentials of one issuer, by key (a storage, a tenant).
+pub struct CredentialCache<V: Clone + Send + Sync + 'static> {
+    entries: Cache<String, Cached<V>>,
+    /// The last good credentials per key, until they really expire: the fallback while the
+    /// issuer is down.
+    last_good: Cache<String, (V, SystemTime)>,
+    pub metrics: CacheMetrics,
 }
 
-impl CredentialCache {
-    pub fn new(
-        sts: Sts,
-        refresh_margin: Duration,
-        failure_cache: Duration,
-        metrics: CredentialMetrics,
-    ) -> CredentialCache {
+impl<V: Clone + Send + Sync + 'static> CredentialCache<V> {
+    pub fn new(refresh_margin: Duration, failure_cache: Duration, metrics: CacheMetrics) -> CredentialCache<V> {
         let entries = Cache::builder()
             .max_capacity(100_000)
             .expire_after(Lifetimes {
@@ -117,31 +85,34 @@ impl CredentialCache {
             .build();
         let last_good = Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(Duration::from_secs(12 * 3600))
+            .time_to_live(Duration::from_secs(24 * 3600))
             .build();
         CredentialCache {
             entries,
             last_good,
-            sts,
             metrics,
         }
     }
 
-    /// The identity for `key`, assuming the role on a miss.
-    pub async fn identity(&self, key: &str, role: &RoleRequest<'_>) -> Result<Identity, GatewayError> {
+    /// The credentials of `key`, from `fetch` on a miss (one fetch for concurrent misses).
+    pub async fn get<F, Fut>(&self, key: &str, fetch: F) -> Result<V, GatewayError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(V, SystemTime), GatewayError>>,
+    {
         let entry = self
             .entries
             .entry_by_ref(key)
-            .or_insert_with(self.load(key, role))
+            .or_insert_with(self.load(key, fetch))
             .await;
         let counter = if entry.is_fresh() {
-            &self.metrics.cache_misses
+            &self.metrics.misses
         } else {
-            &self.metrics.cache_hits
+            &self.metrics.hits
         };
         counter.inc();
         match entry.into_value() {
-            Cached::Fresh { identity, .. } | Cached::Stale { identity, .. } => Ok(identity),
+            Cached::Fresh { value, .. } | Cached::Stale { value, .. } => Ok(value),
             Cached::Failed(err) => Err(err),
         }
     }
@@ -152,46 +123,39 @@ impl CredentialCache {
         self.last_good.invalidate(key).await;
     }
 
-    async fn load(&self, key: &str, role: &RoleRequest<'_>) -> Cached {
-        match self.sts.assume_role(role).await {
-            Ok(temporary) => {
-                self.metrics.assume_role_ok.inc();
-                let (identity, expires_at) = (identity(&temporary), temporary.expires_at);
+    async fn load<F, Fut>(&self, key: &str, fetch: F) -> Cached<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(V, SystemTime), GatewayError>>,
+    {
+        match fetch().await {
+            Ok((value, expires_at)) => {
+                self.metrics.ok.inc();
                 self.last_good
-                    .insert(key.to_string(), (identity.clone(), expires_at))
+                    .insert(key.to_string(), (value.clone(), expires_at))
                     .await;
-                Cached::Fresh { identity, expires_at }
+                Cached::Fresh { value, expires_at }
             }
             Err(err) => {
-                let counter = match err {
-                    GatewayError::AssumeRoleDenied(_) => &self.metrics.assume_role_denied,
-                    _ => &self.metrics.assume_role_unavailable,
+                let counter = if err.is_refusal() {
+                    &self.metrics.denied
+                } else {
+                    &self.metrics.unavailable
                 };
                 counter.inc();
                 match self.last_good.get(key).await {
-                    Some((identity, expires_at)) if expires_at > SystemTime::now() + SAFETY => {
+                    Some((value, expires_at)) if expires_at > SystemTime::now() + SAFETY => {
                         tracing::warn!(
                             error = err.code(),
-                            "AssumeRole failed; using credentials that are still valid"
+                            "the credentials issuer failed; using credentials that are still valid"
                         );
-                        Cached::Stale { identity, expires_at }
+                        Cached::Stale { value, expires_at }
                     }
                     _ => Cached::Failed(err),
                 }
             }
         }
     }
-}
-
-fn identity(t: &Temporary) -> Identity {
-    aws_credential_types::Credentials::new(
-        t.access_key_id.clone(),
-        t.secret_access_key.clone(),
-        Some(t.session_token.clone()),
-        Some(t.expires_at),
-        "assetgate-sts",
-    )
-    .into()
 }
 
 #[cfg(test)]
@@ -221,14 +185,52 @@ mod tests {
         };
         let now = SystemTime::now();
         assert_eq!(
-            l.of(&Cached::Failed(GatewayError::StsUnavailable), now),
+            l.of(&Cached::<u8>::Failed(GatewayError::StsUnavailable), now),
             Duration::from_secs(10)
         );
-        let identity: Identity = aws_credential_types::Credentials::new("a", "b", None, None, "t").into();
         let stale = Cached::Stale {
-            identity,
+            value: 1u8,
             expires_at: now + Duration::from_secs(35),
         };
         assert_eq!(l.of(&stale, now), Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_fetch_and_failures_are_remembered() {
+        let cache: std::sync::Arc<CredentialCache<u32>> = std::sync::Arc::new(CredentialCache::new(
+            5 * MIN,
+            Duration::from_secs(10),
+            CacheMetrics::default(),
+        ));
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), calls.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get("k", || async move {
+                            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok((7, SystemTime::now() + 60 * MIN))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let denied = cache
+            .get("other", || async {
+                Err(GatewayError::TokenExchangeDenied("no".into()))
+            })
+            .await;
+        assert!(denied.is_err());
+        let again = cache
+            .get("other", || async { Ok((1, SystemTime::now() + 60 * MIN)) })
+            .await;
+        assert!(again.is_err(), "the failure is remembered for failure_cache");
+        assert_eq!(cache.metrics.denied.get(), 1);
     }
 }

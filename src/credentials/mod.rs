@@ -1,26 +1,51 @@
-//! What a storage signs with: static keys (turned into a signing identity once, when the
-//! storage is registered), or temporary credentials from AssumeRole (`sts`), cached per
-//! storage (`cache`).
+//! What a storage's requests are authorized with ([`Authorization`]), and where that comes
+//! from ([`CredentialSource`]): static keys, prepared once when the storage is registered;
+//! temporary AWS credentials from AssumeRole (`sts`); a bearer token of the gateway's Entra
+//! app for the customer's tenant (`entra`); a Google access token for a service account key
+//! or by impersonation (`google`). Temporary credentials are cached per storage or tenant
+//! (`cache`), one request to the issuer at a time, renewed before they expire.
 
 pub mod cache;
+pub mod entra;
+pub mod google;
 pub mod sts;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use aws_smithy_runtime_api::client::identity::Identity;
 
-use crate::config::{Storage, StorageCredentials, StsConfig};
+use crate::config::Config;
 use crate::error::GatewayError;
-use crate::telemetry::metrics::Metrics;
-use crate::upstream::sign;
+use crate::secret::Secret;
+use crate::telemetry::metrics::{Issuer, Metrics};
+use crate::upstream::{Trust, UpstreamClient};
+pub use cache::{CacheMetrics, CredentialCache};
+pub use google::ServiceAccountKey;
 
-pub use cache::{CredentialCache, CredentialMetrics};
+/// What a request to a storage is signed or authorized with.
+#[derive(Clone)]
+pub enum Authorization {
+    /// AWS Signature Version 4 (S3, S3-compatible services, GCS HMAC keys).
+    SigV4(Identity),
+    /// Azure Shared Key: the account and its decoded key.
+    SharedKey { account: String, key: Arc<Vec<u8>> },
+    /// An Azure shared access signature, added to the URL's query.
+    Sas(Secret),
+    /// An OAuth 2.0 access token (Entra, Google).
+    Bearer(Secret),
+}
 
-/// How a storage gets its signing identity.
-#[derive(Debug, Clone)]
-pub enum CredentialSource {
-    /// Access key and secret (and maybe a session token) from the storage's definition.
-    Static(Identity),
-    /// IAM-role delegation.
-    Delegated(Delegation),
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Authorization::SigV4(_) => "SigV4(***)",
+            Authorization::SharedKey { .. } => "SharedKey(***)",
+            Authorization::Sas(_) => "Sas(***)",
+            Authorization::Bearer(_) => "Bearer(***)",
+        })
+    }
 }
 
 /// A delegated storage's role, and the cache key of its credentials: it changes when the
@@ -33,63 +58,147 @@ pub struct Delegation {
     pub session_name: String,
 }
 
+/// Where a storage's authorization comes from.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// Static keys or a SAS: the same for every request.
+    Ready(Authorization),
+    /// IAM-role delegation: AssumeRole with the org's external ID.
+    AssumeRole(Delegation),
+    /// The gateway's Entra app, consented in the customer's tenant.
+    Entra { tenant: String },
+    /// A Google service account key of the storage; its `token_uri` is reached with `trust`.
+    GoogleKey {
+        key: Arc<ServiceAccountKey>,
+        cache_key: String,
+        trust: Trust,
+    },
+    /// The gateway's own Google identity, impersonating the customer's service account.
+    Impersonate { service_account: String, cache_key: String },
+}
+
 impl CredentialSource {
-    /// The credential source of `storage` of `org`.
-    pub fn for_storage(org: &str, storage: &Storage) -> CredentialSource {
-        match &storage.credentials {
-            StorageCredentials::AccessKey(keys) => CredentialSource::Static(sign::identity(keys)),
-            StorageCredentials::AssumeRole { role_arn, external_id } => CredentialSource::Delegated(Delegation {
-                cache_key: format!("{org}\n{}\n{role_arn}\n{external_id}", storage.id),
-                role_arn: role_arn.clone(),
-                external_id: external_id.clone(),
-                session_name: sts::role_session_name(org, &storage.id),
-            }),
-        }
+    /// Whether the credentials expire (and the bucket may refuse them as expired).
+    pub fn is_temporary(&self) -> bool {
+        !matches!(self, CredentialSource::Ready(_))
     }
 
+    /// Whether this is AssumeRole (the `assume_role` validation check).
     pub fn is_delegated(&self) -> bool {
-        matches!(self, CredentialSource::Delegated(_))
+        matches!(self, CredentialSource::AssumeRole(_))
+    }
+
+    fn cache_key(&self) -> Option<&str> {
+        match self {
+            CredentialSource::Ready(_) => None,
+            CredentialSource::AssumeRole(d) => Some(&d.cache_key),
+            CredentialSource::Entra { tenant } => Some(tenant),
+            CredentialSource::GoogleKey { cache_key, .. } | CredentialSource::Impersonate { cache_key, .. } => {
+                Some(cache_key)
+            }
+        }
     }
 }
 
-/// Resolves credential sources to identities.
+/// Resolves credential sources to authorizations, through the caches.
 pub struct Credentials {
-    cache: CredentialCache,
+    sts: sts::Sts,
+    aws: CredentialCache<Identity>,
+    entra: entra::Entra,
+    google: google::Google,
+    tokens: CredentialCache<Secret>,
 }
 
 impl Credentials {
-    pub fn new(config: &StsConfig, connect_timeout: std::time::Duration, metrics: &Metrics) -> Credentials {
-        let sts = sts::Sts::new(config.clone(), connect_timeout);
-        let counters = CredentialMetrics::registered(metrics);
+    pub fn new(config: &Config, metrics: &Metrics, client: UpstreamClient) -> Credentials {
+        let sts = &config.sts;
         Credentials {
-            cache: CredentialCache::new(sts, config.refresh_margin, config.failure_cache, counters),
+            sts: sts::Sts::new(sts.clone(), config.server.upstream_connect_timeout),
+            aws: CredentialCache::new(
+                sts.refresh_margin,
+                sts.failure_cache,
+                metrics.credential_counters(Issuer::Sts),
+            ),
+            entra: entra::Entra::new(config.azure.clone(), client.clone()),
+            google: google::Google::new(config.gcp.clone(), client),
+            tokens: CredentialCache::new(
+                sts.refresh_margin,
+                sts.failure_cache,
+                metrics.credential_counters(Issuer::OAuth),
+            ),
         }
     }
 
-    /// The identity to sign the next request with.
-    pub async fn identity(&self, source: &CredentialSource) -> Result<Identity, GatewayError> {
+    /// The authorization to sign the next request with.
+    pub async fn authorize(&self, source: &CredentialSource) -> Result<Authorization, GatewayError> {
         match source {
-            CredentialSource::Static(identity) => Ok(identity.clone()),
-            CredentialSource::Delegated(d) => {
+            CredentialSource::Ready(auth) => Ok(auth.clone()),
+            CredentialSource::AssumeRole(d) => {
                 let role = sts::RoleRequest {
                     role_arn: &d.role_arn,
                     external_id: &d.external_id,
                     session_name: &d.session_name,
                 };
-                self.cache.identity(&d.cache_key, &role).await
+                let identity = self
+                    .aws
+                    .get(&d.cache_key, || async {
+                        let t = self.sts.assume_role(&role).await?;
+                        let expires_at = t.expires_at;
+                        Ok((sts::identity(t), expires_at))
+                    })
+                    .await?;
+                Ok(Authorization::SigV4(identity))
+            }
+            CredentialSource::Entra { tenant } => {
+                let token = self
+                    .tokens
+                    .get(&format!("entra\n{tenant}"), || self.entra.token(tenant))
+                    .await?;
+                Ok(Authorization::Bearer(token))
+            }
+            CredentialSource::GoogleKey { key, cache_key, trust } => {
+                let token = self.tokens.get(cache_key, || self.google.exchange(key, *trust)).await?;
+                Ok(Authorization::Bearer(token))
+            }
+            CredentialSource::Impersonate {
+                service_account,
+                cache_key,
+            } => {
+                let token = self
+                    .tokens
+                    .get(cache_key, || async {
+                        let own = self.tokens.get("google\ngateway", || self.google.own_token()).await?;
+                        self.google.impersonate(&own, service_account).await
+                    })
+                    .await?;
+                Ok(Authorization::Bearer(token))
             }
         }
     }
 
-    /// Drops cached credentials of `source` (the bucket said they expired).
+    /// Drops cached credentials of `source` (the bucket said they expired, or the storage
+    /// changed).
     pub async fn invalidate(&self, source: &CredentialSource) {
-        if let CredentialSource::Delegated(d) = source {
-            self.cache.invalidate(&d.cache_key).await;
+        match (source, source.cache_key()) {
+            (CredentialSource::AssumeRole(_), Some(key)) => self.aws.invalidate(key).await,
+            (CredentialSource::Entra { tenant }, _) => self.tokens.invalidate(&format!("entra\n{tenant}")).await,
+            (_, Some(key)) => self.tokens.invalidate(key).await,
+            (_, None) => {}
         }
     }
 
-    /// AssumeRole and cache counters.
-    pub fn metrics(&self) -> &CredentialMetrics {
-        &self.cache.metrics
+    /// AssumeRole calls and their cache's lookups.
+    pub fn sts_metrics(&self) -> &CacheMetrics {
+        &self.aws.metrics
     }
+
+    /// Entra and Google token requests and their cache's lookups.
+    pub fn token_metrics(&self) -> &CacheMetrics {
+        &self.tokens.metrics
+    }
+}
+
+/// When a token handed out now expires, from the issuer's `expires_in` (seconds).
+pub fn expiry_in(seconds: u64) -> SystemTime {
+    SystemTime::now() + std::time::Duration::from_secs(seconds)
 }

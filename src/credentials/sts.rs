@@ -114,6 +114,19 @@ async fn build_client(config: &StsConfig, connect_timeout: Duration) -> aws_sdk_
     aws_sdk_sts::Client::new(&loader.load().await)
 }
 
+/// The signing identity of temporary credentials.
+pub fn identity(t: Temporary) -> aws_smithy_runtime_api::client::identity::Identity {
+    let expires_at = t.expires_at;
+    aws_credential_types::Credentials::new(
+        t.access_key_id,
+        t.secret_access_key,
+        Some(t.session_token),
+        Some(expires_at),
+        "assetgate-sts",
+    )
+    .into()
+}
+
 /// STS refused: tell the org admin what to check. STS unreachable: 503.
 fn classify(
     err: &SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError, HttpResponse>,
@@ -129,7 +142,7 @@ fn classify(
         .raw()
         .body()
         .bytes()
-        .and_then(crate::upstream::response::s3_error_code);
+        .and_then(crate::storage::providers::s3::errors::error_code);
     let code = service.err().code().or(raw_code.as_deref()).unwrap_or("Unknown");
     tracing::warn!(code, role_arn, "AssumeRole refused");
     match code {

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{Org, Storage};
+use crate::config::Org;
 use crate::cors::OriginPattern;
 use crate::credentials::CredentialSource;
+use crate::storage::Storage;
 use crate::upstream::Trust;
 
 /// Where a storage was defined.
@@ -41,7 +42,7 @@ impl StorageEntry {
         let mut version = [0u8; 8];
         version.copy_from_slice(&digest.as_ref()[..8]);
         Arc::new(StorageEntry {
-            credentials: CredentialSource::for_storage(org, storage),
+            credentials: storage.backend().credential_source(org, &storage.id, Trust::Operator),
             storage: storage.clone(),
             source: Source::Config,
             created_at: None,
@@ -53,7 +54,7 @@ impl StorageEntry {
     /// A storage created through the admin API.
     pub fn from_api(org: &str, storage: Storage, created_at: String, updated_at: String, version: u64) -> StorageEntry {
         StorageEntry {
-            credentials: CredentialSource::for_storage(org, &storage),
+            credentials: storage.backend().credential_source(org, &storage.id, Trust::Tenant),
             storage,
             source: Source::Api,
             created_at: Some(created_at),
@@ -184,22 +185,26 @@ impl OrgEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Provider, StaticKeys, StorageCredentials};
+    use crate::config::StaticKeys;
     use crate::secret::Secret;
+    use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
+    use crate::storage::Provider;
 
     fn storage(id: &str, bucket: &str) -> Storage {
         Storage {
             id: id.into(),
             name: id.into(),
-            provider: Provider::Aws,
             buckets: vec![bucket.into()],
-            region: "us-east-1".into(),
             endpoint: None,
-            path_style: false,
-            credentials: StorageCredentials::AccessKey(StaticKeys {
-                access_key_id: "AK".into(),
-                secret_access_key: Secret::new("SK"),
-                session_token: None,
+            provider: Provider::S3(S3 {
+                flavor: Flavor::Aws,
+                region: "us-east-1".into(),
+                path_style: false,
+                credentials: S3Credentials::AccessKey(StaticKeys {
+                    access_key_id: "AK".into(),
+                    secret_access_key: Secret::new("SK"),
+                    session_token: None,
+                }),
             }),
         }
     }

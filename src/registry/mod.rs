@@ -25,7 +25,8 @@ use dashmap::DashMap;
 use rand::RngCore;
 use tokio::sync::Notify;
 
-use crate::config::{Config, Org, Storage, StorageCredentials};
+use crate::config::{Config, Org};
+use crate::storage::Storage;
 pub use entry::{OrgEntry, Source, StorageEntry};
 use sealed::{Keys, MasterKey};
 use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredStorage};
@@ -325,7 +326,7 @@ impl Storages {
     /// The storage of a stored record, with its org's own external ID when it delegates.
     fn open_record(&self, record: &StoredStorage, keys: &Keys) -> Result<Storage, RegistryError> {
         let mut storage = record::open(record, keys).map_err(|e| RegistryError::Startup(e.to_string()))?;
-        if let StorageCredentials::AssumeRole { external_id, .. } = &mut storage.credentials {
+        if let Some(external_id) = storage.provider.external_id_mut() {
             match self.external_ids.get(&record.org) {
                 Some(own) if *own == *external_id => {}
                 own => {

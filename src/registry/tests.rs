@@ -1,6 +1,8 @@
 use super::*;
-use crate::config::{Endpoint, Provider, StorageCredentials};
+use crate::config::Endpoint;
 use crate::secret::Secret;
+use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
+use crate::storage::Provider;
 
 fn config(dir: &std::path::Path, orgs: &str) -> Config {
     let text = format!(
@@ -15,15 +17,17 @@ fn delegated(id: &str, external_id: &str) -> Storage {
     Storage {
         id: id.into(),
         name: id.into(),
-        provider: Provider::Aws,
         buckets: vec!["b-bucket".into()],
-        region: "us-east-1".into(),
         endpoint: Some(Endpoint::parse("https://s3.example.com").unwrap()),
-        path_style: false,
-        credentials: StorageCredentials::AssumeRole {
-            role_arn: "arn:aws:iam::111122223333:role/r".into(),
-            external_id: external_id.into(),
-        },
+        provider: Provider::S3(S3 {
+            flavor: Flavor::Aws,
+            region: "us-east-1".into(),
+            path_style: false,
+            credentials: S3Credentials::AssumeRole {
+                role_arn: "arn:aws:iam::111122223333:role/r".into(),
+                external_id: external_id.into(),
+            },
+        }),
     }
 }
 
@@ -45,8 +49,11 @@ async fn a_stored_role_with_another_orgs_external_id_is_loaded_with_its_own() {
         store.insert(&record).unwrap();
     }
     let storages = Storages::open(&config(dir.path(), "")).await.unwrap();
-    match &served(&storages, "globex", "stolen").storage.credentials {
-        StorageCredentials::AssumeRole { external_id, .. } => assert_eq!(external_id, "globex-own-external-id"),
+    match &served(&storages, "globex", "stolen").storage.provider {
+        Provider::S3(S3 {
+            credentials: S3Credentials::AssumeRole { external_id, .. },
+            ..
+        }) => assert_eq!(external_id, "globex-own-external-id"),
         other => panic!("{other:?}"),
     }
 }

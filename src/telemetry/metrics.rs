@@ -59,6 +59,23 @@ impl ConnectionMetrics {
     }
 }
 
+/// The counters of one credential issuer: its answers, and its cache's hits and misses.
+#[derive(Debug, Clone, Default)]
+pub struct CacheMetrics {
+    pub ok: Counter,
+    pub denied: Counter,
+    pub unavailable: Counter,
+    pub hits: Counter,
+    pub misses: Counter,
+}
+
+/// Who issues the credentials a cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    Sts,
+    OAuth,
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +85,8 @@ pub struct Metrics {
     pub in_flight: Gauge<i64, AtomicI64>,
     assume_role: Family<ResultLabels, Counter>,
     credential_cache: Family<ResultLabels, Counter>,
+    token_requests: Family<ResultLabels, Counter>,
+    token_cache: Family<ResultLabels, Counter>,
     connections_open: Family<ListenerLabels, Gauge<i64, AtomicI64>>,
     connections_refused: Family<ListenerLabels, Counter>,
     connections_closed: Family<ClosedLabels, Counter>,
@@ -115,6 +134,18 @@ impl Metrics {
             "Temporary credential lookups by result (hit, miss)",
             credential_cache.clone(),
         );
+        let token_requests = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "token_requests",
+            "OAuth token requests to Entra ID or Google by result (ok, denied, unavailable)",
+            token_requests.clone(),
+        );
+        let token_cache = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "token_cache_lookups",
+            "OAuth access token lookups by result (hit, miss)",
+            token_cache.clone(),
+        );
         let connections_open = Family::<ListenerLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "connections",
@@ -141,6 +172,8 @@ impl Metrics {
             in_flight,
             assume_role,
             credential_cache,
+            token_requests,
+            token_cache,
             connections_open,
             connections_refused,
             connections_closed,
@@ -170,14 +203,23 @@ impl Metrics {
         self.requests.get_or_create(&RequestLabels { route, status }).inc();
     }
 
-    /// The counter of AssumeRole calls with `result`.
-    pub fn assume_role(&self, result: &'static str) -> Counter {
-        self.assume_role.get_or_create(&ResultLabels { result }).clone()
-    }
-
-    /// The counter of credential cache lookups with `result`.
-    pub fn credential_cache(&self, result: &'static str) -> Counter {
-        self.credential_cache.get_or_create(&ResultLabels { result }).clone()
+    /// The counters of one credential cache: AWS temporary credentials (`Issuer::Sts`,
+    /// `assume_role_calls` and `credential_cache_lookups`) or OAuth access tokens
+    /// (`Issuer::OAuth`, `token_requests` and `token_cache_lookups`).
+    pub fn credential_counters(&self, issuer: Issuer) -> CacheMetrics {
+        let (calls, lookups) = match issuer {
+            Issuer::Sts => (&self.assume_role, &self.credential_cache),
+            Issuer::OAuth => (&self.token_requests, &self.token_cache),
+        };
+        let call = |result| calls.get_or_create(&ResultLabels { result }).clone();
+        let lookup = |result| lookups.get_or_create(&ResultLabels { result }).clone();
+        CacheMetrics {
+            ok: call("ok"),
+            denied: call("denied"),
+            unavailable: call("unavailable"),
+            hits: lookup("hit"),
+            misses: lookup("miss"),
+        }
     }
 
     /// A guard counting one request in flight until it is dropped.
@@ -220,8 +262,9 @@ mod tests {
         m.request("object", 404);
         m.bytes_sent.inc_by(1234);
         m.upstream_latency.observe(0.003);
-        m.assume_role("ok").inc();
-        m.credential_cache("hit").inc();
+        m.credential_counters(Issuer::Sts).ok.inc();
+        m.credential_counters(Issuer::Sts).hits.inc();
+        m.credential_counters(Issuer::OAuth).misses.inc();
         let guard = m.in_flight();
         let text = m.encode();
         for line in [
@@ -232,6 +275,7 @@ mod tests {
             "assetgate_in_flight_requests 1",
             "assetgate_assume_role_calls_total{result=\"ok\"} 1",
             "assetgate_credential_cache_lookups_total{result=\"hit\"} 1",
+            "assetgate_token_cache_lookups_total{result=\"miss\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,9 +27,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct UpstreamClient {
     /// For config-file storages: hyper-util's pooled client; requests carry no body.
-    trusted: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
+    trusted: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
     /// For API-created storages: the same, resolving through the endpoint guard.
-    guarded: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
+    guarded: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
     /// Which internal addresses API-created storages may still reach.
     policy: Arc<EndpointPolicy>,
     /// How long a bucket may take to send response headers.
@@ -78,10 +78,10 @@ impl UpstreamClient {
         &self.policy
     }
 
-    /// Sends a signed request and waits for the response headers.
+    /// Sends a request (signed, or to a token endpoint) and waits for the response headers.
     pub async fn send(
         &self,
-        request: http::Request<Empty<Bytes>>,
+        request: http::Request<Full<Bytes>>,
         trust: Trust,
     ) -> Result<http::Response<Incoming>, GatewayError> {
         let pending = match trust {
@@ -112,7 +112,7 @@ fn build(
     resolver: Resolver,
     connect_timeout: Duration,
     roots: Arc<rustls::RootCertStore>,
-) -> Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>> {
+) -> Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>> {
     let mut http = HttpConnector::new_with_resolver(resolver);
     {
         http.enforce_http(false);

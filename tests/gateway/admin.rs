@@ -536,8 +536,12 @@ async fn config_storages_are_read_only_and_bad_requests_name_their_fields() {
             "buckets",
         ),
         (
-            json!({"type": "azure", "bucket": "b-bucket", "accessKeyId": "a", "secretAccessKey": "b"}),
+            json!({"type": "azure_files", "bucket": "b-bucket", "accessKeyId": "a", "secretAccessKey": "b"}),
             "type",
+        ),
+        (
+            json!({"type": "azure", "bucket": "b-bucket", "accessKeyId": "a", "secretAccessKey": "b"}),
+            "account",
         ),
         (
             json!({"type": "aws", "bucket": "b-bucket", "roleArn": "arn:aws:iam::12:role"}),

@@ -90,9 +90,9 @@ async fn seaweed_sts_temporary_credentials_stream_an_object() {
     assert!(r.body[..] == data[..]);
     let r = get(&url, &[("authorization", &bearer("acme")), ("range", "bytes=-100")]).await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (206, &data[data.len() - 100..]));
-    let m = gw.gateway.credentials.metrics();
-    assert_eq!(m.assume_role_ok.get(), 1);
-    assert_eq!((m.cache_misses.get(), m.cache_hits.get()), (1, 1));
+    let m = gw.gateway.credentials.sts_metrics();
+    assert_eq!(m.ok.get(), 1);
+    assert_eq!((m.misses.get(), m.hits.get()), (1, 1));
 }
 
 /// A gateway with one delegated storage whose STS and bucket are the stand-ins.
@@ -139,8 +139,8 @@ async fn two_hundred_concurrent_cold_requests_make_one_assume_role() {
     assert_eq!(sts.calls(), 1);
     assert_eq!(sts.external_ids(), ["ext-acme-1"]);
     assert_eq!(*rejected.lock().unwrap(), 0);
-    let m = gw.gateway.credentials.metrics();
-    assert_eq!(m.cache_misses.get() + m.cache_hits.get(), 200);
+    let m = gw.gateway.credentials.sts_metrics();
+    assert_eq!(m.misses.get() + m.hits.get(), 200);
 }
 
 #[tokio::test]
@@ -186,7 +186,7 @@ async fn a_failing_sts_is_asked_again_only_after_failure_cache() {
     let r = get(&url, &[("authorization", &auth)]).await;
     assert_eq!(r.status, 200);
     assert_eq!(sts.calls(), 2);
-    assert_eq!(gw.gateway.credentials.metrics().assume_role_denied.get(), 1);
+    assert_eq!(gw.gateway.credentials.sts_metrics().denied.get(), 1);
 }
 
 #[tokio::test]

@@ -270,7 +270,9 @@ async fn creates_race_to_one_201_and_a_stale_if_match_is_412() {
             (412, Some("precondition_failed"))
         );
     }
-    within(Duration::from_secs(1), "A to see B's change", || async {
+    // Propagation takes milliseconds (benches/registry.rs measures it); the bound here is
+    // loose because the whole suite shares two cores.
+    within(Duration::from_secs(5), "A to see B's change", || async {
         a.admin(Method::GET, "/admin/v1/orgs/acme/storages/raced-0", None, &[])
             .await
             .header("etag")
@@ -327,7 +329,7 @@ async fn replicas_serve_on_while_the_database_is_down_and_catch_up_when_it_is_ba
         )
         .await;
     assert_eq!(r.status, 201);
-    within(Duration::from_secs(1), "B to serve the storage", || async {
+    within(Duration::from_secs(5), "B to serve the storage", || async {
         b.object("held", "a.txt").await.status == 200
     })
     .await;

@@ -217,7 +217,6 @@ fn decode(key: &str, value: &[u8]) -> Result<StoredStorage, redb::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::store::StoredCredentials;
 
     fn record(org: &str, id: &str, version: u64) -> StoredStorage {
         StoredStorage {
@@ -226,13 +225,14 @@ mod tests {
             name: "n".into(),
             provider: "aws".into(),
             buckets: vec!["b-bucket".into()],
-            region: "us-east-1".into(),
             endpoint: None,
-            path_style: false,
-            credentials: StoredCredentials::AccessKey {
-                access_key_id: "AK".into(),
-                sealed_secret: "sealed".into(),
-            },
+            settings: serde_json::json!({
+                "region": "us-east-1",
+                "credentials": {"type": "access_key", "access_key_id": "AK", "sealed_secret": "sealed"},
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
             version,

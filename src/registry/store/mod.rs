@@ -12,40 +12,27 @@ use serde::{Deserialize, Serialize};
 pub use embedded::EmbeddedStore;
 pub use postgres::PostgresStore;
 
-/// A storage as stored. The secret is sealed; nothing here is secret in the clear.
+/// A storage as stored. Secrets are sealed; nothing here is secret in the clear.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredStorage {
     pub org: String,
     pub id: String,
     pub name: String,
-    /// `aws`, `s3_compatible` or `gcs`.
+    /// `aws`, `s3_compatible`, `gcs` or `azure`.
     pub provider: String,
     pub buckets: Vec<String>,
-    pub region: String,
     pub endpoint: Option<String>,
-    pub path_style: bool,
-    pub credentials: StoredCredentials,
+    /// The provider's settings and credentials, as its module stores them (S3: `region`,
+    /// `pathStyle`, `credentials`, the names records had before there were providers).
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
     /// RFC 3339.
     pub created_at: String,
     pub updated_at: String,
     /// A fresh random value on every write: what updates and deletes compare.
     #[serde(default)]
     pub version: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum StoredCredentials {
-    AccessKey {
-        access_key_id: String,
-        /// base64 of nonce || AES-256-GCM ciphertext || tag.
-        sealed_secret: String,
-    },
-    AssumeRole {
-        role_arn: String,
-        external_id: String,
-    },
 }
 
 /// Everything a store holds.

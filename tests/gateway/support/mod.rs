@@ -19,8 +19,8 @@ use std::time::Duration;
 use assetgate::config::{Endpoint, StaticKeys, TokenKey};
 use assetgate::secret::Secret;
 use assetgate::server::{self, ServeOptions};
+use assetgate::storage::providers::s3::address::encode_key;
 use assetgate::token::{self, Claims};
-use assetgate::upstream::address::encode_key;
 use assetgate::{Config, Gateway};
 use tokio::sync::oneshot;
 

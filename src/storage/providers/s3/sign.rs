@@ -1,4 +1,4 @@
-//! SigV4 signing of upstream requests with `aws-sigv4`, configured for S3
+//! SigV4 signing of S3 requests with `aws-sigv4`, configured for S3
 //! (<https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>): the
 //! path is already `UriEncode`d once and must not be encoded again or normalised (S3 keys
 //! may contain `//`, `.` and `..` segments), and the payload is `UNSIGNED-PAYLOAD`.

@@ -1,0 +1,133 @@
+//! The validation checks of Azure storages, in order: `credentials` (a token could be had for
+//! Entra delegation, and the first listing is not refused for its credentials), `container`
+//! (Get Container Properties: every container exists), `list` (List Blobs with
+//! `maxresults=1` on every container), `object_read`.
+
+use http::HeaderMap;
+
+use super::Azure;
+use crate::admin::validate::{
+    bucket_problem, check, credentials_problem, report, skipped, verdict, xml_text, xml_unescape, Check, Probe, Report,
+    Status,
+};
+use crate::error::GatewayError;
+use crate::registry::StorageEntry;
+use crate::storage::Provider;
+use crate::Gateway;
+
+/// What a role assignment must grant, in the words of Azure's portal.
+const READER: &str = "read (the Storage Blob Data Reader role, or a SAS with r and l)";
+
+pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
+    let Provider::Azure(azure) = &entry.storage.provider else {
+        unreachable!("Azure checks for an Azure storage")
+    };
+    let mut checks = Vec::new();
+    let probe = match Probe::authorize(gw, entry).await {
+        Ok(probe) => probe,
+        Err(err) => {
+            checks.push(check("credentials", Status::Fail, err.message()));
+            skipped(
+                &mut checks,
+                &["container", "list", "object_read"],
+                "no access token could be had",
+            );
+            return report(checks);
+        }
+    };
+    let containers = Containers { probe: &probe, azure };
+    if let Err(err) = containers.list(&entry.storage.buckets[0]).await {
+        if let Some(problem) = credentials_problem(entry, &err) {
+            checks.push(check("credentials", Status::Fail, problem));
+            skipped(
+                &mut checks,
+                &["container", "list", "object_read"],
+                "the credentials do not work",
+            );
+            return report(checks);
+        }
+    }
+    checks.push(check(
+        "credentials",
+        Status::Pass,
+        "the storage accepted the credentials",
+    ));
+    checks.push(containers.exist().await);
+    let (list, first) = containers.lists().await;
+    checks.push(list);
+    let object = object.map(str::to_string).or(first);
+    checks.push(probe.object_read(object.as_deref(), READER).await);
+    report(checks)
+}
+
+/// Container-level requests of the Blob service.
+struct Containers<'a> {
+    probe: &'a Probe<'a>,
+    azure: &'a Azure,
+}
+
+impl Containers<'_> {
+    /// List Blobs with `maxresults=1`: the first blob's name, if any.
+    async fn list(&self, container: &str) -> Result<Option<String>, GatewayError> {
+        let url = self.azure.container_url(
+            &self.probe.entry.storage,
+            container,
+            "restype=container&comp=list&maxresults=1",
+        );
+        let xml = self.probe.text(&url, HeaderMap::new()).await?;
+        Ok(first_blob(&xml))
+    }
+
+    /// `container`: Get Container Properties of every container. Credentials that may list
+    /// and read blobs but not read container properties (some SAS) leave it to `list`.
+    async fn exist(&self) -> Check {
+        let mut problems = Vec::new();
+        for container in &self.probe.entry.storage.buckets {
+            let url = self
+                .azure
+                .container_url(&self.probe.entry.storage, container, "restype=container");
+            match self.probe.text(&url, HeaderMap::new()).await {
+                Ok(_) | Err(GatewayError::UpstreamAccessDenied(_)) => {}
+                Err(GatewayError::NoSuchBucket) => problems.push(format!("container {container} does not exist")),
+                Err(err) => problems.push(bucket_problem(container, &err, "read")),
+            }
+        }
+        verdict("container", problems, "every container exists")
+    }
+
+    /// `list` on every container, and the first blob found (`container/blob`).
+    async fn lists(&self) -> (Check, Option<String>) {
+        let mut problems = Vec::new();
+        let mut first = None;
+        for container in &self.probe.entry.storage.buckets {
+            match self.list(container).await {
+                Ok(Some(blob)) if first.is_none() => first = Some(format!("{container}/{blob}")),
+                Ok(_) => {}
+                Err(err) => problems.push(bucket_problem(container, &err, "list")),
+            }
+        }
+        (verdict("list", problems, "every container can be listed"), first)
+    }
+}
+
+/// The first `<Blob><Name>` of a List Blobs answer.
+fn first_blob(xml: &str) -> Option<String> {
+    let blobs = &xml[xml.find("<Blobs>")?..];
+    let blob = &blobs[blobs.find("<Blob>")?..];
+    xml_text(blob, "Name").map(|n| xml_unescape(&n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_blob_is_read_from_a_listing() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://127.0.0.1:1/acct" ContainerName="c"><Prefix/><MaxResults>1</MaxResults><Blobs><Blob><Name>a &amp; b/x.jpg</Name><Properties/></Blob></Blobs><NextMarker>m</NextMarker></EnumerationResults>"#;
+        assert_eq!(first_blob(xml).as_deref(), Some("a & b/x.jpg"));
+        let empty = r#"<EnumerationResults ContainerName="c"><Blobs /><NextMarker /></EnumerationResults>"#;
+        assert_eq!(first_blob(empty), None);
+        let no_blobs = r#"<EnumerationResults><Name>not a blob</Name><Blobs></Blobs></EnumerationResults>"#;
+        assert_eq!(first_blob(no_blobs), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Where an object lives in the S3 API (S3, S3-compatible services, GCS's XML API): the URL
+//! for (endpoint, bucket, key), in path-style or virtual-hosted style, with the key encoded
+//! exactly once by S3's rules.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::config::{Endpoint, Scheme};
+
+/// S3 `UriEncode` for object keys: every byte but `A-Za-z0-9-_.~` and `/` becomes `%XX`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>).
+/// The same string is sent on the wire and used as the SigV4 canonical URI, so signing must
+/// not encode it again (`PercentEncodingMode::Single`).
+const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Encodes an object key for a URL path (S3's rules; also safe for our own routes).
+pub fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_ENCODE_SET).to_string()
+}
+
+/// AWS's regional S3 endpoint (`s3.{region}.amazonaws.com`; `.com.cn` in the China
+/// partition).
+pub fn aws_endpoint(region: &str) -> Endpoint {
+    let host = if region.starts_with("cn-") {
+        format!("s3.{region}.amazonaws.com.cn")
+    } else {
+        format!("s3.{region}.amazonaws.com")
+    };
+    Endpoint {
+        scheme: Scheme::Https,
+        host,
+        port: None,
+    }
+}
+
+/// Whether `bucket` can be a DNS label in front of `endpoint`. Buckets with dots break
+/// TLS wildcard certificates, and uppercase or `_` are not valid host names: those fall back
+/// to path-style, as the AWS SDKs do.
+fn virtual_host_ok(bucket: &str, endpoint: &Endpoint) -> bool {
+    let dns_label = bucket
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    dns_label && !endpoint.host_is_ip() && !(bucket.contains('.') && endpoint.scheme == Scheme::Https)
+}
+
+/// The URL of an object, ready to be sent and signed.
+pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str) -> String {
+    let key = encode_key(key);
+    if !path_style && virtual_host_ok(bucket, endpoint) {
+        format!("{}/{key}", endpoint.with_subdomain(bucket))
+    } else {
+        format!("{endpoint}/{bucket}/{key}")
+    }
+}
+
+/// The URL of a bucket-level request (`query` such as `location` or
+/// `list-type=2&max-keys=1`), addressed like the bucket's objects.
+pub fn bucket_url(endpoint: &Endpoint, path_style: bool, bucket: &str, query: &str) -> String {
+    if !path_style && virtual_host_ok(bucket, endpoint) {
+        format!("{}/?{query}", endpoint.with_subdomain(bucket))
+    } else {
+        format!("{endpoint}/{bucket}?{query}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(e: &str) -> Endpoint {
+        Endpoint::parse(e).unwrap()
+    }
+
+    #[test]
+    fn encodes_every_reserved_byte_once_and_keeps_slashes() {
+        assert_eq!(
+            encode_key("a b+c(1)'!*=@&$,;:%.jpg"),
+            "a%20b%2Bc%281%29%27%21%2A%3D%40%26%24%2C%3B%3A%25.jpg"
+        );
+        assert_eq!(encode_key("a//b/./c/../d/"), "a//b/./c/../d/");
+        assert_eq!(encode_key("~-_."), "~-_.");
+        assert_eq!(encode_key("中"), "%E4%B8%AD");
+    }
+
+    #[test]
+    fn aws_defaults_to_the_regional_virtual_host() {
+        assert_eq!(
+            object_url(&aws_endpoint("eu-central-1"), false, "my-bucket", "a b.jpg"),
+            "https://my-bucket.s3.eu-central-1.amazonaws.com/a%20b.jpg"
+        );
+    }
+
+    #[test]
+    fn dotted_buckets_fall_back_to_path_style_over_https() {
+        assert_eq!(
+            object_url(&aws_endpoint("eu-central-1"), false, "my.bucket", "k"),
+            "https://s3.eu-central-1.amazonaws.com/my.bucket/k"
+        );
+    }
+
+    #[test]
+    fn custom_endpoint_with_port_path_style() {
+        assert_eq!(
+            object_url(&endpoint("http://127.0.0.1:9000"), true, "b", "x/y"),
+            "http://127.0.0.1:9000/b/x/y"
+        );
+    }
+
+    #[test]
+    fn custom_endpoint_virtual_hosted_unless_ip() {
+        assert_eq!(
+            object_url(&endpoint("http://localhost:8333"), false, "bkt", "k"),
+            "http://bkt.localhost:8333/k"
+        );
+        assert_eq!(
+            object_url(&endpoint("http://10.0.0.1:8333"), false, "bkt", "k"),
+            "http://10.0.0.1:8333/bkt/k"
+        );
+    }
+
+    #[test]
+    fn bucket_urls_follow_the_same_addressing() {
+        assert_eq!(
+            bucket_url(&aws_endpoint("eu-central-1"), false, "my-bucket", "location"),
+            "https://my-bucket.s3.eu-central-1.amazonaws.com/?location"
+        );
+        assert_eq!(
+            bucket_url(&endpoint("http://127.0.0.1:9000"), true, "b", "list-type=2&max-keys=1"),
+            "http://127.0.0.1:9000/b?list-type=2&max-keys=1"
+        );
+    }
+
+    #[test]
+    fn china_endpoints() {
+        assert_eq!(
+            object_url(&aws_endpoint("cn-north-1"), true, "b", "k"),
+            "https://s3.cn-north-1.amazonaws.com.cn/b/k"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! The validation checks of S3 storages, in order: `assume_role` (delegated storages),
+//! `credentials` (the first signed request is not refused for its credentials),
+//! `bucket_location` (GetBucketLocation agrees with the region), `list` (ListObjectsV2 with
+//! max-keys 1 on every bucket), `object_read`. Once the credentials fail, the rest are
+//! skipped. GCS's XML API shares the listing.
+
+use http::HeaderMap;
+
+use super::address::bucket_url;
+use crate::admin::validate::{
+    bucket_problem, check, credentials_problem, report, skipped, verdict, xml_text, xml_unescape, Check, Probe, Report,
+    Status,
+};
+use crate::error::GatewayError;
+use crate::registry::StorageEntry;
+use crate::storage::Provider;
+use crate::Gateway;
+
+pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
+    let Provider::S3(s3) = &entry.storage.provider else {
+        unreachable!("S3 checks for an S3 storage")
+    };
+    let mut checks = Vec::new();
+    let delegated = entry.credentials.is_delegated();
+    let probe = match Probe::authorize(gw, entry).await {
+        Ok(probe) => {
+            checks.push(if delegated {
+                check("assume_role", Status::Pass, "the role was assumed")
+            } else {
+                check("assume_role", Status::Skip, "the storage uses access keys, not a role")
+            });
+            probe
+        }
+        Err(err) => {
+            checks.push(check("assume_role", Status::Fail, err.message()));
+            skipped(
+                &mut checks,
+                &["credentials", "bucket_location", "list", "object_read"],
+                "the role could not be assumed",
+            );
+            return report(checks);
+        }
+    };
+    let lister = Lister {
+        probe: &probe,
+        path_style: s3.path_style,
+    };
+    if let Err(err) = lister.list(&entry.storage.buckets[0]).await {
+        if let Some(problem) = credentials_problem(entry, &err) {
+            checks.push(check("credentials", Status::Fail, problem));
+            skipped(
+                &mut checks,
+                &["bucket_location", "list", "object_read"],
+                "the credentials do not work",
+            );
+            return report(checks);
+        }
+    }
+    checks.push(check(
+        "credentials",
+        Status::Pass,
+        "the storage accepted the credentials",
+    ));
+    checks.push(lister.locations(&s3.region).await);
+    let (list, first) = lister.lists().await;
+    checks.push(list);
+    let object = object.map(str::to_string).or(first);
+    checks.push(probe.object_read(object.as_deref(), "s3:GetObject").await);
+    report(checks)
+}
+
+/// Bucket-level requests of the S3 API.
+pub struct Lister<'a> {
+    pub probe: &'a Probe<'a>,
+    pub path_style: bool,
+}
+
+impl Lister<'_> {
+    async fn bucket_xml(&self, bucket: &str, query: &str) -> Result<String, GatewayError> {
+        let url = bucket_url(&self.probe.entry.storage.endpoint(), self.path_style, bucket, query);
+        self.probe.text(&url, HeaderMap::new()).await
+    }
+
+    /// ListObjectsV2 with max-keys 1: the first key, if any.
+    pub async fn list(&self, bucket: &str) -> Result<Option<String>, GatewayError> {
+        let xml = self.bucket_xml(bucket, "list-type=2&max-keys=1").await?;
+        Ok(xml_text(&xml, "Key").map(|k| xml_unescape(&k)))
+    }
+
+    async fn locations(&self, region: &str) -> Check {
+        let mut problems = Vec::new();
+        for bucket in &self.probe.entry.storage.buckets {
+            match self.bucket_xml(bucket, "location").await {
+                Ok(xml) => {
+                    let location = bucket_region(xml_text(&xml, "LocationConstraint").as_deref());
+                    if location != region {
+                        problems.push(format!("bucket {bucket} is in {location}, the storage says {region}"));
+                    }
+                }
+                Err(err) => problems.push(bucket_problem(bucket, &err, "s3:GetBucketLocation")),
+            }
+        }
+        verdict("bucket_location", problems, "every bucket is in the storage's region")
+    }
+
+    /// `list` on every bucket, and the first object found (`bucket/key`).
+    pub async fn lists(&self) -> (Check, Option<String>) {
+        let mut problems = Vec::new();
+        let mut first = None;
+        for bucket in &self.probe.entry.storage.buckets {
+            match self.list(bucket).await {
+                Ok(Some(key)) if first.is_none() => first = Some(format!("{bucket}/{key}")),
+                Ok(_) => {}
+                Err(err) => problems.push(bucket_problem(bucket, &err, "s3:ListBucket")),
+            }
+        }
+        (verdict("list", problems, "every bucket can be listed"), first)
+    }
+}
+
+/// `LocationConstraint` to a region: empty means us-east-1, `EU` is the old name of eu-west-1.
+pub fn bucket_region(location: Option<&str>) -> String {
+    match location.map(str::trim) {
+        None | Some("") => "us-east-1".into(),
+        Some("EU") => "eu-west-1".into(),
+        Some(region) => region.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_regions() {
+        assert_eq!(bucket_region(None), "us-east-1");
+        assert_eq!(bucket_region(Some("")), "us-east-1");
+        assert_eq!(bucket_region(Some("EU")), "eu-west-1");
+        assert_eq!(bucket_region(Some("ap-south-1")), "ap-south-1");
+    }
+}
