@@ -227,6 +227,13 @@ async fn forward(
             response = target.fetch(&gw.upstream, upstream::without_range(&headers)).await?;
         }
         let status = response.status();
+        if let Some(size) = upstream::response::empty_partial(&response) {
+            return Ok(Forwarded::Failed {
+                status,
+                error: GatewayError::RangeNotSatisfiable,
+                content_range: size.and_then(|s| HeaderValue::from_str(&format!("bytes */{s}")).ok()),
+            });
+        }
         if upstream::response::is_passed_status(status) {
             return Ok(Forwarded::Passed(response));
         }

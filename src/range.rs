@@ -49,6 +49,29 @@ impl ByteRange {
     }
 }
 
+/// Whether the `Content-Range` of a 206 (RFC 9110 §14.4) names bytes: `bytes first-last/size`
+/// with `first <= last < size` (or size `*`). Some servers answer a range that starts at
+/// the end of the object with a 206 of nothing (`bytes 10-9/10`) where RFC 9110 says 416;
+/// `Err(size)` then says the range was not satisfiable, with the size when it is known.
+pub fn check_content_range(value: &str) -> Result<(), Option<u64>> {
+    let parsed = value.trim().strip_prefix("bytes ").and_then(|rest| {
+        let (range, size) = rest.split_once('/')?;
+        Some((range.split_once('-'), size))
+    });
+    let Some((range, size)) = parsed else { return Err(None) };
+    let size = if size == "*" {
+        None
+    } else {
+        Some(digits(size).ok_or(None)?)
+    };
+    let range = range.and_then(|(first, last)| Some((digits(first)?, digits(last)?)));
+    match (range, size) {
+        (Some((first, last)), None) if first <= last => Ok(()),
+        (Some((first, last)), Some(size)) if first <= last && last < size => Ok(()),
+        _ => Err(size),
+    }
+}
+
 fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -60,6 +83,17 @@ fn digits(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn content_ranges_that_name_no_bytes_are_told_apart() {
+        assert_eq!(check_content_range("bytes 0-9/10"), Ok(()));
+        assert_eq!(check_content_range("bytes 0-9/*"), Ok(()));
+        assert_eq!(check_content_range("bytes 10-9/10"), Err(Some(10)));
+        assert_eq!(check_content_range("bytes 0--1/0"), Err(Some(0)));
+        assert_eq!(check_content_range("bytes 5-20/10"), Err(Some(10)));
+        assert_eq!(check_content_range("bytes NaN-10/10"), Err(Some(10)));
+        assert_eq!(check_content_range("items 0-1/2"), Err(None));
+    }
 
     #[test]
     fn parses_the_three_forms() {

@@ -26,6 +26,16 @@ pub fn is_passed_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 200 | 206 | 304)
 }
 
+/// `Some(size)` for a 206 whose `Content-Range` names no bytes (Azurite's answer to a range
+/// that starts at the end): the client gets the 416 RFC 9110 §14.1.2 asks for instead.
+pub fn empty_partial<B>(response: &http::Response<B>) -> Option<Option<u64>> {
+    if response.status() != StatusCode::PARTIAL_CONTENT {
+        return None;
+    }
+    let value = response.headers().get(header::CONTENT_RANGE)?.to_str().ok()?;
+    crate::range::check_content_range(value).err()
+}
+
 /// The client-facing headers of a successful upstream response (200, 206, 304).
 /// `Cache-Control` is always private, and falls back to `default_cache_control` when the
 /// bucket sends none (except on a 304, whose headers would replace those the browser stored

@@ -1,15 +1,17 @@
-//! End-to-end tests of the gateway against real S3 servers started on loopback (see
+//! End-to-end tests of the gateway against real S3, Azure and GCS servers started on loopback (see
 //! `shared/TESTING.md` and `support/`).
 
 mod support;
 
 mod admin;
+mod azure;
 mod connections;
 mod content;
 mod cors;
 mod delegation;
 mod demo;
 mod errors;
+mod gcs;
 mod keys;
 mod logs;
 mod objects;

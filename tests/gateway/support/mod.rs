@@ -4,10 +4,13 @@
 
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod binary;
 pub mod client;
+pub mod fake_gcs;
 pub mod fake_sts;
 pub mod moto;
+pub mod oauth;
 pub mod postgres;
 pub mod process;
 pub mod seaweed;

@@ -37,7 +37,7 @@ pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Re
     };
     let containers = Containers { probe: &probe, azure };
     if let Err(err) = containers.list(&entry.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(entry, &err) {
+        if let Some(problem) = credentials_problem(entry, &err).or_else(|| refused(&err)) {
             checks.push(check("credentials", Status::Fail, problem));
             skipped(
                 &mut checks,
@@ -108,6 +108,16 @@ impl Containers<'_> {
         }
         (verdict("list", problems, "every container can be listed"), first)
     }
+}
+
+/// `AuthorizationFailure` on the first listing: Azure's answer to a request its network
+/// rules refuse, and Azurite's to a wrong account key. Either way nothing else can work.
+fn refused(err: &GatewayError) -> Option<String> {
+    matches!(err, GatewayError::UpstreamAccessDenied(code) if code == "AuthorizationFailure").then(|| {
+        "the storage refused the request (AuthorizationFailure): the account key or SAS is wrong, or the \
+         account's network rules do not admit the gateway"
+            .to_string()
+    })
 }
 
 /// The first `<Blob><Name>` of a List Blobs answer.

@@ -88,7 +88,7 @@ fn sas(d: &mut Draft<'_>) -> Option<AzureCredentials> {
     let query_like = token.split('&').any(|p| p.starts_with("sig="))
         && token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"%&=-_.~:+/".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"%&=-_.~:+/,".contains(&b));
     if !query_like {
         d.fail_cred(SAS, "must be a shared access signature (the query string with sig=...)");
         return None;
