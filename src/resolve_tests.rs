@@ -27,6 +27,7 @@ fn storage(kind: Kind, endpoint: Option<&str>, buckets: &[&str]) -> Storage {
         Kind::S3Compatible => s3(Flavor::Compatible),
         Kind::Gcs => Provider::Gcs(Gcs {
             path_style: true,
+            region: "auto".into(),
             credentials: GcsCredentials::Hmac(keys.clone()),
         }),
         Kind::Azure => Provider::Azure(Azure {

@@ -71,7 +71,9 @@ fn ango_shape_with_provider_and_public_private_keys() {
     );
     assert_eq!(s.id.len(), 24, "an id is generated");
     let g = create_ok(json!({"provider": "GCP", "bucket": "gcs-assets", "publicKey": "GOOG1", "privateKey": "s"}));
-    assert!(matches!(g.provider, Provider::Gcs(ref p) if matches!(p.credentials, GcsCredentials::Hmac(_))));
+    assert!(
+        matches!(g.provider, Provider::Gcs(ref p) if p.region == "auto" && matches!(p.credentials, GcsCredentials::Hmac(_)))
+    );
     let a = create_ok(json!({"provider": "AZURE", "account": "acmeassets", "bucket": "images", "accountKey": "a2V5"}));
     assert_eq!(a.provider.kind(), providers::Kind::Azure);
 }

@@ -31,6 +31,8 @@ use crate::upstream::Trust;
 #[derive(Debug, Clone)]
 pub struct Gcs {
     pub path_style: bool,
+    /// The SigV4 region of HMAC requests: `auto`, unless the storage names another.
+    pub region: String,
     pub credentials: GcsCredentials,
 }
 
@@ -48,6 +50,10 @@ pub enum GcsCredentials {
 const PATH_STYLE: Name = Name {
     config: "path_style",
     api: &["pathStyle", "path_style"],
+};
+const REGION: Name = Name {
+    config: "region",
+    api: &["region"],
 };
 const KEY_JSON: Name = Name {
     config: "key_json",
@@ -146,10 +152,23 @@ fn credentials(d: &mut Draft<'_>, current: Option<&GcsCredentials>) -> Option<Gc
     }
 }
 
+fn region(d: &mut Draft<'_>) -> Option<String> {
+    let region = d.text(REGION)?;
+    match rules::check_region(&region) {
+        Ok(()) => Some(region),
+        Err(m) => {
+            d.fail(REGION, m);
+            None
+        }
+    }
+}
+
 pub fn from_draft(d: &mut Draft<'_>, _cx: &Context<'_>) -> Option<Gcs> {
     let path_style = d.flag(PATH_STYLE).unwrap_or(true);
+    let region = region(d).unwrap_or_else(|| "auto".into());
     Some(Gcs {
         path_style,
+        region,
         credentials: credentials(d, None)?,
     })
 }
@@ -179,6 +198,11 @@ pub fn from_stored(
     };
     Ok(Gcs {
         path_style: settings.get("pathStyle").and_then(Value::as_bool).unwrap_or(true),
+        region: settings
+            .get("region")
+            .and_then(Value::as_str)
+            .unwrap_or("auto")
+            .to_string(),
         credentials,
     })
 }
@@ -229,8 +253,8 @@ impl Backend for Gcs {
         now: SystemTime,
     ) -> Result<(), GatewayError> {
         match auth {
-            // GCS's XML API takes SigV4 with HMAC keys in region `auto`.
-            Authorization::SigV4(identity) => sign::sign_request(request, identity, "auto", now),
+            // GCS's XML API takes SigV4 with HMAC keys, in region `auto`.
+            Authorization::SigV4(identity) => sign::sign_request(request, identity, &self.region, now),
             Authorization::Bearer(token) => {
                 let value =
                     HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| GatewayError::Internal)?;
@@ -292,6 +316,7 @@ impl Backend for Gcs {
         };
         let mut out = Map::new();
         out.insert("pathStyle".into(), json!(self.path_style));
+        out.insert("region".into(), json!(self.region));
         out.insert("credentials".into(), credentials);
         out
     }
@@ -300,6 +325,9 @@ impl Backend for Gcs {
         let mut next = self.clone();
         if let Some(path_style) = d.flag(PATH_STYLE) {
             next.path_style = path_style;
+        }
+        if let Some(region) = region(d) {
+            next.region = region;
         }
         if let Some(credentials) = credentials(d, Some(&self.credentials)) {
             next.credentials = credentials;
