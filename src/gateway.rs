@@ -105,6 +105,11 @@ impl Gateway {
         })
     }
 
+    /// Whether `[azure]` gives the gateway an Entra app (for `entra_delegation` storages).
+    pub fn has_entra_app(&self) -> bool {
+        self.credentials.has_entra_app()
+    }
+
     /// `/readyz`: 200 `ok` when serving; 503 `draining` during shutdown, `loading` until the
     /// shared registry has been loaded once.
     pub fn readiness(&self) -> (http::StatusCode, &'static str) {

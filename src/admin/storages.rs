@@ -167,6 +167,7 @@ async fn built(gw: &Gateway, org: &str, body: &Value, current: Option<&Storage>)
     let cx = Context {
         style: Style::Api,
         org_external_id: external_id.as_deref(),
+        entra_app: gw.has_entra_app(),
     };
     let storage = match current {
         None => storage::build(body, &cx),

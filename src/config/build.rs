@@ -22,7 +22,7 @@ pub(super) fn from_toml(text: &str, lookup: Lookup<'_>) -> Result<Config, Config
 
 fn build(f: FileConfig) -> Result<Config, ConfigError> {
     let sts = sts(f.sts)?;
-    let orgs = orgs(f.orgs)?;
+    let orgs = orgs(f.orgs, f.azure.is_some())?;
     Ok(Config {
         server: server(f.server)?,
         admin: AdminConfig {
@@ -249,7 +249,7 @@ fn check_master_key(at: &str, key: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
+fn orgs(files: Vec<OrgFile>, entra_app: bool) -> Result<Vec<Org>, ConfigError> {
     let mut seen = HashSet::new();
     let mut orgs = Vec::with_capacity(files.len());
     for (i, o) in files.into_iter().enumerate() {
@@ -261,7 +261,7 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
         let mut storage_ids = HashSet::new();
         let mut storages = Vec::with_capacity(o.storages.len());
         for (j, s) in o.storages.iter().enumerate() {
-            let storage = storage(&format!("{at}.storages[{j}]"), s)?;
+            let storage = storage(&format!("{at}.storages[{j}]"), s, entra_app)?;
             if !storage_ids.insert(storage.id.clone()) {
                 return Err(ConfigError::at(
                     format!("{at}.storages[{j}].id"),
@@ -282,10 +282,11 @@ fn orgs(files: Vec<OrgFile>) -> Result<Vec<Org>, ConfigError> {
 
 /// A storage table through the one storage builder; its problems become config errors
 /// named by key (the first, ordered by key).
-fn storage(at: &str, table: &serde_json::Value) -> Result<crate::storage::Storage, ConfigError> {
+fn storage(at: &str, table: &serde_json::Value, entra_app: bool) -> Result<crate::storage::Storage, ConfigError> {
     let cx = crate::storage::Context {
         style: crate::storage::Style::Config,
         org_external_id: None,
+        entra_app,
     };
     crate::storage::build(table, &cx).map_err(|fields| {
         let (field, message) = fields.into_iter().next().expect("a refusal names a field");

@@ -256,3 +256,31 @@ fn assume_role_storages_are_validated() {
     let bad_ext = delegated.replace("ext-1234", "has space");
     assert_eq!(err(&bad_ext).key, "orgs[0].storages[0].credentials.external_id");
 }
+
+#[test]
+fn azure_and_gcs_storages_are_read_with_their_sections() {
+    let blobs = r#"
+[[orgs.storages]]
+id = "blobs"
+provider = "azure"
+account = "acmeassets"
+buckets = ["images"]
+credentials = { type = "entra_delegation", tenant_id = "contoso.onmicrosoft.com" }
+"#;
+    let e = err(&minimal(blobs));
+    assert_eq!(e.key, "orgs[0].storages[1].credentials.tenant_id");
+    assert!(e.message.contains("[azure]"), "{e}");
+    let with_app = format!(
+        "{}\n[azure]\nclient_id = \"app\"\nclient_secret = \"s\"\n[gcp]\niam_endpoint = \"http://127.0.0.1:1\"\n",
+        minimal(blobs)
+    );
+    let c = from_toml(&with_app, &env).unwrap();
+    assert_eq!(c.orgs[0].storages[1].provider.kind(), crate::storage::Kind::Azure);
+    assert_eq!(
+        c.azure.unwrap().authority.to_string(),
+        "https://login.microsoftonline.com"
+    );
+    assert_eq!(c.gcp.iam_endpoint.to_string(), "http://127.0.0.1:1");
+    let e = err(&format!("{}\n[gcp]\nkey_json = \"{{}}\"\n", minimal("")));
+    assert_eq!(e.key, "gcp.key_json");
+}

@@ -31,6 +31,10 @@ impl Entra {
         Entra { config, client }
     }
 
+    pub fn configured(&self) -> bool {
+        self.config.is_some()
+    }
+
     /// A token for `tenant`, and when it expires.
     pub async fn token(&self, tenant: &str) -> Result<(Secret, SystemTime), GatewayError> {
         let Some(config) = &self.config else {

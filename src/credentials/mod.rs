@@ -187,6 +187,11 @@ impl Credentials {
         }
     }
 
+    /// Whether the gateway has an Entra app.
+    pub fn has_entra_app(&self) -> bool {
+        self.entra.configured()
+    }
+
     /// AssumeRole calls and their cache's lookups.
     pub fn sts_metrics(&self) -> &CacheMetrics {
         &self.aws.metrics

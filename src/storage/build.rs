@@ -15,6 +15,9 @@ pub struct Context<'a> {
     /// The org's own external ID, for a delegated storage of the admin API (SPEC §6: the
     /// gateway, not the customer, chooses external IDs).
     pub org_external_id: Option<&'a str>,
+    /// Whether the gateway has an Entra app (`[azure]`), without which Entra delegation
+    /// cannot work.
+    pub entra_app: bool,
 }
 
 const ID: Name = Name {

@@ -10,11 +10,13 @@ const EXT: Option<&str> = Some("org-external-id-0123456789abcdef0123");
 const API: Context<'static> = Context {
     style: Style::Api,
     org_external_id: EXT,
+    entra_app: true,
 };
 
 const CONFIG: Context<'static> = Context {
     style: Style::Config,
     org_external_id: None,
+    entra_app: true,
 };
 
 fn create_ok(body: Value) -> Storage {

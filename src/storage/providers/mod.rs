@@ -177,7 +177,7 @@ pub fn from_draft(kind: Kind, d: &mut Draft<'_>, cx: &Context<'_>) -> Option<Pro
     match kind {
         Kind::Aws | Kind::S3Compatible => s3::from_draft(kind, d, cx).map(Provider::S3),
         Kind::Gcs => gcs::from_draft(d, cx).map(Provider::Gcs),
-        Kind::Azure => azure::from_draft(d).map(Provider::Azure),
+        Kind::Azure => azure::from_draft(d, cx).map(Provider::Azure),
     }
 }
 

@@ -96,8 +96,15 @@ fn sas(d: &mut Draft<'_>) -> Option<AzureCredentials> {
     Some(AzureCredentials::Sas(Secret::new(token)))
 }
 
-fn tenant(d: &mut Draft<'_>) -> Option<AzureCredentials> {
+fn tenant(d: &mut Draft<'_>, cx: &Context<'_>) -> Option<AzureCredentials> {
     let tenant_id = d.cred_text(TENANT)?;
+    if !cx.entra_app {
+        d.fail_cred(
+            TENANT,
+            "Entra delegation needs the gateway's Entra app, which the operator has not set up ([azure]); give an account key or a SAS",
+        );
+        return None;
+    }
     match rules::check_tenant(&tenant_id) {
         Ok(()) => Some(AzureCredentials::Entra { tenant_id }),
         Err(m) => {
@@ -107,7 +114,7 @@ fn tenant(d: &mut Draft<'_>) -> Option<AzureCredentials> {
     }
 }
 
-fn credentials(d: &mut Draft<'_>, current: bool) -> Option<AzureCredentials> {
+fn credentials(d: &mut Draft<'_>, cx: &Context<'_>, current: bool) -> Option<AzureCredentials> {
     if d.style == Style::Config {
         let required = |d: &mut Draft<'_>, name: Name| {
             if !d.has_cred(name) {
@@ -123,7 +130,7 @@ fn credentials(d: &mut Draft<'_>, current: bool) -> Option<AzureCredentials> {
                 required(d, SAS);
                 None
             }),
-            Some("entra_delegation") => tenant(d).or_else(|| {
+            Some("entra_delegation") => tenant(d, cx).or_else(|| {
                 required(d, TENANT);
                 None
             }),
@@ -141,7 +148,7 @@ fn credentials(d: &mut Draft<'_>, current: bool) -> Option<AzureCredentials> {
     match [d.has_cred(ACCOUNT_KEY), d.has_cred(SAS), d.has_cred(TENANT)] {
         [true, false, false] => account_key(d),
         [false, true, false] => sas(d),
-        [false, false, true] => tenant(d),
+        [false, false, true] => tenant(d, cx),
         [false, false, false] => {
             if !current {
                 d.fail_at(
@@ -169,12 +176,12 @@ fn account(d: &mut Draft<'_>) -> Option<String> {
     }
 }
 
-pub fn from_draft(d: &mut Draft<'_>) -> Option<Azure> {
+pub fn from_draft(d: &mut Draft<'_>, cx: &Context<'_>) -> Option<Azure> {
     let account = account(d);
     if account.is_none() && !d.has(ACCOUNT) {
         d.fail(ACCOUNT, "is required for azure storages");
     }
-    let credentials = credentials(d, false);
+    let credentials = credentials(d, cx, false);
     Some(Azure {
         account: account?,
         credentials: credentials?,
@@ -375,12 +382,12 @@ impl Backend for Azure {
         out
     }
 
-    fn patch(&self, d: &mut Draft<'_>, _cx: &Context<'_>) -> Provider {
+    fn patch(&self, d: &mut Draft<'_>, cx: &Context<'_>) -> Provider {
         let mut next = self.clone();
         if let Some(account) = account(d) {
             next.account = account;
         }
-        if let Some(credentials) = credentials(d, true) {
+        if let Some(credentials) = credentials(d, cx, true) {
             next.credentials = credentials;
         }
         Provider::Azure(next)
