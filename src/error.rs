@@ -53,6 +53,10 @@ pub enum GatewayError {
     /// a missing permission); the message says which and never carries the answer's body.
     #[error("{0}")]
     TokenExchangeDenied(String),
+    #[error(
+        "bucket `{bucket}` does not show that it was shared with organization {org}: an org admin must put an object named .assetgate-org into it holding the organization's external ID (GET /admin/v1/orgs/{org}/external-id)"
+    )]
+    OwnershipNotProven { bucket: String, org: String },
     #[error("the bucket answered with an error ({code})")]
     UpstreamError { code: String, hint: Option<&'static str> },
     #[error("{}", crate::upstream::guard::FORBIDDEN)]
@@ -92,7 +96,11 @@ impl GatewayError {
         match self {
             InvalidRequest(_) | UrlOutsideStorage(_) => StatusCode::BAD_REQUEST,
             MissingToken | InvalidToken(_) | ExpiredToken => StatusCode::UNAUTHORIZED,
-            TokenScope(_) | OriginNotAllowed | BucketNotAllowed(_) | UpstreamAccessDenied(_) => StatusCode::FORBIDDEN,
+            TokenScope(_)
+            | OriginNotAllowed
+            | BucketNotAllowed(_)
+            | OwnershipNotProven { .. }
+            | UpstreamAccessDenied(_) => StatusCode::FORBIDDEN,
             RouteNotFound | UnknownOrg(_) | UnknownStorage(_) | NoSuchKey | NoSuchBucket => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -121,6 +129,7 @@ impl GatewayError {
             TokenScope(_) => "token_scope",
             OriginNotAllowed => "origin_not_allowed",
             BucketNotAllowed(_) => "bucket_not_allowed",
+            OwnershipNotProven { .. } => "ownership_not_proven",
             UpstreamAccessDenied(_) => "upstream_access_denied",
             UnknownOrg(_) => "unknown_org",
             UnknownStorage(_) => "unknown_storage",

@@ -68,6 +68,8 @@ pub struct Gateway {
     pub credentials: Credentials,
     /// Tokens, CORS, caching, admin token: replaced as a whole on reload.
     pub policy: ArcSwap<Policy>,
+    /// Buckets of delegated API storages that showed they belong to their org.
+    pub proofs: crate::proof::Proofs,
     /// Pooled clients towards buckets.
     pub upstream: UpstreamClient,
     /// Longest pause in an upstream body before the transfer is aborted.
@@ -98,6 +100,7 @@ impl Gateway {
             storages: Storages::open(config).await?,
             credentials: Credentials::new(config, &metrics, upstream.clone()),
             policy: ArcSwap::from_pointee(Policy::new(config)),
+            proofs: crate::proof::Proofs::new(config.sts.failure_cache),
             upstream,
             idle_timeout: server.upstream_idle_timeout,
             metrics,

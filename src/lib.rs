@@ -11,6 +11,7 @@
 //! - [`registry`]: orgs and storages, embedded or shared in PostgreSQL
 //! - [`storage`]: what a storage is, its rules, and one module per provider (S3, GCS, Azure)
 //! - [`credentials`]: what a storage signs with
+//! - [`proof`]: buckets of delegated API storages show they belong to their org
 //! - [`range`]: the `Range` header we forward
 //! - [`upstream`]: pooled client, endpoint guard, fetching an object, response header policy
 //! - [`proxy`]: the pipeline tying the above together
@@ -32,6 +33,7 @@ pub mod credentials;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod proof;
 pub mod proxy;
 pub mod range;
 pub mod registry;

@@ -205,7 +205,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let Some(entry) = gateway.storages.org(&org).and_then(|o| o.storage(&storage).cloned()) else {
                 bail!("no storage `{storage}` in org `{org}`");
             };
-            let report = assetgate::admin::validate::run(&gateway, &entry, object.as_deref()).await;
+            let report = assetgate::admin::validate::run(&gateway, &org, &entry, object.as_deref()).await;
             for check in &report.checks {
                 println!(
                     "{:<5} {:<16} {}",

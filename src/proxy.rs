@@ -152,6 +152,7 @@ async fn object(
     if !entry.storage.buckets.contains(&path.bucket) {
         return Err(GatewayError::BucketNotAllowed(path.bucket.clone()));
     }
+    gw.proofs.check(gw, &path.org, entry, &path.bucket).await?;
     let upstream = match forward(gw, entry, &parts.method, &path, &parts.headers).await? {
         Forwarded::Passed(response) => response,
         Forwarded::Failed {

@@ -281,7 +281,7 @@ pub async fn validate(gw: &Gateway, org: &str, id: &str, body: &[u8]) -> Reply {
         }
     };
     let entry = served(gw, org, id)?;
-    let report = crate::admin::validate::run(gw, &entry, object.as_deref()).await;
+    let report = crate::admin::validate::run(gw, org, &entry, object.as_deref()).await;
     Ok(answer(
         StatusCode::OK,
         serde_json::to_value(report).expect("reports serialize"),

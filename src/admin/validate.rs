@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
+use crate::proof;
 use crate::registry::StorageEntry;
 use crate::storage::providers::{azure, gcs, s3};
 use crate::storage::Provider;
@@ -65,13 +66,48 @@ pub fn skipped(checks: &mut Vec<Check>, names: &[&'static str], why: &str) {
     }
 }
 
-/// Runs the provider's checks on `entry`; `object` (`bucket/key`) is read if given.
-pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
-    match &entry.storage.provider {
+/// Runs the provider's checks on `org`'s storage `entry`; `object` (`bucket/key`) is read if
+/// given. A delegated API storage adds `ownership` (see [`crate::proof`]).
+pub async fn run(gw: &Gateway, org: &str, entry: &StorageEntry, object: Option<&str>) -> Report {
+    let mut report = match &entry.storage.provider {
         Provider::S3(_) => s3::checks::run(gw, entry, object).await,
         Provider::Gcs(_) => gcs::checks::run(gw, entry, object).await,
         Provider::Azure(_) => azure::checks::run(gw, entry, object).await,
+    };
+    if proof::required(entry) {
+        let check = if report
+            .checks
+            .iter()
+            .any(|c| c.name == "credentials" && c.status != Status::Pass)
+        {
+            check("ownership", Status::Skip, "skipped: the credentials do not work")
+        } else {
+            ownership(gw, org, entry).await
+        };
+        report.checks.push(check);
+        report.valid = report.checks.iter().all(|c| c.status != Status::Fail);
     }
+    report
+}
+
+/// `ownership`: every bucket holds the org's marker.
+async fn ownership(gw: &Gateway, org: &str, entry: &StorageEntry) -> Check {
+    let mut problems = Vec::new();
+    for bucket in &entry.storage.buckets {
+        match proof::read(gw, org, entry, bucket).await {
+            Ok(()) => {}
+            Err(GatewayError::OwnershipNotProven { .. }) => problems.push(format!(
+                "bucket {bucket} has no object {} holding this organization's external ID",
+                proof::MARKER
+            )),
+            Err(err) => problems.push(bucket_problem(bucket, &err, "read")),
+        }
+    }
+    verdict(
+        "ownership",
+        problems,
+        "every bucket holds this organization's external ID in .assetgate-org",
+    )
 }
 
 /// Requests signed as the storage's.

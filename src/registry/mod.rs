@@ -393,6 +393,11 @@ impl Storages {
         Ok(count)
     }
 
+    /// The org's external ID if it has one already (never creates one).
+    pub fn known_external_id(&self, org: &str) -> Option<String> {
+        self.external_ids.get(org).map(|id| id.value().clone())
+    }
+
     /// The org's external ID for trust policies: 32 random bytes, base64url (43 characters),
     /// generated on first request and stable afterwards, the same on every replica.
     pub async fn external_id(&self, org: &str) -> Result<String, RegistryError> {

@@ -419,3 +419,107 @@ async fn entra_delegation_shares_one_token_request_per_tenant_and_survives_a_tok
     let back = back.expect("the token endpoint is asked again after failure_cache");
     assert_eq!(back.error_code(), "token_exchange_denied");
 }
+
+/// Entra delegation needs nothing secret (a tenant ID, an account name), so an org could
+/// register another org's storage; a container serves an API storage only once it holds
+/// the org's external ID in `.assetgate-org`.
+#[tokio::test]
+async fn an_api_entra_storage_serves_only_containers_that_name_its_org() {
+    let az = azurite_oauth();
+    az.seed("az-proof", &[("a.jpg", b"proven bytes")]).await;
+    let oauth = OAuth::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("upstream_ca_file = \"{}\"", az.ca_file.as_ref().unwrap().display());
+    let settings = format!(
+        "[sts]\nfailure_cache = \"1s\"\n[azure]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\n\
+         [admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.1\"]\n",
+        oauth::CLIENT_ID,
+        oauth::CLIENT_SECRET,
+        oauth.url(),
+        dir.path().display(),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [8u8; 32])
+    );
+    let gw = TestGateway::start(&config(&server, &settings)).await;
+    let body = json!({"_id": "entra", "type": "azure", "account": ACCOUNT, "buckets": ["az-proof"],
+        "endpoint": format!("{}/{ACCOUNT}", az.endpoint), "tenantId": oauth::TENANT});
+    for org in ["acme", "globex"] {
+        let r = admin(
+            &gw,
+            Method::POST,
+            &format!("/admin/v1/orgs/{org}/storages"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let acme_id = admin(&gw, Method::GET, "/admin/v1/orgs/acme/external-id", None)
+        .await
+        .json()["data"]["externalId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let object = |org: &str| {
+        let url = gw.url(org, "entra", "az-proof", "a.jpg");
+        let auth = format!("Bearer {}", token(org));
+        async move { get(&url, &[("authorization", &auth), ("origin", EDITOR_ORIGIN)]).await }
+    };
+    let unproven = object("acme").await;
+    assert_eq!(
+        (unproven.status.as_u16(), unproven.error_code().as_str()),
+        (403, "ownership_not_proven")
+    );
+    assert_eq!(unproven.header("access-control-allow-origin"), EDITOR_ORIGIN);
+    assert!(unproven.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(".assetgate-org"));
+
+    az.put(
+        "az-proof",
+        ".assetgate-org",
+        "text/plain",
+        format!("{acme_id}\n").as_bytes(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let proven = object("acme").await;
+    assert_eq!((proven.status.as_u16(), &proven.body[..]), (200, &b"proven bytes"[..]));
+    // The same container registered by another org: its marker names acme, not globex.
+    let stolen = object("globex").await;
+    assert_eq!(
+        (stolen.status.as_u16(), stolen.error_code().as_str()),
+        (403, "ownership_not_proven")
+    );
+
+    let report = admin(
+        &gw,
+        Method::POST,
+        "/admin/v1/orgs/acme/storages/entra/validate",
+        Some(json!({})),
+    )
+    .await;
+    let last = report.json()["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (last["name"].as_str(), last["status"].as_str()),
+        (Some("ownership"), Some("pass")),
+        "{last}"
+    );
+    let report = admin(
+        &gw,
+        Method::POST,
+        "/admin/v1/orgs/globex/storages/entra/validate",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        report.json()["data"]["valid"],
+        false,
+        "{}",
+        String::from_utf8_lossy(&report.body)
+    );
+}

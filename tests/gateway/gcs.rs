@@ -309,3 +309,62 @@ async fn an_api_key_file_may_name_only_googles_token_endpoint_unless_allowed() {
         .collect();
     assert_eq!(names, ["credentials", "list", "object_read"]);
 }
+
+/// Impersonation needs nothing secret (a service account's email), so an org could register
+/// another org's account; a bucket serves an API storage only once it holds the org's
+/// external ID in `.assetgate-org`.
+#[tokio::test]
+async fn an_api_impersonation_storage_serves_only_buckets_that_name_its_org() {
+    let gcs = fake_gcs();
+    gcs.seed("gcs-proof", &[("a.txt", b"proven bytes")]).await;
+    let oauth = OAuth::start().await;
+    let relay = gcs.relay(&oauth).await.to_string();
+    let own = key_file(oauth::GATEWAY_EMAIL, TEST_KEY, &oauth.google_token_uri());
+    let dir = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "[sts]\nfailure_cache = \"1s\"\n[gcp]\nkey_json = {}\niam_endpoint = \"{}\"\n\
+         [admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.1\"]\n",
+        toml_string(&own),
+        oauth.url(),
+        dir.path().display(),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32])
+    );
+    let gw = TestGateway::start(&config("", &settings)).await;
+    let body = json!({"_id": "imp", "type": "gcs", "buckets": ["gcs-proof"], "endpoint": relay,
+        "serviceAccount": oauth::IMPERSONATED});
+    for org in ["acme", "globex"] {
+        let r = admin(
+            &gw,
+            Method::POST,
+            &format!("/admin/v1/orgs/{org}/storages"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let acme_id = admin(&gw, Method::GET, "/admin/v1/orgs/acme/external-id", None)
+        .await
+        .json()["data"]["externalId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let object = |org: &str| {
+        let url = gw.url(org, "imp", "gcs-proof", "a.txt");
+        let auth = format!("Bearer {}", token(org));
+        async move { get(&url, &[("authorization", &auth)]).await }
+    };
+    let unproven = object("acme").await;
+    assert_eq!(
+        (unproven.status.as_u16(), unproven.error_code().as_str()),
+        (403, "ownership_not_proven")
+    );
+    gcs.seed("gcs-proof", &[(".assetgate-org", acme_id.as_bytes())]).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let proven = object("acme").await;
+    assert_eq!((proven.status.as_u16(), &proven.body[..]), (200, &b"proven bytes"[..]));
+    let stolen = object("globex").await;
+    assert_eq!(
+        (stolen.status.as_u16(), stolen.error_code().as_str()),
+        (403, "ownership_not_proven")
+    );
+}
