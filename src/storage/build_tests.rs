@@ -236,6 +236,7 @@ fn azure_storages_take_a_key_a_sas_or_a_tenant() {
     assert!(f.contains_key("endpoint"), "{f:?}");
     for bad in [
         json!({"sasToken": "sv=1&no-signature=1"}),
+        json!({"sasToken": "sv=2023-11-03&sp=rl&sig=abc&comp=list&restype=container"}),
         json!({"tenantId": "../../evil"}),
         json!({"accountKey": "c2VjcmV0", "sasToken": "sig=x"}),
     ] {

@@ -82,6 +82,13 @@ fn account_key(d: &mut Draft<'_>) -> Option<AzureCredentials> {
     }
 }
 
+/// The fields of account, service and user delegation SASs
+/// (<https://learn.microsoft.com/rest/api/storageservices/create-service-sas>).
+const SAS_FIELDS: [&str; 27] = [
+    "sv", "ss", "srt", "sp", "se", "st", "spr", "sip", "sig", "sr", "si", "sdd", "ses", "skoid", "sktid", "skt", "ske",
+    "sks", "skv", "saoid", "suoid", "scid", "rscc", "rscd", "rsce", "rscl", "rsct",
+];
+
 fn sas(d: &mut Draft<'_>) -> Option<AzureCredentials> {
     let token = d.cred_text(SAS)?;
     let token = token.trim().trim_start_matches('?').to_string();
@@ -89,6 +96,19 @@ fn sas(d: &mut Draft<'_>) -> Option<AzureCredentials> {
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"%&=-_.~:+/,".contains(&b));
+    if query_like
+        && !token
+            .split('&')
+            .all(|p| SAS_FIELDS.contains(&p.split('=').next().unwrap_or("")))
+    {
+        // Anything else (`comp`, `restype`, `snapshot`...) would change what every request
+        // of the storage asks for.
+        d.fail_cred(
+            SAS,
+            "may hold only the fields of a shared access signature (sv, sp, se, sig, ...)",
+        );
+        return None;
+    }
     if !query_like {
         d.fail_cred(SAS, "must be a shared access signature (the query string with sig=...)");
         return None;
