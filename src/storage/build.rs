@@ -63,14 +63,7 @@ fn kind(d: &mut Draft<'_>) -> Option<Kind> {
 }
 
 fn id(d: &mut Draft<'_>) -> Option<String> {
-    let id = d.text(ID)?;
-    match rules::check_id(&id) {
-        Ok(()) => Some(id),
-        Err(m) => {
-            d.fail(ID, m);
-            None
-        }
-    }
+    d.checked(ID, rules::check_id)
 }
 
 /// The endpoint a storage of `storage`'s provider may have (checked for its path).

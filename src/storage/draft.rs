@@ -177,6 +177,31 @@ impl<'a> Draft<'a> {
         }
     }
 
+    /// A non-empty string that keeps `rule`, else `None` with the rule's message recorded.
+    pub fn checked(&mut self, name: Name, rule: fn(&str) -> Result<(), String>) -> Option<String> {
+        let value = self.text(name)?;
+        match rule(&value) {
+            Ok(()) => Some(value),
+            Err(m) => {
+                self.fail(name, m);
+                None
+            }
+        }
+    }
+
+    /// A non-empty credentials string that keeps `rule`, else `None` with the rule's
+    /// message recorded.
+    pub fn cred_checked(&mut self, name: Name, rule: fn(&str) -> Result<(), String>) -> Option<String> {
+        let value = self.cred_text(name)?;
+        match rule(&value) {
+            Ok(()) => Some(value),
+            Err(m) => {
+                self.fail_cred(name, m);
+                None
+            }
+        }
+    }
+
     /// A credentials value of any shape (a key file as an object or as its JSON text).
     pub fn cred_value(&mut self, name: Name) -> Option<&'a Value> {
         self.lookup_cred(name).filter(|v| !v.is_null())

@@ -117,7 +117,7 @@ fn sas(d: &mut Draft<'_>) -> Option<AzureCredentials> {
 }
 
 fn tenant(d: &mut Draft<'_>, cx: &Context<'_>) -> Option<AzureCredentials> {
-    let tenant_id = d.cred_text(TENANT)?;
+    let tenant_id = d.cred_checked(TENANT, rules::check_tenant)?;
     if !cx.entra_app {
         d.fail_cred(
             TENANT,
@@ -125,13 +125,7 @@ fn tenant(d: &mut Draft<'_>, cx: &Context<'_>) -> Option<AzureCredentials> {
         );
         return None;
     }
-    match rules::check_tenant(&tenant_id) {
-        Ok(()) => Some(AzureCredentials::Entra { tenant_id }),
-        Err(m) => {
-            d.fail_cred(TENANT, m);
-            None
-        }
-    }
+    Some(AzureCredentials::Entra { tenant_id })
 }
 
 fn credentials(d: &mut Draft<'_>, cx: &Context<'_>, current: bool) -> Option<AzureCredentials> {
@@ -186,14 +180,7 @@ fn credentials(d: &mut Draft<'_>, cx: &Context<'_>, current: bool) -> Option<Azu
 }
 
 fn account(d: &mut Draft<'_>) -> Option<String> {
-    let account = d.text(ACCOUNT)?;
-    match rules::check_account(&account) {
-        Ok(()) => Some(account),
-        Err(m) => {
-            d.fail(ACCOUNT, m);
-            None
-        }
-    }
+    d.checked(ACCOUNT, rules::check_account)
 }
 
 pub fn from_draft(d: &mut Draft<'_>, cx: &Context<'_>) -> Option<Azure> {

@@ -83,14 +83,8 @@ fn key(d: &mut Draft<'_>) -> Option<GcsCredentials> {
 }
 
 fn impersonate(d: &mut Draft<'_>) -> Option<GcsCredentials> {
-    let service_account = d.cred_text(SERVICE_ACCOUNT)?;
-    match rules::check_service_account(&service_account) {
-        Ok(()) => Some(GcsCredentials::Impersonate { service_account }),
-        Err(m) => {
-            d.fail_cred(SERVICE_ACCOUNT, m);
-            None
-        }
-    }
+    let service_account = d.cred_checked(SERVICE_ACCOUNT, rules::check_service_account)?;
+    Some(GcsCredentials::Impersonate { service_account })
 }
 
 fn credentials(d: &mut Draft<'_>, current: Option<&GcsCredentials>) -> Option<GcsCredentials> {
@@ -153,14 +147,7 @@ fn credentials(d: &mut Draft<'_>, current: Option<&GcsCredentials>) -> Option<Gc
 }
 
 fn region(d: &mut Draft<'_>) -> Option<String> {
-    let region = d.text(REGION)?;
-    match rules::check_region(&region) {
-        Ok(()) => Some(region),
-        Err(m) => {
-            d.fail(REGION, m);
-            None
-        }
-    }
+    d.checked(REGION, rules::check_region)
 }
 
 pub fn from_draft(d: &mut Draft<'_>, _cx: &Context<'_>) -> Option<Gcs> {

@@ -96,14 +96,7 @@ pub fn mentions_role(body: &Value) -> bool {
 }
 
 fn region(d: &mut Draft<'_>) -> Option<String> {
-    let region = d.text(REGION)?;
-    match rules::check_region(&region) {
-        Ok(()) => Some(region),
-        Err(m) => {
-            d.fail(REGION, m);
-            None
-        }
-    }
+    d.checked(REGION, rules::check_region)
 }
 
 pub fn from_draft(kind: Kind, d: &mut Draft<'_>, cx: &Context<'_>) -> Option<S3> {
