@@ -14,6 +14,7 @@ use crate::support::azurite::{azurite, azurite_oauth, ACCOUNT, OTHER_ACCOUNT};
 use crate::support::client::{get, head, request_body, Reply};
 use crate::support::oauth::{self, OAuth};
 use crate::support::*;
+use assetgate::storage::providers::s3::address::encode_key;
 
 const ADMIN: &str = "admin-token-for-azure-tests-0123";
 
@@ -80,6 +81,28 @@ async fn azure_objects_stream_byte_identical_under_awkward_names() {
     );
     let empty = fetch(&gw, "blobs", "az-objects", "empty.txt", &[]).await;
     assert_eq!((empty.status.as_u16(), empty.body.len()), (200, 0));
+    // `/resolve` takes the blob URL an import file has, Azure's public host or the
+    // storage's own endpoint, and reads it from the storage's endpoint.
+    for url in [
+        format!(
+            "https://{ACCOUNT}.blob.core.windows.net/az-objects/{}",
+            encode_key(AWKWARD[0])
+        ),
+        format!("{}/{ACCOUNT}/az-objects/{}", az.endpoint, encode_key(AWKWARD[0])),
+    ] {
+        let encoded = percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC);
+        let r = get(
+            &format!(
+                "{}/v1/orgs/acme/storages/blobs/resolve?url={encoded}&token={}",
+                gw.base,
+                token("acme")
+            ),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+        assert!(r.body == small, "{url}");
+    }
 }
 
 #[tokio::test]
