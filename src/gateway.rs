@@ -68,6 +68,8 @@ pub struct Gateway {
     pub credentials: Credentials,
     /// Tokens, CORS, caching, admin token: replaced as a whole on reload.
     pub policy: ArcSwap<Policy>,
+    /// The platform's key set for labeler tokens (`[auth].jwks_url`).
+    pub jwks: Option<Arc<crate::token::jwks::Jwks>>,
     /// Buckets of delegated API storages that showed they belong to their org.
     pub proofs: crate::proof::Proofs,
     /// Pooled clients towards buckets.
@@ -96,7 +98,12 @@ impl Gateway {
             EndpointPolicy::new(&config.registry.allow_private_endpoints),
             extra_roots,
         );
+        let jwks = match &config.auth.jwks_url {
+            Some(url) => Some(key_set(url, upstream.clone(), &metrics, config.auth.jwks_refresh).await),
+            None => None,
+        };
         Ok(Gateway {
+            jwks,
             storages: Storages::open(config).await?,
             credentials: Credentials::new(config, &metrics, upstream.clone()),
             policy: ArcSwap::from_pointee(Policy::new(config)),
@@ -132,4 +139,26 @@ impl Gateway {
         self.policy.store(Arc::new(Policy::new(config)));
         self.storages.reload_config(&config.orgs);
     }
+}
+
+/// The key set of `url`, fetched once now and every `refresh` while the gateway lives.
+async fn key_set(
+    url: &str,
+    client: UpstreamClient,
+    metrics: &Metrics,
+    refresh: Duration,
+) -> Arc<crate::token::jwks::Jwks> {
+    let set = Arc::new(crate::token::jwks::Jwks::new(url.to_string(), client, metrics.jwks()));
+    set.refresh().await;
+    let weak = Arc::downgrade(&set);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(refresh);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(set) = weak.upgrade() else { return };
+            set.refresh().await;
+        }
+    });
+    set
 }

@@ -115,7 +115,7 @@ async fn object(
         Method::GET | Method::HEAD => {}
         _ => return Err(GatewayError::MethodNotAllowed),
     }
-    let claims = authenticate(gw, parts)?;
+    let claims = authenticate(gw, parts).await?;
     if let Some(claims) = &claims {
         if claims.org != org_id {
             return Err(GatewayError::TokenScope("organization"));
@@ -256,9 +256,12 @@ async fn forward(
 }
 
 /// The labeler's token claims; `None` only when anonymous access is on and none was sent.
-fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Option<token::Claims>, GatewayError> {
+async fn authenticate(gw: &Gateway, parts: &Parts) -> Result<Option<token::Claims>, GatewayError> {
     match token::extract(&parts.headers, parts.uri.query())? {
-        Some(t) => gw.policy.load().tokens.verify(&t).map(Some),
+        Some(t) => {
+            let policy = gw.policy.load_full();
+            policy.tokens.verify(&t, gw.jwks.as_deref()).await.map(Some)
+        }
         None if gw.policy.load().tokens.allow_anonymous => Ok(None),
         None => Err(GatewayError::MissingToken),
     }

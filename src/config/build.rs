@@ -120,30 +120,61 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
 
 fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
     let mut seen = HashSet::new();
-    let mut keys = Vec::with_capacity(a.keys.len());
+    let (mut keys, mut public_keys) = (Vec::new(), Vec::new());
     for (i, k) in a.keys.into_iter().enumerate() {
         let at = |field: &str| format!("auth.keys[{i}].{field}");
         if k.kid.is_empty() || !seen.insert(k.kid.clone()) {
             return Err(ConfigError::at(at("kid"), "must be non-empty and unique"));
         }
-        if k.alg != "HS256" {
-            return Err(ConfigError::at(at("alg"), "is not supported; use \"HS256\""));
+        match (k.alg.as_str(), k.secret, k.public_key) {
+            ("HS256", Some(secret), None) => {
+                if secret.len() < MIN_TOKEN_KEY_BYTES {
+                    return Err(ConfigError::at(
+                        at("secret"),
+                        format!("must be at least {MIN_TOKEN_KEY_BYTES} bytes long"),
+                    ));
+                }
+                keys.push(TokenKey {
+                    kid: k.kid,
+                    secret: Secret::new(secret),
+                });
+            }
+            ("HS256", _, _) => {
+                return Err(ConfigError::at(
+                    at("secret"),
+                    "is required for HS256, and public_key is not",
+                ))
+            }
+            (alg, secret, public_key) => {
+                let alg = crate::token::keys::public_algorithm(alg)
+                    .ok_or_else(|| ConfigError::at(at("alg"), "is not supported; use HS256, EdDSA, ES256 or RS256"))?;
+                if secret.is_some() {
+                    return Err(ConfigError::at(
+                        at("secret"),
+                        "is for HS256 keys; public keys take public_key",
+                    ));
+                }
+                let pem = public_key.ok_or_else(|| ConfigError::at(at("public_key"), "is required (PEM)"))?;
+                let key = crate::token::keys::from_pem(alg, &pem).map_err(|m| ConfigError::at(at("public_key"), m))?;
+                public_keys.push(PublicKey { kid: k.kid, key });
+            }
         }
-        if k.secret.len() < MIN_TOKEN_KEY_BYTES {
-            return Err(ConfigError::at(
-                at("secret"),
-                format!("must be at least {MIN_TOKEN_KEY_BYTES} bytes long"),
-            ));
-        }
-        keys.push(TokenKey {
-            kid: k.kid,
-            secret: Secret::new(k.secret),
-        });
     }
-    if keys.is_empty() && !a.allow_anonymous {
+    let jwks_url = match a.jwks_url.filter(|u| !u.is_empty()) {
+        None => None,
+        Some(url) => {
+            Endpoint::parse_with_path(&url).map_err(|m| ConfigError::at("auth.jwks_url", m))?;
+            Some(url)
+        }
+    };
+    let jwks_refresh = duration("auth.jwks_refresh", a.jwks_refresh, "5m")?;
+    if jwks_refresh < Duration::from_secs(1) {
+        return Err(ConfigError::at("auth.jwks_refresh", "must be at least 1s"));
+    }
+    if keys.is_empty() && public_keys.is_empty() && jwks_url.is_none() && !a.allow_anonymous {
         return Err(ConfigError::at(
             "auth.keys",
-            "at least one key is required (or auth.allow_anonymous = true for local experiments)",
+            "at least one key or a jwks_url is required (or auth.allow_anonymous = true for local experiments)",
         ));
     }
     let max_ttl = duration("auth.max_ttl", a.max_ttl, "24h")?;
@@ -152,6 +183,9 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
     }
     Ok(AuthConfig {
         keys,
+        public_keys,
+        jwks_url,
+        jwks_refresh,
         max_ttl,
         allow_anonymous: a.allow_anonymous,
     })

@@ -284,3 +284,55 @@ credentials = { type = "entra_delegation", tenant_id = "contoso.onmicrosoft.com"
     let e = err(&format!("{}\n[gcp]\nkey_json = \"{{}}\"\n", minimal("")));
     assert_eq!(e.key, "gcp.key_json");
 }
+
+#[test]
+fn public_keys_and_a_key_set_are_read_and_checked() {
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let with_keys = |keys: &str| {
+        minimal("").replace(
+            r#"keys = [{ kid = "k1", alg = "HS256", secret = "${TOKEN_KEY}" }]"#,
+            keys,
+        )
+    };
+    let good = with_keys(&format!(
+        "keys = [{{ kid = \"e1\", alg = \"EdDSA\", public_key = \"\"\"{}\"\"\" }}]\njwks_url = \"https://platform.example/.well-known/jwks.json\"\njwks_refresh = \"10m\"",
+        ed.public_key_pem()
+    ));
+    let c = from_toml(&good, &env).unwrap();
+    assert_eq!((c.auth.keys.len(), c.auth.public_keys.len()), (0, 1));
+    assert_eq!(c.auth.jwks_refresh, Duration::from_secs(600));
+    let only_a_set = with_keys("jwks_url = \"https://platform.example/jwks\"");
+    assert!(from_toml(&only_a_set, &env).is_ok(), "a key set alone is enough");
+    let cases = [
+        (
+            "keys = [{ kid = \"e1\", alg = \"none\", public_key = \"x\" }]",
+            "auth.keys[0].alg",
+        ),
+        ("keys = [{ kid = \"e1\", alg = \"EdDSA\" }]", "auth.keys[0].public_key"),
+        (
+            "keys = [{ kid = \"e1\", alg = \"EdDSA\", public_key = \"garbage\" }]",
+            "auth.keys[0].public_key",
+        ),
+        (
+            "keys = [{ kid = \"h1\", alg = \"HS256\", public_key = \"x\" }]",
+            "auth.keys[0].secret",
+        ),
+        ("jwks_url = \"platform.example/jwks\"", "auth.jwks_url"),
+        (
+            "jwks_url = \"https://p.example/j\"\njwks_refresh = \"0s\"",
+            "auth.jwks_refresh",
+        ),
+    ];
+    for (keys, key) in cases {
+        assert_eq!(err(&with_keys(keys)).key, key, "{keys}");
+    }
+    let private = with_keys(&format!(
+        "keys = [{{ kid = \"e1\", alg = \"EdDSA\", public_key = \"\"\"{}\"\"\" }}]",
+        ed.serialize_pem()
+    ));
+    let e = err(&private);
+    assert!(
+        e.message.contains("private key") && !e.to_string().contains("BEGIN"),
+        "{e}"
+    );
+}

@@ -70,6 +70,8 @@ pub struct AdminFile {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthFile {
     pub keys: Vec<KeyFile>,
+    pub jwks_url: Option<String>,
+    pub jwks_refresh: Option<String>,
     pub max_ttl: Option<String>,
     pub allow_anonymous: bool,
 }
@@ -79,7 +81,8 @@ pub struct AuthFile {
 pub struct KeyFile {
     pub kid: String,
     pub alg: String,
-    pub secret: String,
+    pub secret: Option<String>,
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -101,12 +101,24 @@ pub struct AdminConfig {
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Verification keys for labeler tokens, chosen by the token's `kid`.
+    /// HS256 secrets for labeler tokens, chosen by the token's `kid`; the first signs the
+    /// tokens the gateway mints.
     pub keys: Vec<TokenKey>,
+    /// Public keys (EdDSA, ES256, RS256) of the platform, chosen by `kid` as well.
+    pub public_keys: Vec<PublicKey>,
+    /// The platform's JSON Web Key Set, and how often it is fetched again.
+    pub jwks_url: Option<String>,
+    pub jwks_refresh: Duration,
     /// Longest lifetime a token may claim (`exp - iat`).
     pub max_ttl: Duration,
     /// Accept requests without a token (local experiments only).
     pub allow_anonymous: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    pub kid: String,
+    pub key: crate::token::keys::VerifyKey,
 }
 
 #[derive(Debug, Clone)]

@@ -43,6 +43,7 @@ impl EditorConfig {
                 exp: now - 3600,
                 iat: Some(now - 7200),
                 nbf: None,
+                sub: None,
             };
             token::mint_claims(&self.key, &claims)
         } else {

@@ -87,6 +87,7 @@ pub struct Metrics {
     credential_cache: Family<ResultLabels, Counter>,
     token_requests: Family<ResultLabels, Counter>,
     token_cache: Family<ResultLabels, Counter>,
+    jwks_fetches: Family<ResultLabels, Counter>,
     connections_open: Family<ListenerLabels, Gauge<i64, AtomicI64>>,
     connections_refused: Family<ListenerLabels, Counter>,
     connections_closed: Family<ClosedLabels, Counter>,
@@ -146,6 +147,12 @@ impl Metrics {
             "OAuth access token lookups by result (hit, miss)",
             token_cache.clone(),
         );
+        let jwks_fetches = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "jwks_fetches",
+            "Fetches of [auth].jwks_url by result (ok, failed)",
+            jwks_fetches.clone(),
+        );
         let connections_open = Family::<ListenerLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "connections",
@@ -174,6 +181,7 @@ impl Metrics {
             credential_cache,
             token_requests,
             token_cache,
+            jwks_fetches,
             connections_open,
             connections_refused,
             connections_closed,
@@ -201,6 +209,15 @@ impl Metrics {
             _ => "5xx",
         };
         self.requests.get_or_create(&RequestLabels { route, status }).inc();
+    }
+
+    /// The counters of the JWKS fetches.
+    pub fn jwks(&self) -> crate::token::jwks::JwksMetrics {
+        let count = |result| self.jwks_fetches.get_or_create(&ResultLabels { result }).clone();
+        crate::token::jwks::JwksMetrics {
+            ok: count("ok"),
+            failed: count("failed"),
+        }
     }
 
     /// The counters of one credential cache: AWS temporary credentials (`Issuer::Sts`,

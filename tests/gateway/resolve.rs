@@ -136,6 +136,7 @@ async fn urls_outside_the_storage_are_refused() {
         exp: now() + 60,
         iat: Some(now()),
         nbf: None,
+        sub: None,
     });
     let url =
         percent_encoding::utf8_percent_encode(&format!("s3://{BUCKET}/plain.jpg"), percent_encoding::NON_ALPHANUMERIC)

@@ -32,6 +32,7 @@ fn claims(org: &str) -> Claims {
         exp: now() + 300,
         iat: Some(now()),
         nbf: None,
+        sub: None,
     }
 }
 
@@ -62,6 +63,7 @@ async fn every_token_failure_has_its_code() {
     });
     let not_yet = token_with(&Claims {
         nbf: Some(now() + 600),
+        sub: None,
         ..claims("acme")
     });
     let other_key = assetgate::token::mint_claims(

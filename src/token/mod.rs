@@ -1,16 +1,24 @@
-//! Labeler tokens (SPEC §4): HS256 JWTs chosen by `kid`, taken from `Authorization: Bearer`
-//! or the `token` query parameter, checked for expiry, lifetime and scope.
+//! Labeler tokens (SPEC §4): JWTs chosen by `kid` (HS256 secrets, public keys of the file,
+//! and the platform's key set, `jwks`), taken from `Authorization: Bearer` or the `token`
+//! query parameter, checked for expiry, lifetime and scope.
+
+pub mod jwks;
+pub mod keys;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AuthConfig, TokenKey};
 use crate::error::GatewayError;
+use jwks::Jwks;
+use keys::VerifyKey;
 
 /// Clock leeway for `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -32,14 +40,15 @@ pub struct Claims {
     pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// Who the labeler is (the platform's user id): audit lines and per-labeler limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 /// Verifies tokens against the configured keys.
 pub struct TokenVerifier {
-    /// Decoding keys by `kid`.
-    keys: HashMap<String, DecodingKey>,
-    /// jsonwebtoken's checks: HS256 only, `exp` required, leeway.
-    validation: Validation,
+    /// The file's keys by `kid`, each with its one algorithm.
+    keys: HashMap<String, Arc<VerifyKey>>,
     /// Longest accepted `exp - iat`.
     max_ttl: u64,
     /// Whether requests without a token are served (local experiments only).
@@ -48,47 +57,69 @@ pub struct TokenVerifier {
 
 impl TokenVerifier {
     pub fn new(auth: &AuthConfig) -> TokenVerifier {
-        let keys = auth
+        let secrets = auth
             .keys
             .iter()
-            .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.secret.expose().as_bytes())))
-            .collect();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+            .map(|k| (k.kid.clone(), Arc::new(keys::secret(k.secret.expose().as_bytes()))));
+        let public = auth
+            .public_keys
+            .iter()
+            .map(|k| (k.kid.clone(), Arc::new(k.key.clone())));
         TokenVerifier {
-            keys,
-            validation,
+            keys: secrets.chain(public).collect(),
             max_ttl: auth.max_ttl.as_secs(),
             allow_anonymous: auth.allow_anonymous,
         }
     }
 
-    /// Checks signature, `kid`, expiry, `nbf` and lifetime; returns the claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, GatewayError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("it is not a JWT"))?;
-        if lists_critical_extensions(token) {
-            return Err(invalid(
-                "its header lists `crit` extensions, which the gateway does not understand",
-            ));
-        }
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or_else(|| invalid("the header has no `kid`"))?;
-        let key = self.keys.get(kid).ok_or_else(|| invalid("unknown `kid`"))?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => GatewayError::ExpiredToken,
-            ErrorKind::ImmatureSignature => invalid("it is not valid yet (`nbf`)"),
-            ErrorKind::InvalidSignature => invalid("bad signature"),
-            ErrorKind::InvalidAlgorithm => invalid("only HS256 is accepted"),
-            ErrorKind::MissingRequiredClaim(_) => invalid("`exp` is required"),
-            _ => invalid("malformed claims"),
-        })?;
-        check_lifetime(&data.claims, now_secs(), self.max_ttl)?;
-        Ok(data.claims)
+    /// Checks signature, `kid`, expiry, `nbf` and lifetime with the file's keys, then the
+    /// key set's (fetching it again for an unknown `kid`, see [`Jwks::key`]).
+    pub async fn verify(&self, token: &str, jwks: Option<&Jwks>) -> Result<Claims, GatewayError> {
+        let kid = kid_of(token)?;
+        let key = match (self.keys.get(&kid), jwks) {
+            (Some(key), _) => key.clone(),
+            (None, Some(set)) => set.key(&kid).await.ok_or_else(|| invalid("unknown `kid`"))?,
+            (None, None) => return Err(invalid("unknown `kid`")),
+        };
+        verify_with(token, &key, self.max_ttl)
     }
+
+    /// [`TokenVerifier::verify`] with the file's keys only.
+    pub fn verify_local(&self, token: &str) -> Result<Claims, GatewayError> {
+        let kid = kid_of(token)?;
+        let key = self.keys.get(&kid).ok_or_else(|| invalid("unknown `kid`"))?;
+        verify_with(token, key, self.max_ttl)
+    }
+}
+
+/// The `kid` of a token's header; refused when the header is no JOSE header, has no `kid`,
+/// or lists `crit` extensions.
+fn kid_of(token: &str) -> Result<String, GatewayError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("it is not a JWT"))?;
+    if lists_critical_extensions(token) {
+        return Err(invalid(
+            "its header lists `crit` extensions, which the gateway does not understand",
+        ));
+    }
+    header.kid.ok_or_else(|| invalid("the header has no `kid`"))
+}
+
+/// Verifies `token` with `key`, whose algorithm is the only one accepted.
+fn verify_with(token: &str, key: &VerifyKey, max_ttl: u64) -> Result<Claims, GatewayError> {
+    let mut validation = Validation::new(key.alg);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| match e.kind() {
+        ErrorKind::ExpiredSignature => GatewayError::ExpiredToken,
+        ErrorKind::ImmatureSignature => invalid("it is not valid yet (`nbf`)"),
+        ErrorKind::InvalidSignature => invalid("bad signature"),
+        ErrorKind::InvalidAlgorithm => invalid("its `alg` is not the algorithm of its key"),
+        ErrorKind::MissingRequiredClaim(_) => invalid("`exp` is required"),
+        _ => invalid("malformed claims"),
+    })?;
+    check_lifetime(&data.claims, now_secs(), max_ttl)?;
+    Ok(data.claims)
 }
 
 /// Whether the JOSE header has a `crit` member. RFC 7515 §4.1.11: a recipient that does not
@@ -179,6 +210,7 @@ pub fn mint(key: &TokenKey, org: &str, storage: Option<&str>, prefix: Option<&st
         exp: now + ttl.as_secs(),
         iat: Some(now),
         nbf: None,
+        sub: None,
     };
     mint_claims(key, &claims)
 }
@@ -196,5 +228,4 @@ pub fn mint_claims(key: &TokenKey, claims: &Claims) -> String {
 }
 
 #[cfg(test)]
-#[path = "token_tests.rs"]
 mod tests;

@@ -12,6 +12,9 @@ fn key(kid: &str) -> TokenKey {
 fn verifier() -> TokenVerifier {
     TokenVerifier::new(&AuthConfig {
         keys: vec![key("k1")],
+        public_keys: vec![],
+        jwks_url: None,
+        jwks_refresh: Duration::from_secs(300),
         max_ttl: Duration::from_secs(3600),
         allow_anonymous: false,
     })
@@ -26,6 +29,7 @@ fn claims(exp_in: i64) -> Claims {
         exp: (now + exp_in) as u64,
         iat: Some(now as u64),
         nbf: None,
+        sub: None,
     }
 }
 
@@ -38,7 +42,7 @@ fn a_minted_token_verifies() {
         Some("imgs/"),
         Duration::from_secs(600),
     );
-    let c = verifier().verify(&t).unwrap();
+    let c = verifier().verify_local(&t).unwrap();
     assert_eq!(
         (c.org.as_str(), c.sto.as_deref(), c.pfx.as_deref()),
         ("acme", Some("main"), Some("imgs/"))
@@ -50,13 +54,13 @@ fn expired_is_its_own_error() {
     let mut c = claims(-120);
     c.iat = Some(c.exp - 60);
     let t = mint_claims(&key("k1"), &c);
-    assert_eq!(verifier().verify(&t).unwrap_err(), GatewayError::ExpiredToken);
+    assert_eq!(verifier().verify_local(&t).unwrap_err(), GatewayError::ExpiredToken);
 }
 
 #[test]
 fn expiry_within_leeway_is_accepted() {
     let t = mint_claims(&key("k1"), &claims(-10));
-    assert!(verifier().verify(&t).is_ok());
+    assert!(verifier().verify_local(&t).is_ok());
 }
 
 #[test]
@@ -72,7 +76,7 @@ fn bad_signature_unknown_kid_and_garbage_are_invalid() {
         "a.b.c".into(),
         String::new(),
     ] {
-        assert_eq!(verifier().verify(&t).unwrap_err().code(), "invalid_token", "{t}");
+        assert_eq!(verifier().verify_local(&t).unwrap_err().code(), "invalid_token", "{t}");
     }
 }
 
@@ -86,7 +90,7 @@ fn other_algorithms_are_refused() {
         &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
     )
     .unwrap();
-    assert_eq!(verifier().verify(&t).unwrap_err().code(), "invalid_token");
+    assert_eq!(verifier().verify_local(&t).unwrap_err().code(), "invalid_token");
 }
 
 #[test]
@@ -94,7 +98,7 @@ fn not_yet_valid_is_invalid() {
     let mut c = claims(600);
     c.nbf = Some(now_secs() + 300);
     let t = mint_claims(&key("k1"), &c);
-    assert_eq!(verifier().verify(&t).unwrap_err().code(), "invalid_token");
+    assert_eq!(verifier().verify_local(&t).unwrap_err().code(), "invalid_token");
 }
 
 #[test]
@@ -106,6 +110,7 @@ fn lifetime_longer_than_max_ttl_is_refused() {
         exp: 10_000,
         iat: Some(1_000),
         nbf: None,
+        sub: None,
     };
     assert!(check_lifetime(&c, 1_000, 9_000).is_ok());
     assert!(check_lifetime(&c, 1_000, 8_000).is_err());
@@ -125,6 +130,7 @@ fn scope_checks_org_storage_and_prefix() {
         exp: 0,
         iat: None,
         nbf: None,
+        sub: None,
     };
     assert!(check_scope(&c, "acme", "main", "imgs", "cats/1.jpg").is_ok());
     assert_eq!(
@@ -154,6 +160,7 @@ fn dot_segments_are_refused_under_a_prefix_and_ordinary_without_one() {
         exp: 0,
         iat: None,
         nbf: None,
+        sub: None,
     };
     for key in [
         "team1/../other/x.jpg",
@@ -191,9 +198,12 @@ fn a_token_with_critical_extensions_is_refused() {
         )
     };
     let plain = sign(serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}));
-    assert!(verifier().verify(&plain).is_ok(), "the hand-made token is well signed");
+    assert!(
+        verifier().verify_local(&plain).is_ok(),
+        "the hand-made token is well signed"
+    );
     let crit = sign(serde_json::json!({"alg": "HS256", "kid": "k1", "crit": ["exp"], "exp": 1}));
-    let err = verifier().verify(&crit).unwrap_err();
+    let err = verifier().verify_local(&crit).unwrap_err();
     assert_eq!(err.code(), "invalid_token");
     assert!(err.to_string().contains("crit"), "{err}");
 }
@@ -213,12 +223,12 @@ fn extract_prefers_the_bearer_header() {
 proptest! {
     #[test]
     fn verify_never_panics(token in "\\PC*") {
-        let _ = verifier().verify(&token);
+        let _ = verifier().verify_local(&token);
     }
 
     #[test]
     fn verify_never_panics_on_jwt_shaped_input(a in "[A-Za-z0-9_-]{0,60}", b in "[A-Za-z0-9_-]{0,60}", c in "[A-Za-z0-9_-]{0,60}") {
-        let _ = verifier().verify(&format!("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0{a}.{b}.{c}"));
+        let _ = verifier().verify_local(&format!("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0{a}.{b}.{c}"));
     }
 }
 
@@ -228,4 +238,96 @@ fn bearer_takes_the_scheme_case_insensitively_and_nothing_else() {
     assert_eq!(bearer("BEARER  abc "), Some("abc"));
     assert_eq!(bearer("Basic abc"), None);
     assert_eq!(bearer("Bearer"), None);
+}
+
+mod public_keys {
+    use super::*;
+    use crate::config::PublicKey;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    const RSA_PRIVATE: &str = include_str!("../credentials/google_test_key.pem");
+    const RSA_PUBLIC: &str = include_str!("../../tests/gateway/support/google_test_key.pub.pem");
+
+    /// (private PKCS#8 PEM, public PEM) of a fresh key.
+    fn pair(alg: &'static rcgen::SignatureAlgorithm) -> (String, String) {
+        let k = rcgen::KeyPair::generate_for(alg).unwrap();
+        (k.serialize_pem(), k.public_key_pem())
+    }
+
+    fn public(kid: &str, alg: Algorithm, pem: &str) -> PublicKey {
+        PublicKey {
+            kid: kid.into(),
+            key: keys::from_pem(alg, pem).unwrap(),
+        }
+    }
+
+    fn sign(alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.into());
+        encode(&header, &claims(600), key).unwrap()
+    }
+
+    #[test]
+    fn each_algorithm_verifies_with_its_own_key_only() {
+        let (ed_private, ed_public) = pair(&rcgen::PKCS_ED25519);
+        let (ec_private, ec_public) = pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let v = TokenVerifier::new(&AuthConfig {
+            keys: vec![key("h1")],
+            public_keys: vec![
+                public("ed", Algorithm::EdDSA, &ed_public),
+                public("ec", Algorithm::ES256, &ec_public),
+                public("rs", Algorithm::RS256, RSA_PUBLIC),
+            ],
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(300),
+            max_ttl: Duration::from_secs(3600),
+            allow_anonymous: false,
+        });
+        let ed = EncodingKey::from_ed_pem(ed_private.as_bytes()).unwrap();
+        let ec = EncodingKey::from_ec_pem(ec_private.as_bytes()).unwrap();
+        let rs = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        assert!(v.verify_local(&sign(Algorithm::EdDSA, "ed", &ed)).is_ok());
+        assert!(v.verify_local(&sign(Algorithm::ES256, "ec", &ec)).is_ok());
+        assert!(v.verify_local(&sign(Algorithm::RS256, "rs", &rs)).is_ok());
+        // Signed by another key than the one its kid names.
+        assert!(v.verify_local(&sign(Algorithm::EdDSA, "ec", &ed)).is_err());
+        assert!(v.verify_local(&sign(Algorithm::RS256, "ed", &rs)).is_err());
+        // The confusion: HS256 with the public key's PEM as the secret.
+        for (kid, pem) in [("ed", &ed_public), ("rs", &RSA_PUBLIC.to_string())] {
+            let forged = sign(Algorithm::HS256, kid, &EncodingKey::from_secret(pem.as_bytes()));
+            assert_eq!(
+                v.verify_local(&forged).unwrap_err(),
+                GatewayError::InvalidToken("its `alg` is not the algorithm of its key".into()),
+                "{kid}"
+            );
+        }
+        // A public key's algorithm cannot be taken by an HS256 kid either.
+        let hs_as_ed = sign(Algorithm::EdDSA, "h1", &ed);
+        assert!(v.verify_local(&hs_as_ed).is_err());
+    }
+
+    #[test]
+    fn alg_none_is_never_a_token() {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let unsigned = format!(
+            "{}.{}.",
+            b64(serde_json::json!({"alg": "none", "kid": "h1"})),
+            b64(serde_json::to_value(claims(600)).unwrap())
+        );
+        assert!(matches!(
+            verifier().verify_local(&unsigned),
+            Err(GatewayError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn private_keys_and_wrong_shapes_are_refused_as_public_keys() {
+        let (ed_private, ed_public) = pair(&rcgen::PKCS_ED25519);
+        assert!(keys::from_pem(Algorithm::EdDSA, &ed_private)
+            .unwrap_err()
+            .contains("private key"));
+        assert!(keys::from_pem(Algorithm::RS256, &ed_public).is_err());
+        assert!(keys::from_pem(Algorithm::ES256, "not a pem").is_err());
+    }
 }
