@@ -75,6 +75,8 @@ struct Streamed<B: HttpBody> {
 pub struct Meter {
     pub bytes: prometheus_client::metrics::counter::Counter,
     pub in_flight: InFlight,
+    /// Concurrent-stream limits this body counts against until it ends.
+    pub permits: Vec<crate::limits::StreamPermit>,
 }
 
 impl<B> HttpBody for Streamed<B>

@@ -65,6 +65,8 @@ pub enum GatewayError {
     StsUnavailable,
     #[error("the token service ({0}) is unavailable")]
     TokenServiceUnavailable(String),
+    #[error("too many requests for this {scope}; retry after {retry_after} s")]
+    RateLimited { retry_after: u64, scope: &'static str },
     #[error("the storage is unavailable: {0}")]
     UpstreamUnavailable(String),
     #[error("the storage did not answer in time")]
@@ -105,6 +107,7 @@ impl GatewayError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             UpstreamCredentialsRejected(_)
             | AssumeRoleDenied(_)
             | TokenExchangeDenied(_)
@@ -138,6 +141,7 @@ impl GatewayError {
             MethodNotAllowed => "method_not_allowed",
             PreconditionFailed => "precondition_failed",
             RangeNotSatisfiable => "range_not_satisfiable",
+            RateLimited { .. } => "rate_limited",
             UpstreamCredentialsRejected(_) => "upstream_credentials_rejected",
             AssumeRoleDenied(_) => "assume_role_denied",
             TokenExchangeDenied(_) => "token_exchange_denied",

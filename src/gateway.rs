@@ -57,6 +57,8 @@ pub enum StartError {
     Registry(#[from] RegistryError),
     #[error("server.upstream_ca_file: {0}")]
     Tls(TlsError),
+    #[error("audit.path: cannot open {0}: {1}")]
+    Audit(String, std::io::Error),
 }
 
 /// Shared state of both listeners.
@@ -68,6 +70,14 @@ pub struct Gateway {
     pub credentials: Credentials,
     /// Tokens, CORS, caching, admin token: replaced as a whole on reload.
     pub policy: ArcSwap<Policy>,
+    /// The audit trail (`[audit].path`).
+    pub audit: Option<Arc<crate::audit::Audit>>,
+    /// Requests and bytes per org, storage and day, on their way to the registry.
+    pub usage: Arc<crate::usage::Usage>,
+    /// Per-org and per-labeler limits.
+    pub limiter: crate::limits::Limiter,
+    /// Trusted proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The platform's key set for labeler tokens (`[auth].jwks_url`).
     pub jwks: Option<Arc<crate::token::jwks::Jwks>>,
     /// Buckets of delegated API storages that showed they belong to their org.
@@ -102,9 +112,22 @@ impl Gateway {
             Some(url) => Some(key_set(url, upstream.clone(), &metrics, config.auth.jwks_refresh).await),
             None => None,
         };
+        let audit = match &config.audit_path {
+            Some(path) => Some(Arc::new(
+                crate::audit::Audit::open(path, metrics.audit()).map_err(|e| StartError::Audit(path.clone(), e))?,
+            )),
+            None => None,
+        };
+        let storages = Storages::open(config).await?;
+        let usage = Arc::new(crate::usage::Usage::new(metrics.usage()));
+        crate::usage::spawn_flusher(Arc::downgrade(&usage), Arc::downgrade(&storages));
         Ok(Gateway {
             jwks,
-            storages: Storages::open(config).await?,
+            audit,
+            usage,
+            limiter: crate::limits::Limiter::new(metrics.limits()),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            storages,
             credentials: Credentials::new(config, &metrics, upstream.clone()),
             policy: ArcSwap::from_pointee(Policy::new(config)),
             proofs: crate::proof::Proofs::new(config.sts.failure_cache),

@@ -16,6 +16,9 @@
 //! - [`upstream`]: pooled client, endpoint guard, fetching an object, response header policy
 //! - [`proxy`]: the pipeline tying the above together
 //! - [`body`]: streamed response bodies (backpressure, abort on failure, idle timeout)
+//! - [`limits`]: per-org and per-labeler rates and concurrent streams (429)
+//! - [`audit`]: one JSON line per object request, written off the request path
+//! - [`usage`]: requests and bytes per org, storage and day, flushed to the registry
 //! - [`error`]: the one error enum -> status, code, JSON body
 //! - [`telemetry`]: request ids and the access log
 //! - [`config`]: TOML file -> typed, validated configuration
@@ -25,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod body;
 pub mod config;
 pub mod cors;
@@ -33,6 +37,7 @@ pub mod credentials;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod proof;
 pub mod proxy;
 pub mod range;
@@ -47,6 +52,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod token;
 pub mod upstream;
+pub mod usage;
 
 pub use config::Config;
 pub use gateway::Gateway;

@@ -41,6 +41,15 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
         cors: OriginCheck::Absent,
         in_flight: Some(gateway.metrics.in_flight()),
     };
+    ex.log.client_ip = parts.extensions.get::<crate::server::Peer>().map(|peer| {
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        crate::audit::client_ip(peer.0.ip(), &forwarded, &gateway.trusted_proxies)
+    });
     let route = route::parse(parts.uri.path());
     let label = match &route {
         Ok(Route::Object(_)) => "object",
@@ -99,6 +108,18 @@ async fn object(
     let (org_id, storage_id) = wanted.org_and_storage();
     ex.log.org = Some(org_id.to_string());
     ex.log.storage = Some(storage_id.to_string());
+    if parts.method != Method::OPTIONS {
+        ex.log.range = parts
+            .headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|r| r.chars().take(100).collect());
+        ex.log.report = Some(telemetry::Report {
+            audit: gw.audit.clone(),
+            usage: gw.usage.clone(),
+            counts: false,
+        });
+    }
     let org = gw.storages.org(org_id);
     let org_origins = org.as_ref().map_or(&[][..], |o| &o.cors_origins[..]);
     let policy = gw.policy.load();
@@ -116,6 +137,7 @@ async fn object(
         _ => return Err(GatewayError::MethodNotAllowed),
     }
     let claims = authenticate(gw, parts).await?;
+    ex.log.sub = claims.as_ref().and_then(|c| c.sub.clone());
     if let Some(claims) = &claims {
         if claims.org != org_id {
             return Err(GatewayError::TokenScope("organization"));
@@ -145,13 +167,21 @@ async fn object(
             }
         }
     };
+    if let Some(report) = &mut ex.log.report {
+        report.counts = true;
+    }
     ex.log.bucket = Some(path.bucket.clone());
+    ex.log.key = Some(path.key.clone());
     if let Some(claims) = &claims {
         token::check_scope(claims, &path.org, &path.storage, &path.bucket, &path.key)?;
     }
     if !entry.storage.buckets.contains(&path.bucket) {
         return Err(GatewayError::BucketNotAllowed(path.bucket.clone()));
     }
+    let permits = match gw.storages.limits(&path.org) {
+        Some(limits) => gw.limiter.admit(&path.org, ex.log.sub.as_deref(), &limits)?,
+        None => Vec::new(),
+    };
     gw.proofs.check(gw, &path.org, entry, &path.bucket).await?;
     let upstream = match forward(gw, entry, &parts.method, &path, &parts.headers).await? {
         Forwarded::Passed(response) => response,
@@ -175,6 +205,7 @@ async fn object(
     let meter = body::Meter {
         bytes: gw.metrics.bytes_sent.clone(),
         in_flight: ex.in_flight.take().unwrap_or_else(|| gw.metrics.in_flight()),
+        permits,
     };
     let mut response = Response::new(body::stream(
         upstream.into_body(),
@@ -293,6 +324,11 @@ fn error_response(err: &GatewayError, ex: &mut Exchange) -> Response<Body> {
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static(cors::ALLOW_METHODS));
+    }
+    if let GatewayError::RateLimited { retry_after, .. } = err {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
     }
     response
 }

@@ -63,11 +63,13 @@ pub async fn serve(path: &Path) -> Result<(), ServeError> {
         "assetgate serving"
     );
     tokio::spawn(reload_on_hangup(path.to_path_buf(), gateway.clone(), certs));
-    server::serve_gateway(gateway, data, Some(admin), options, terminate()).await;
+    server::serve_gateway(gateway.clone(), data, Some(admin), options, terminate()).await;
+    // What was counted since the last flush, before the process goes.
+    gateway.usage.flush(&gateway.storages).await;
     Ok(())
 }
 
-/// On every SIGHUP: the config file again, and the TLS certificate.
+/// On every SIGHUP: the config file again, the TLS certificate, and the audit file.
 async fn reload_on_hangup(path: PathBuf, gateway: Arc<Gateway>, certs: Option<Arc<CertStore>>) {
     #[cfg(unix)]
     {
@@ -76,6 +78,9 @@ async fn reload_on_hangup(path: PathBuf, gateway: Arc<Gateway>, certs: Option<Ar
             return;
         };
         while hangups.recv().await.is_some() {
+            if let Some(audit) = &gateway.audit {
+                audit.reopen();
+            }
             match Config::load(&path) {
                 Ok(config) => {
                     gateway.reload(&config);

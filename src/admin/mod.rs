@@ -2,6 +2,7 @@
 //! and token minting, behind a bearer token compared in constant time. Responses use the
 //! envelope `{"status":"success","data":…}` / `{"status":"error","error":{code,message,fields}}`.
 
+mod orgs;
 mod storages;
 pub mod validate;
 pub mod view;
@@ -180,9 +181,18 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
             json!({ "externalId": gw.storages.external_id(org).await?, "organization": org }),
         )),
         (&Method::POST, [org, "tokens"]) => mint(gw, org, &json_body(call.body)?),
+        (&Method::GET, [org, "usage"]) => orgs::usage(gw, org, call.query).await,
+        (&Method::GET, [org, "limits"]) => orgs::read_limits(gw, org),
+        (&Method::PUT, [org, "limits"]) => orgs::put_limits(gw, org, &json_body(call.body)?).await,
         (
             _,
-            [_, "storages"] | [_, "storages", _] | [_, "storages", _, "validate"] | [_, "external-id"] | [_, "tokens"],
+            [_, "storages"]
+            | [_, "storages", _]
+            | [_, "storages", _, "validate"]
+            | [_, "external-id"]
+            | [_, "tokens"]
+            | [_, "usage"]
+            | [_, "limits"],
         ) => Err(error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",

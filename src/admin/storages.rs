@@ -206,7 +206,7 @@ fn changeable(
 ) -> Result<std::sync::Arc<StorageEntry>, AdminError> {
     let entry = served(gw, org, id)?;
     if entry.source == Source::Config {
-        return Err(RegistryError::ReadOnly(id.to_string()).into());
+        return Err(RegistryError::ReadOnly(format!("storage `{id}`")).into());
     }
     if if_match.is_some_and(|m| !m.matches(&entry.etag())) {
         return Err(precondition_failed());

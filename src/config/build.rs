@@ -39,6 +39,10 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
         registry: registry(f.registry)?,
         azure: f.azure.map(azure).transpose()?,
         gcp: gcp(f.gcp)?,
+        audit_path: match f.audit.path {
+            Some(p) if p.is_empty() => return Err(ConfigError::at("audit.path", "must be a file path or \"-\"")),
+            other => other,
+        },
         orgs,
     })
 }
@@ -115,6 +119,21 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
         upstream_ca_file: s.upstream_ca_file.map(Into::into),
         max_connections,
         shutdown_grace: duration("server.shutdown_grace", s.shutdown_grace, "30s")?,
+        trusted_proxies: s
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::at(
+                            format!("server.trusted_proxies[{i}]"),
+                            "must be an address or a network like 10.0.0.0/8",
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -305,10 +324,20 @@ fn orgs(files: Vec<OrgFile>, entra_app: bool) -> Result<Vec<Org>, ConfigError> {
             storages.push(storage);
         }
         let cors_origins = origins(&format!("{at}.cors_origins"), &o.cors_origins)?;
+        for (name, limit) in [("limits", &o.limits), ("labeler_limits", &o.labeler_limits)] {
+            if let Some((key, problem)) = limit.as_ref().and_then(|l| l.problems().into_iter().next()) {
+                return Err(ConfigError::at(format!("{at}.{name}.{key}"), problem));
+            }
+        }
+        let limits = (o.limits.is_some() || o.labeler_limits.is_some()).then_some(crate::limits::OrgLimits {
+            limits: o.limits,
+            labeler_limits: o.labeler_limits,
+        });
         orgs.push(Org {
             id: o.id,
             cors_origins,
             storages,
+            limits,
         });
     }
     Ok(orgs)

@@ -16,7 +16,14 @@ pub struct FileConfig {
     pub registry: RegistryFile,
     pub azure: Option<AzureFile>,
     pub gcp: GcpFile,
+    pub audit: AuditFile,
     pub orgs: Vec<OrgFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditFile {
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +57,7 @@ pub struct ServerFile {
     pub upstream_ca_file: Option<String>,
     pub max_connections: Option<usize>,
     pub shutdown_grace: Option<String>,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,4 +145,6 @@ pub struct OrgFile {
     /// Each storage as written; `crate::storage::build` reads and checks it.
     #[serde(default)]
     pub storages: Vec<serde_json::Value>,
+    pub limits: Option<crate::limits::Limit>,
+    pub labeler_limits: Option<crate::limits::Limit>,
 }

@@ -52,6 +52,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub azure: Option<AzureConfig>,
     pub gcp: GcpConfig,
+    /// Where audit lines go (`[audit].path`: a file, or `-` for standard output).
+    pub audit_path: Option<String>,
     pub orgs: Vec<Org>,
 }
 
@@ -83,6 +85,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long responses in flight may run on after SIGTERM before the process exits.
     pub shutdown_grace: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (the audit's `clientIp`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +173,8 @@ pub struct Org {
     /// Origins allowed for this org on top of `[cors].allowed_origins`.
     pub cors_origins: Vec<OriginPattern>,
     pub storages: Vec<crate::storage::Storage>,
+    /// `limits` and `labeler_limits`; `None` when the file sets neither (the admin API may).
+    pub limits: Option<crate::limits::OrgLimits>,
 }
 
 /// Static keys: an IAM user's, an S3-compatible service's, or GCS HMAC keys.

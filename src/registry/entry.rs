@@ -83,6 +83,8 @@ pub struct OrgEntry {
     pub id: String,
     /// Allowed origins on top of the global list (from the configuration file).
     pub cors_origins: Vec<OriginPattern>,
+    /// The configuration file's limits of the org, which win over the admin API's.
+    pub config_limits: Option<Arc<crate::limits::OrgLimits>>,
     /// Whether the configuration file defines the org.
     in_config: bool,
     config: BTreeMap<String, Arc<StorageEntry>>,
@@ -153,6 +155,7 @@ impl OrgEntry {
         OrgEntry {
             id: self.id.clone(),
             cors_origins: org.map(|o| o.cors_origins.clone()).unwrap_or_default(),
+            config_limits: org.and_then(|o| o.limits.clone()).map(Arc::new),
             in_config: org.is_some(),
             config,
             api: self.api.clone(),
@@ -225,6 +228,7 @@ mod tests {
             id: "acme".into(),
             cors_origins: vec![],
             storages: vec![storage("main", "file-bucket")],
+            limits: None,
         };
         let org = OrgEntry::from_config("acme", Some(&file))
             .with_api(api("main", "api-bucket"))

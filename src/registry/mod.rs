@@ -26,6 +26,7 @@ use rand::RngCore;
 use tokio::sync::Notify;
 
 use crate::config::{Config, Org};
+use crate::limits::OrgLimits;
 use crate::storage::Storage;
 pub use entry::{OrgEntry, Source, StorageEntry};
 use sealed::{Keys, MasterKey};
@@ -36,7 +37,8 @@ use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredStorage};
 pub enum RegistryError {
     #[error("no storage `{0}` in this organization")]
     NotFound(String),
-    #[error("storage `{0}` is defined in the configuration file and cannot be changed through the API")]
+    /// What is read-only, in words: "storage `main`", "the limits of acme".
+    #[error("{0} is defined in the configuration file and cannot be changed through the API")]
     ReadOnly(String),
     #[error("a storage `{0}` already exists in this organization")]
     Conflict(String),
@@ -68,6 +70,8 @@ pub struct Storages {
     orgs: DashMap<String, Arc<OrgEntry>>,
     /// Orgs' external IDs (the stored ones, mirrored).
     external_ids: DashMap<String, String>,
+    /// Orgs' limits set through the admin API (the stored ones, mirrored).
+    api_limits: DashMap<String, Arc<OrgLimits>>,
     /// `None`: no master key and no stored data; only config storages.
     store: Option<Store>,
     keys: Option<Keys>,
@@ -119,6 +123,7 @@ impl Storages {
         let storages = Arc::new(Storages {
             orgs: DashMap::new(),
             external_ids: DashMap::new(),
+            api_limits: DashMap::new(),
             store,
             keys,
             writes: tokio::sync::Mutex::new(()),
@@ -290,7 +295,7 @@ impl Storages {
     fn api_entry(&self, org: &str, id: &str) -> Result<Arc<StorageEntry>, RegistryError> {
         let org = self.org(org).ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
         match org.storage(id) {
-            Some(e) if e.source == Source::Config => Err(RegistryError::ReadOnly(id.to_string())),
+            Some(e) if e.source == Source::Config => Err(RegistryError::ReadOnly(format!("storage `{id}`"))),
             Some(e) => Ok(e.clone()),
             None => Err(RegistryError::NotFound(id.to_string())),
         }
@@ -359,6 +364,7 @@ impl Storages {
         for (org, id) in external_ids {
             self.external_ids.insert(org, id);
         }
+        self.reload_limits().await?;
         let mut by_org: HashMap<String, Vec<Arc<StorageEntry>>> = HashMap::new();
         let mut failure = None;
         let mut count = 0;
@@ -391,6 +397,72 @@ impl Storages {
             self.update_org(&id, |o| o.with_api_storages(entries));
         }
         Ok(count)
+    }
+
+    /// The store of API storages, usage and limits, if there is one.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The org's limits: the configuration file's, else the admin API's.
+    pub fn limits(&self, org: &str) -> Option<Arc<OrgLimits>> {
+        self.org(org)
+            .and_then(|o| o.config_limits.clone())
+            .or_else(|| self.api_limits.get(org).map(|l| l.value().clone()))
+    }
+
+    /// Whether the configuration file sets the org's limits (then the API cannot).
+    pub fn limits_in_config(&self, org: &str) -> bool {
+        self.org(org).is_some_and(|o| o.config_limits.is_some())
+    }
+
+    /// Sets (`Some`) or removes the org's limits through the admin API: stored first, then
+    /// in effect.
+    pub async fn set_limits(&self, org: &str, limits: Option<OrgLimits>) -> Result<(), RegistryError> {
+        let store = self.store.as_ref().ok_or(RegistryError::Locked)?;
+        if self.limits_in_config(org) {
+            return Err(RegistryError::ReadOnly(format!("the limits of {org}")));
+        }
+        let _one_at_a_time = self.writes.lock().await;
+        let json = limits
+            .as_ref()
+            .map(|l| serde_json::to_string(l).expect("limits serialize"));
+        store.put_limits(org, json.as_deref()).await?;
+        self.hold_limits(org, json.as_deref());
+        Ok(())
+    }
+
+    /// Mirrors stored limits (`None`: removed); a record that does not parse is skipped.
+    fn hold_limits(&self, org: &str, json: Option<&str>) {
+        match json.map(serde_json::from_str::<OrgLimits>) {
+            Some(Ok(limits)) => {
+                self.api_limits.insert(org.to_string(), Arc::new(limits));
+            }
+            Some(Err(e)) => tracing::warn!(org, error = %e, "stored limits do not parse; ignored"),
+            None => {
+                self.api_limits.remove(org);
+            }
+        }
+    }
+
+    /// Replaces every held API limit with the stored ones.
+    async fn reload_limits(&self) -> Result<(), RegistryError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let stored = store.all_limits().await?;
+        let orgs: std::collections::HashSet<&str> = stored.iter().map(|(o, _)| o.as_str()).collect();
+        self.api_limits.retain(|org, _| orgs.contains(org.as_str()));
+        for (org, json) in &stored {
+            self.hold_limits(org, Some(json));
+        }
+        Ok(())
+    }
+
+    /// Re-reads one org's stored limits (a change notice).
+    async fn refresh_limits(&self, org: &str) -> Result<(), RegistryError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let json = store.limits(org).await?;
+        self.hold_limits(org, json.as_deref());
+        Ok(())
     }
 
     /// The org's external ID if it has one already (never creates one).

@@ -102,6 +102,7 @@ async fn apply(s: &Storages, notice: Notice) -> Result<(), RegistryError> {
             }
             Ok(())
         }
+        Notice::Limits { org } => s.refresh_limits(&org).await,
     }
 }
 
@@ -120,6 +121,7 @@ async fn resync(s: &Storages) -> Result<(), RegistryError> {
             s.external_ids.insert(org, id);
         }
     }
+    s.reload_limits().await?;
     let stored: HashMap<(String, String), u64> = pg
         .versions()
         .await?

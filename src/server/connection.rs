@@ -48,9 +48,10 @@ where
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let activity = cx.lease.activity().clone();
+    let peer = stream.peer_addr().ok().map(super::Peer);
     let io = WatchedIo::new(stream, activity.clone());
     match cx.tls.clone() {
-        None => http(io, &activity, cx).await,
+        None => http(io, &activity, cx, peer).await,
         Some(acceptor) => {
             let mut aborted = cx.aborted.clone();
             let tls = tokio::select! {
@@ -61,20 +62,23 @@ where
                 reason = watchdog(&activity, &cx.timeouts) => return cx.metrics.closed(reason.label()),
                 () = aborted.fired() => return,
             };
-            http(tls, &activity, cx).await
+            http(tls, &activity, cx, peer).await
         }
     }
 }
 
 /// HTTP on an established (plain or TLS) connection.
-async fn http<I, H, F>(io: I, activity: &Arc<Activity>, cx: Context<H>)
+async fn http<I, H, F>(io: I, activity: &Arc<Activity>, cx: Context<H>, peer: Option<super::Peer>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let (handler, requests) = (cx.handler.clone(), activity.clone());
-    let service = service_fn(move |request: Request<Incoming>| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         let guard = requests.request_started(request.version() == Version::HTTP_2);
         let response = handler(request);
         async move { Ok::<_, Infallible>(response.await.map(|body| Tracked::new(body, guard))) }

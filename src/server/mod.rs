@@ -25,6 +25,10 @@ use crate::body::Body;
 use crate::config::ServerConfig;
 use crate::telemetry::metrics::ConnectionMetrics;
 
+/// The address a request's connection comes from, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Listener settings taken from `[server]`.
 #[derive(Clone)]
 pub struct ServeOptions {

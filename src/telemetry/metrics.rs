@@ -25,6 +25,14 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `org` or `labeler`.
+    pub scope: &'static str,
+    /// `rate` or `streams`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     /// `data` or `admin`.
     pub listener: &'static str,
@@ -88,6 +96,9 @@ pub struct Metrics {
     token_requests: Family<ResultLabels, Counter>,
     token_cache: Family<ResultLabels, Counter>,
     jwks_fetches: Family<ResultLabels, Counter>,
+    audit_lines: Family<ResultLabels, Counter>,
+    usage_flushes: Family<ResultLabels, Counter>,
+    rate_limited: Family<LimitLabels, Counter>,
     connections_open: Family<ListenerLabels, Gauge<i64, AtomicI64>>,
     connections_refused: Family<ListenerLabels, Counter>,
     connections_closed: Family<ClosedLabels, Counter>,
@@ -153,6 +164,24 @@ impl Metrics {
             "Fetches of [auth].jwks_url by result (ok, failed)",
             jwks_fetches.clone(),
         );
+        let audit_lines = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "audit_lines",
+            "Audit lines by result (written, dropped: the queue was full or the disk failed)",
+            audit_lines.clone(),
+        );
+        let usage_flushes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "usage_flushes",
+            "Writes of usage counts to the registry by result (ok, failed: kept for the next)",
+            usage_flushes.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by scope (org, labeler) and reason (rate, streams)",
+            rate_limited.clone(),
+        );
         let connections_open = Family::<ListenerLabels, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "connections",
@@ -182,6 +211,9 @@ impl Metrics {
             token_requests,
             token_cache,
             jwks_fetches,
+            audit_lines,
+            usage_flushes,
+            rate_limited,
             connections_open,
             connections_refused,
             connections_closed,
@@ -217,6 +249,35 @@ impl Metrics {
         crate::token::jwks::JwksMetrics {
             ok: count("ok"),
             failed: count("failed"),
+        }
+    }
+
+    /// The audit's counters.
+    pub fn audit(&self) -> crate::audit::AuditMetrics {
+        let count = |result| self.audit_lines.get_or_create(&ResultLabels { result }).clone();
+        crate::audit::AuditMetrics {
+            written: count("written"),
+            dropped: count("dropped"),
+        }
+    }
+
+    /// The usage flusher's counters.
+    pub fn usage(&self) -> crate::usage::UsageMetrics {
+        let count = |result| self.usage_flushes.get_or_create(&ResultLabels { result }).clone();
+        crate::usage::UsageMetrics {
+            flushed: count("ok"),
+            failed: count("failed"),
+        }
+    }
+
+    /// The limiter's refusal counters.
+    pub fn limits(&self) -> crate::limits::LimitMetrics {
+        let count = |scope, reason| self.rate_limited.get_or_create(&LimitLabels { scope, reason }).clone();
+        crate::limits::LimitMetrics {
+            org_rate: count("org", "rate"),
+            org_streams: count("org", "streams"),
+            labeler_rate: count("labeler", "rate"),
+            labeler_streams: count("labeler", "streams"),
         }
     }
 

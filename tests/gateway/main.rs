@@ -22,4 +22,5 @@ mod registry;
 mod replicas;
 mod resolve;
 mod streaming;
+mod tenants;
 mod tokens;

@@ -41,6 +41,19 @@ pub struct Loaded {
     pub storages: Vec<StoredStorage>,
     /// (org, external ID)
     pub external_ids: Vec<(String, String)>,
+    /// (org, limits JSON) set through the admin API.
+    pub limits: Vec<(String, String)>,
+}
+
+/// The requests served and body bytes sent for one storage on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    pub org: String,
+    pub storage: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub requests: u64,
+    pub bytes: u64,
 }
 
 /// Why a store operation failed.
@@ -145,6 +158,46 @@ impl Store {
         match self {
             Store::Postgres(s) => Some(s),
             Store::Embedded(_) => None,
+        }
+    }
+
+    /// Adds `counts` to the stored usage.
+    pub async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.add_usage(counts),
+            Store::Postgres(s) => s.add_usage(counts).await,
+        }
+    }
+
+    /// The org's usage for days `from..=to` (`YYYY-MM-DD`).
+    pub async fn usage(&self, org: &str, from: &str, to: &str) -> Result<Vec<UsageCount>, StoreError> {
+        match self {
+            Store::Embedded(s) => s.usage(org, from, to),
+            Store::Postgres(s) => s.usage(org, from, to).await,
+        }
+    }
+
+    /// Sets (`Some`, JSON) or removes the org's limits.
+    pub async fn put_limits(&self, org: &str, limits: Option<&str>) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => s.put_limits(org, limits),
+            Store::Postgres(s) => s.put_limits(org, limits).await,
+        }
+    }
+
+    /// The org's limits (JSON), if set.
+    pub async fn limits(&self, org: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Embedded(s) => s.limits(org),
+            Store::Postgres(s) => s.limits(org).await,
+        }
+    }
+
+    /// Every org's limits (JSON).
+    pub async fn all_limits(&self) -> Result<Vec<(String, String)>, StoreError> {
+        match self {
+            Store::Embedded(s) => Ok(s.load()?.limits),
+            Store::Postgres(s) => s.all_limits().await,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod notice;
+mod org_data;
 mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -119,6 +120,7 @@ impl PostgresStore {
     pub async fn load(&self) -> Result<Loaded, StoreError> {
         let mut loaded = Loaded {
             external_ids: self.external_ids().await?,
+            limits: self.all_limits().await?,
             ..Loaded::default()
         };
         self.each_storage(&mut |r| loaded.storages.push(r)).await?;

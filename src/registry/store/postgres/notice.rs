@@ -18,6 +18,8 @@ pub enum Notice {
     Storage { org: String, id: String },
     /// `org` got its external ID.
     ExternalId { org: String },
+    /// `org`'s limits were set or removed.
+    Limits { org: String },
 }
 
 impl Notice {
@@ -25,6 +27,7 @@ impl Notice {
         match self {
             Notice::Storage { org, id } => format!("s {org} {id}"),
             Notice::ExternalId { org } => format!("x {org}"),
+            Notice::Limits { org } => format!("l {org}"),
         }
     }
 
@@ -37,6 +40,7 @@ impl Notice {
                 id: id.into(),
             },
             ("x", org, None) => Notice::ExternalId { org: org.into() },
+            ("l", org, None) => Notice::Limits { org: org.into() },
             _ => return None,
         };
         parts.next().is_none().then_some(notice)
@@ -105,6 +109,7 @@ mod tests {
                 id: "main".into(),
             },
             Notice::ExternalId { org: "acme".into() },
+            Notice::Limits { org: "acme".into() },
         ] {
             assert_eq!(Notice::parse(&notice.payload()), Some(notice));
         }

@@ -8,9 +8,10 @@ const MIGRATION_LOCK: i64 = 0x6173_7365_7467_6174;
 
 /// Schema versions, applied in order, each once (`assetgate_schema_migrations`). Only ever
 /// add to this list: replicas of the previous version may still run beside a new one.
-const MIGRATIONS: [(i32, &str); 1] = [(
-    1,
-    "CREATE TABLE assetgate_storages (
+const MIGRATIONS: [(i32, &str); 2] = [
+    (
+        1,
+        "CREATE TABLE assetgate_storages (
         org text NOT NULL,
         id text NOT NULL,
         record jsonb NOT NULL,
@@ -23,7 +24,24 @@ const MIGRATIONS: [(i32, &str); 1] = [(
         external_id text NOT NULL UNIQUE,
         created_at timestamptz NOT NULL DEFAULT now()
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE assetgate_usage (
+        org text NOT NULL,
+        storage text NOT NULL,
+        day date NOT NULL,
+        requests bigint NOT NULL,
+        bytes bigint NOT NULL,
+        PRIMARY KEY (org, storage, day)
+    );
+    CREATE TABLE assetgate_limits (
+        org text PRIMARY KEY,
+        limits jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );",
+    ),
+];
 
 /// Applies the migrations this database lacks, one replica at a time.
 pub(super) async fn migrate(client: &deadpool_postgres::Object) -> Result<(), StoreError> {

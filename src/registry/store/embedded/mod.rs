@@ -7,6 +7,8 @@
 //! database is opened again; the store then reopens it on its next use, so that writes work
 //! again as soon as the disk does, without a restart.
 
+mod org_data;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -58,6 +60,8 @@ impl EmbeddedStore {
         store.write(|tx| {
             tx.open_table(STORAGES)?;
             tx.open_table(EXTERNAL_IDS)?;
+            tx.open_table(org_data::USAGE)?;
+            tx.open_table(org_data::LIMITS)?;
             Ok(())
         })?;
         Ok(store)
@@ -121,6 +125,12 @@ impl EmbeddedStore {
                 loaded
                     .external_ids
                     .push((org.value().to_string(), id.value().to_string()));
+            }
+            for row in tx.open_table(org_data::LIMITS)?.iter()? {
+                let (org, limits) = row?;
+                loaded
+                    .limits
+                    .push((org.value().to_string(), limits.value().to_string()));
             }
             Ok(loaded)
         })

@@ -1,0 +1,137 @@
+//! The org routes of the admin API besides storages: usage (SPEC §11, summed over every
+//! replica through the registry) and limits (kept in the registry, so every replica applies
+//! them).
+
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{answer, check_org, invalid, AdminError, Reply};
+use crate::limits::OrgLimits;
+use crate::route::query_param;
+use crate::storage::Fields;
+use crate::usage::day_of;
+use crate::Gateway;
+
+/// Longest span of days one usage answer covers.
+const MAX_DAYS: u64 = 400;
+
+/// A `YYYY-MM-DD` date, as the seconds of its midnight UTC.
+fn parse_day(text: &str) -> Option<SystemTime> {
+    let well_formed = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    well_formed
+        .then(|| humantime::parse_rfc3339(&format!("{text}T00:00:00Z")).ok())
+        .flatten()
+}
+
+/// `GET /admin/v1/orgs/{org}/usage?from=YYYY-MM-DD&to=YYYY-MM-DD` (both default to today,
+/// UTC).
+pub async fn usage(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
+    check_org(org)?;
+    let today = day_of(SystemTime::now());
+    let mut fields = Fields::new();
+    let mut day = |name: &str| {
+        let text = query_param(query, name).unwrap_or_else(|| today.clone());
+        match parse_day(&text) {
+            Some(at) => Some((text, at)),
+            None => {
+                fields.insert(name.into(), "must be a date like 2026-12-01".into());
+                None
+            }
+        }
+    };
+    let (from, to) = (day("from"), day("to"));
+    let (Some((from, from_at)), Some((to, to_at))) = (from, to) else {
+        return Err(invalid(fields));
+    };
+    let span = to_at
+        .duration_since(from_at)
+        .map_err(|_| invalid(Fields::from([("to".into(), "must not be before from".into())])))?;
+    if span > Duration::from_secs(MAX_DAYS * 86_400) {
+        return Err(invalid(Fields::from([(
+            "to".into(),
+            format!("must be at most {MAX_DAYS} days after from"),
+        )])));
+    }
+    let counts = gw.usage.of(&gw.storages, org, &from, &to).await?;
+    let rows: Vec<Value> = counts
+        .iter()
+        .map(|c| json!({"storage": c.storage, "day": c.day, "requests": c.requests, "bytes": c.bytes}))
+        .collect();
+    Ok(answer(
+        StatusCode::OK,
+        json!({"organization": org, "from": from, "to": to, "usage": rows}),
+    ))
+}
+
+/// `GET /admin/v1/orgs/{org}/limits`.
+pub fn read_limits(gw: &Gateway, org: &str) -> Reply {
+    check_org(org)?;
+    let limits = gw.storages.limits(org);
+    let source = match (&limits, gw.storages.limits_in_config(org)) {
+        (None, _) => Value::Null,
+        (Some(_), true) => json!("config"),
+        (Some(_), false) => json!("api"),
+    };
+    let shown = limits.map_or(json!({}), |l| serde_json::to_value(&*l).expect("limits serialize"));
+    Ok(answer(
+        StatusCode::OK,
+        json!({"organization": org, "limits": shown["limits"], "labeler_limits": shown["labeler_limits"], "source": source}),
+    ))
+}
+
+/// `PUT /admin/v1/orgs/{org}/limits` with `{"limits"?, "labeler_limits"?}`: replaces the
+/// org's limits (an empty object removes them).
+pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
+    check_org(org)?;
+    let parsed: OrgLimits = serde_json::from_value(body.clone()).map_err(|e| {
+        invalid(Fields::from([(
+            "body".into(),
+            format!("must be {{\"limits\": {{...}}, \"labeler_limits\": {{...}}}} with requests_per_second, burst and concurrent_streams: {e}"),
+        )]))
+    })?;
+    let mut fields = Fields::new();
+    for (name, limit) in [("limits", &parsed.limits), ("labeler_limits", &parsed.labeler_limits)] {
+        for (key, problem) in limit.iter().flat_map(|l| l.problems()) {
+            fields.insert(format!("{name}.{key}"), problem.into());
+        }
+    }
+    if !fields.is_empty() {
+        return Err(invalid(fields));
+    }
+    let stored = (parsed.limits.is_some() || parsed.labeler_limits.is_some()).then_some(parsed);
+    gw.storages.set_limits(org, stored).await?;
+    tracing::info!(org, "limits changed");
+    read_limits(gw, org)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_dates_and_nothing_else() {
+        assert!(parse_day("2026-12-01").is_some());
+        assert!(parse_day("2024-02-29").is_some());
+        for bad in [
+            "2026-13-01",
+            "2026-02-30",
+            "2026-1-01",
+            "20261201",
+            "2026-12-01T00",
+            "",
+            "abcd-ef-gh",
+        ] {
+            assert!(parse_day(bad).is_none(), "{bad}");
+        }
+        assert_eq!(day_of(parse_day("2026-12-01").unwrap()), "2026-12-01");
+    }
+}

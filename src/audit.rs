@@ -1,0 +1,268 @@
+//! The audit trail (SPEC §11): one JSON line per object request when its response ends,
+//! written to `[audit].path` (or standard output for `-`) by a thread of its own. Requests
+//! only hand a line over a bounded queue: a slow disk never slows them, and a line that finds
+//! the queue full is counted as dropped rather than waited for. SIGHUP reopens the file, for
+//! logrotate. Never a token or a secret: the line names the token's `sub`, not the token.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
+
+/// Lines waiting for the writer at most.
+pub const QUEUE: usize = 16_384;
+
+/// One line.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLine<'a> {
+    /// RFC 3339, milliseconds, UTC.
+    pub time: String,
+    pub request_id: &'a str,
+    pub org: Option<&'a str>,
+    pub storage: Option<&'a str>,
+    pub bucket: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    pub method: &'a str,
+    pub range: Option<&'a str>,
+    pub status: u16,
+    pub bytes: u64,
+    /// `complete`, `aborted` or `client_gone`.
+    pub outcome: &'static str,
+    pub duration_ms: u64,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// Lines written and dropped.
+#[derive(Debug, Clone, Default)]
+pub struct AuditMetrics {
+    pub written: Counter,
+    pub dropped: Counter,
+}
+
+pub struct Audit {
+    queue: SyncSender<String>,
+    reopen: Arc<AtomicBool>,
+    metrics: AuditMetrics,
+}
+
+enum Sink {
+    Stdout(io::Stdout),
+    File(PathBuf, BufWriter<File>),
+}
+
+impl Sink {
+    fn open(path: &str) -> io::Result<Sink> {
+        if path == "-" {
+            return Ok(Sink::Stdout(io::stdout()));
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Sink::File(path.into(), BufWriter::new(file)))
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Stdout(out) => out,
+            Sink::File(_, file) => file,
+        }
+    }
+
+    /// The file again under its name (logrotate moved the old one away).
+    fn reopen(&mut self) {
+        if let Sink::File(path, file) = self {
+            let _ = file.flush();
+            match OpenOptions::new().create(true).append(true).open(&*path) {
+                Ok(fresh) => *file = BufWriter::new(fresh),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "the audit file cannot be reopened; writing on to the old one")
+                }
+            }
+        }
+    }
+}
+
+impl Audit {
+    /// Opens `path` (created if missing, appended to) and starts the writer.
+    pub fn open(path: &str, metrics: AuditMetrics) -> io::Result<Audit> {
+        let mut sink = Sink::open(path)?;
+        let (queue, lines) = sync_channel::<String>(QUEUE);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let (flag, counters) = (reopen.clone(), metrics.clone());
+        std::thread::Builder::new()
+            .name("assetgate-audit".into())
+            .spawn(move || loop {
+                let first = match lines.recv_timeout(Duration::from_millis(500)) {
+                    Ok(line) => Some(line),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = sink.writer().flush();
+                        return;
+                    }
+                };
+                if flag.swap(false, Ordering::SeqCst) {
+                    sink.reopen();
+                }
+                // Everything queued now, then one flush.
+                for line in first.into_iter().chain(std::iter::from_fn(|| lines.try_recv().ok())) {
+                    match sink.writer().write_all(line.as_bytes()) {
+                        Ok(()) => counters.written.inc(),
+                        Err(_) => counters.dropped.inc(),
+                    };
+                }
+                if let Err(e) = sink.writer().flush() {
+                    tracing::warn!(error = %e, "audit lines could not be written");
+                }
+            })?;
+        Ok(Audit { queue, reopen, metrics })
+    }
+
+    /// Hands `line` to the writer, or counts it as dropped when the queue is full.
+    pub fn write(&self, line: &AuditLine<'_>) {
+        let mut text = serde_json::to_string(line).expect("audit lines serialize");
+        text.push('\n');
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.queue.try_send(text) {
+            self.metrics.dropped.inc();
+        }
+    }
+
+    /// Reopens the file before the next line (SIGHUP).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the address that
+/// proxy saw (the last `X-Forwarded-For` entry, and so on leftwards through trusted
+/// proxies). A malformed entry ends the walk: what lies left of it cannot be believed.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&peer) {
+        return client;
+    }
+    let entries = forwarded_for.iter().flat_map(|v| v.split(',')).collect::<Vec<_>>();
+    for entry in entries.into_iter().rev() {
+        let Some(ip) = parse_entry(entry.trim()) else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = entry.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_through_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &["198.51.100.1"], &trusted),
+            ip("203.0.113.9")
+        );
+        // A trusted peer: the entry it added.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["198.51.100.1"], &trusted),
+            ip("198.51.100.1")
+        );
+        // A forged leftmost entry stays left of the client the proxies saw.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["1.1.1.1, 198.51.100.1, 10.0.0.7"], &trusted),
+            ip("198.51.100.1")
+        );
+        // Several header lines, ports and brackets.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["192.0.2.1", "[2001:db8::1]:443"], &trusted),
+            ip("2001:db8::1")
+        );
+        // Garbage ends the walk at the last address believed.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &["198.51.100.1, junk"], &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(client_ip(ip("10.0.0.5"), &[], &trusted), ip("10.0.0.5"));
+    }
+
+    proptest! {
+        #[test]
+        fn the_client_is_the_peer_or_an_address_of_the_header(header in "[0-9a-f.:, \\[\\]]{0,60}") {
+            let peer: IpAddr = "10.1.2.3".parse().unwrap();
+            let got = client_ip(peer, &[header.as_str()], &nets(&["10.0.0.0/8"]));
+            let named: Vec<IpAddr> = header.split(',').filter_map(|e| parse_entry(e.trim())).collect();
+            prop_assert!(got == peer || named.contains(&got), "{got} from {header:?}");
+        }
+    }
+
+    #[test]
+    fn lines_are_written_and_the_file_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(path.to_str().unwrap(), AuditMetrics::default()).unwrap();
+        let line = |id: &'static str| AuditLine {
+            time: "2026-12-01T00:00:00.000Z".into(),
+            request_id: id,
+            org: Some("acme"),
+            storage: Some("main"),
+            bucket: Some("b"),
+            key: Some("k.jpg"),
+            sub: Some("u1"),
+            method: "GET",
+            range: None,
+            status: 200,
+            bytes: 3,
+            outcome: "complete",
+            duration_ms: 1,
+            client_ip: Some("127.0.0.1".parse().unwrap()),
+        };
+        audit.write(&line("one"));
+        let wait = |p: &std::path::Path, n: usize| {
+            for _ in 0..100 {
+                if std::fs::read_to_string(p).unwrap_or_default().lines().count() >= n {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("{n} lines never arrived");
+        };
+        wait(&path, 1);
+        std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
+        audit.reopen();
+        audit.write(&line("two"));
+        wait(&path, 1);
+        let fresh = std::fs::read_to_string(&path).unwrap();
+        let v: serde_json::Value = serde_json::from_str(fresh.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            (v["requestId"].as_str(), v["clientIp"].as_str()),
+            (Some("two"), Some("127.0.0.1"))
+        );
+        assert!(v.get("range").is_some(), "absent fields are null, not missing");
+    }
+}

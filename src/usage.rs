@@ -1,0 +1,171 @@
+//! Usage (SPEC §11): requests served and body bytes sent per org, storage and UTC day. A
+//! request adds to counters in memory (a short lock, no I/O); every [`FLUSH_EVERY`] the
+//! counters go to the registry's store in one write, where every replica's add up. A flush
+//! that fails keeps its counts for the next one, so a database outage loses nothing while
+//! the replica lives; a replica that dies loses at most one interval. Without a store (no
+//! `[registry]` master key or URL) the counts stay in memory.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::metrics::counter::Counter;
+
+use crate::registry::store::UsageCount;
+use crate::registry::{RegistryError, Storages};
+
+/// How often counts are written to the store.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+type Key = (String, String, String);
+
+/// Flushes by result.
+#[derive(Debug, Clone, Default)]
+pub struct UsageMetrics {
+    pub flushed: Counter,
+    pub failed: Counter,
+}
+
+pub struct Usage {
+    pending: Mutex<HashMap<Key, (u64, u64)>>,
+    /// Only what nothing can store: counts of a gateway without a store.
+    kept: Mutex<HashMap<Key, (u64, u64)>>,
+    metrics: UsageMetrics,
+}
+
+/// `YYYY-MM-DD` of `at`, in UTC.
+pub fn day_of(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()[..10].to_string()
+}
+
+impl Usage {
+    pub fn new(metrics: UsageMetrics) -> Usage {
+        Usage {
+            pending: Mutex::new(HashMap::new()),
+            kept: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// One request of `org`'s `storage` that sent `bytes` of body.
+    pub fn record(&self, org: &str, storage: &str, bytes: u64) {
+        let key = (org.to_string(), storage.to_string(), day_of(SystemTime::now()));
+        let mut pending = self.pending.lock().expect("usage lock");
+        let counts = pending.entry(key).or_default();
+        counts.0 += 1;
+        counts.1 += bytes;
+    }
+
+    /// Writes what was counted since the last flush to `storages`' store; on failure the
+    /// counts wait for the next flush.
+    pub async fn flush(&self, storages: &Storages) {
+        let batch: HashMap<Key, (u64, u64)> = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
+        if batch.is_empty() {
+            return;
+        }
+        let Some(store) = storages.store() else {
+            let mut kept = self.kept.lock().expect("usage lock");
+            merge(&mut kept, batch);
+            return;
+        };
+        let counts: Vec<UsageCount> = batch
+            .iter()
+            .map(|((org, storage, day), (requests, bytes))| UsageCount {
+                org: org.clone(),
+                storage: storage.clone(),
+                day: day.clone(),
+                requests: *requests,
+                bytes: *bytes,
+            })
+            .collect();
+        match store.add_usage(&counts).await {
+            Ok(()) => {
+                self.metrics.flushed.inc();
+            }
+            Err(e) => {
+                self.metrics.failed.inc();
+                tracing::warn!(error = %e, "usage counts could not be stored; kept for the next try");
+                merge(&mut self.pending.lock().expect("usage lock"), batch);
+            }
+        }
+    }
+
+    /// `org`'s usage for days `from..=to`: the store's (every replica's), or this
+    /// replica's without a store. Counts not yet flushed are not in it.
+    pub async fn of(
+        &self,
+        storages: &Storages,
+        org: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<UsageCount>, RegistryError> {
+        match storages.store() {
+            Some(store) => Ok(store.usage(org, from, to).await?),
+            None => {
+                let kept = self.kept.lock().expect("usage lock");
+                let mut out: Vec<UsageCount> = kept
+                    .iter()
+                    .filter(|((o, _, day), _)| o == org && (from..=to).contains(&day.as_str()))
+                    .map(|((o, storage, day), (requests, bytes))| UsageCount {
+                        org: o.clone(),
+                        storage: storage.clone(),
+                        day: day.clone(),
+                        requests: *requests,
+                        bytes: *bytes,
+                    })
+                    .collect();
+                out.sort_by(|a, b| (&a.storage, &a.day).cmp(&(&b.storage, &b.day)));
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn merge(into: &mut HashMap<Key, (u64, u64)>, from: HashMap<Key, (u64, u64)>) {
+    for (key, (requests, bytes)) in from {
+        let counts = into.entry(key).or_default();
+        counts.0 += requests;
+        counts.1 += bytes;
+    }
+}
+
+/// Flushes every [`FLUSH_EVERY`] while `usage` and `storages` live.
+pub fn spawn_flusher(usage: Weak<Usage>, storages: Weak<Storages>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (Some(usage), Some(storages)) = (usage.upgrade(), storages.upgrade()) else {
+                return;
+            };
+            usage.flush(&storages).await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_dates() {
+        assert_eq!(
+            day_of(SystemTime::UNIX_EPOCH + Duration::from_secs(86_399)),
+            "1970-01-01"
+        );
+        assert_eq!(
+            day_of(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400)),
+            "1970-01-02"
+        );
+    }
+
+    #[test]
+    fn counts_add_up_per_key() {
+        let mut into = HashMap::new();
+        let key = ("acme".to_string(), "main".to_string(), "2026-12-01".to_string());
+        merge(&mut into, HashMap::from([(key.clone(), (1, 10))]));
+        merge(&mut into, HashMap::from([(key.clone(), (2, 5))]));
+        assert_eq!(into[&key], (3, 15));
+    }
+}
