@@ -332,9 +332,14 @@ async fn a_limited_org_gets_429_while_another_is_served() {
 async fn concurrent_streams_hold_while_slow_downloads_run() {
     seed().await;
     let dir = tempfile::tempdir().unwrap();
+    // Larger than every buffer on the way (the sockets' on loopback take several MiB), so
+    // that a stalled download really is still being sent.
+    seaweed()
+        .seed(BUCKET, &[("huge.bin", &pattern(32 * 1024 * 1024, 3))])
+        .await;
     let gw = gateway(dir.path(), "", "limits = { concurrent_streams = 1 }").await;
     let t = token("acme");
-    let url = format!("{}?token={t}", gw.url("acme", "main", BUCKET, "big.bin"));
+    let url = format!("{}?token={t}", gw.url("acme", "main", BUCKET, "huge.bin"));
     // A download that reads one frame, then stalls: its body is still being sent.
     let mut slow = send(Method::GET, &url, &[]).await;
     assert_eq!(slow.status(), 200);
