@@ -1,15 +1,19 @@
 //! Micro-benchmarks of the per-request work: SigV4 signing, token verification, route
-//! parsing with key decoding, key encoding, CORS decisions and header building.
+//! parsing with key decoding, key encoding, CORS decisions and header building, and what
+//! tenants at scale add to it: the limits' admission, the usage count and the audit line.
 //! Run: `cargo bench --bench micro`.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
+use assetgate::audit::{Audit, AuditLine, AuditMetrics};
 use assetgate::config::{AuthConfig, StaticKeys, TokenKey};
 use assetgate::cors::{self, OriginCheck, OriginPattern};
+use assetgate::limits::{Limit, LimitMetrics, Limiter, OrgLimits};
 use assetgate::secret::Secret;
 use assetgate::storage::providers::s3::{address, sign};
 use assetgate::token::{self, TokenVerifier};
+use assetgate::usage::{Usage, UsageMetrics};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
 
@@ -92,5 +96,69 @@ fn cors_headers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signing, tokens, routes, cors_headers);
+fn tenants(c: &mut Criterion) {
+    // Rates no benchmark reaches: every request is admitted, as in normal operation.
+    let generous = Limit {
+        requests_per_second: Some(1_000_000_000),
+        burst: None,
+        concurrent_streams: Some(1_000_000),
+    };
+    let limits = OrgLimits {
+        limits: Some(generous.clone()),
+        labeler_limits: Some(generous),
+    };
+    let limiter = Limiter::new(LimitMetrics::default());
+    c.bench_function("limits_admit_org_and_labeler", |b| {
+        b.iter(|| black_box(limiter.admit("acme", Some("labeler-17"), &limits).unwrap()))
+    });
+    let org_only = OrgLimits {
+        limits: limits.limits.clone(),
+        labeler_limits: None,
+    };
+    c.bench_function("limits_admit_org_only", |b| {
+        b.iter(|| black_box(limiter.admit("acme", Some("labeler-17"), &org_only).unwrap()))
+    });
+    c.bench_function("limits_admit_none_set", |b| {
+        let none = OrgLimits::default();
+        b.iter(|| black_box(limiter.admit("acme", Some("labeler-17"), &none).unwrap()))
+    });
+
+    let usage = Usage::new(UsageMetrics::default());
+    c.bench_function("usage_record", |b| {
+        b.iter(|| usage.record("acme", "main", black_box(4096)))
+    });
+
+    // The writer thread drains into /dev/null: what is measured is the request's side
+    // (the line's serialization and its hand-over), never the disk.
+    let metrics = AuditMetrics::default();
+    let audit = Audit::open("/dev/null", metrics.clone()).unwrap();
+    let peer = "10.1.2.3".parse().unwrap();
+    let line = || AuditLine {
+        time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        request_id: "0193a4c2-7b1e-7f00-8000-4f2a9c1d3e5b",
+        org: Some("acme"),
+        storage: Some("main"),
+        bucket: Some("acme-images"),
+        key: Some("2024/中文/scan (1)+final.jpg"),
+        sub: Some("labeler-17"),
+        method: "GET",
+        range: Some("bytes=0-65535"),
+        status: 206,
+        bytes: black_box(65536),
+        outcome: "complete",
+        duration_ms: 3,
+        client_ip: Some(peer),
+    };
+    c.bench_function("audit_line_build_and_serialize", |b| {
+        b.iter(|| black_box(serde_json::to_string(&line()).unwrap()))
+    });
+    c.bench_function("audit_line_build_and_queue", |b| b.iter(|| audit.write(&line())));
+    println!(
+        "audit: {} lines written, {} dropped",
+        metrics.written.get(),
+        metrics.dropped.get()
+    );
+}
+
+criterion_group!(benches, signing, tokens, routes, cors_headers, tenants);
 criterion_main!(benches);

@@ -130,27 +130,27 @@ impl Limiter {
     /// hold while its body is sent, or 429 `rate_limited`.
     pub fn admit(&self, org: &str, sub: Option<&str>, limits: &OrgLimits) -> Result<Vec<StreamPermit>, GatewayError> {
         let mut permits = Vec::new();
-        let mut scopes = Vec::with_capacity(2);
-        if let (Some(limit), Some(sub)) = (&limits.labeler_limits, sub) {
-            let counters = counters(&self.labelers, (org.to_string(), sub.to_string()), limit);
-            scopes.push((
-                counters,
+        let labeler = match (&limits.labeler_limits, sub) {
+            (Some(limit), Some(sub)) => Some((
+                counters(&self.labelers, &(org.to_string(), sub.to_string()), limit),
                 &self.metrics.labeler_rate,
                 &self.metrics.labeler_streams,
                 "labeler",
-            ));
-        }
-        if let Some(limit) = &limits.limits {
-            let counters = counters(&self.orgs, org.to_string(), limit);
-            scopes.push((
-                counters,
+            )),
+            _ => None,
+        };
+        let whole = limits.limits.as_ref().map(|limit| {
+            (
+                counters(&self.orgs, org, limit),
                 &self.metrics.org_rate,
                 &self.metrics.org_streams,
                 "organization",
-            ));
-        }
+            )
+        });
+        let scopes = [labeler, whole];
+        let scopes = scopes.iter().flatten();
         // Streams first (nothing is spent on a refusal), then the rates.
-        for (counters, _, refused, scope) in &scopes {
+        for (counters, _, refused, scope) in scopes.clone() {
             if let Some(max) = counters.limit.concurrent_streams {
                 match take_stream(&counters.streams, max) {
                     Some(permit) => permits.push(permit),
@@ -161,7 +161,7 @@ impl Limiter {
                 }
             }
         }
-        for (counters, refused, _, scope) in &scopes {
+        for (counters, refused, _, scope) in scopes {
             if let Some(rate) = &counters.rate {
                 if let Err(not_until) = rate.check() {
                     refused.inc();
@@ -178,17 +178,19 @@ impl Limiter {
     }
 }
 
-/// The counters of `key` for `limit`, made afresh when the limit changed.
-fn counters<K>(cache: &Cache<K, Arc<Counters>>, key: K, limit: &Limit) -> Arc<Counters>
+/// The counters of `key` for `limit`, made afresh when the limit changed. A lookup by
+/// reference: an org's request allocates nothing here once its counters exist.
+fn counters<K, Q>(cache: &Cache<K, Arc<Counters>>, key: &Q, limit: &Limit) -> Arc<Counters>
 where
-    K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+    K: std::hash::Hash + Eq + Send + Sync + Clone + 'static + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
-    let held = cache.get_with(key.clone(), || Arc::new(Counters::new(limit, Arc::default())));
+    let held = cache.get_with_by_ref(key, || Arc::new(Counters::new(limit, Arc::default())));
     if held.limit == *limit {
         return held;
     }
     let fresh = Arc::new(Counters::new(limit, held.streams.clone()));
-    cache.insert(key, fresh.clone());
+    cache.insert(key.to_owned(), fresh.clone());
     fresh
 }
 

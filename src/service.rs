@@ -64,8 +64,11 @@ pub async fn serve(path: &Path) -> Result<(), ServeError> {
     );
     tokio::spawn(reload_on_hangup(path.to_path_buf(), gateway.clone(), certs));
     server::serve_gateway(gateway.clone(), data, Some(admin), options, terminate()).await;
-    // What was counted since the last flush, before the process goes.
+    // What was counted and logged since the last flush, before the process goes.
     gateway.usage.flush(&gateway.storages).await;
+    if let Some(audit) = &gateway.audit {
+        audit.finish();
+    }
     Ok(())
 }
 

@@ -17,7 +17,8 @@ use crate::registry::{RegistryError, Storages};
 /// How often counts are written to the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-type Key = (String, String, String);
+/// Org, storage and day (days since the Unix epoch, UTC: no date is formatted per request).
+type Key = (String, String, u64);
 
 /// Flushes by result.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,14 @@ pub fn day_of(at: SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()[..10].to_string()
 }
 
+fn day_number(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400
+}
+
+fn day_text(day: u64) -> String {
+    day_of(SystemTime::UNIX_EPOCH + Duration::from_secs(day * 86_400))
+}
+
 impl Usage {
     pub fn new(metrics: UsageMetrics) -> Usage {
         Usage {
@@ -49,7 +58,7 @@ impl Usage {
 
     /// One request of `org`'s `storage` that sent `bytes` of body.
     pub fn record(&self, org: &str, storage: &str, bytes: u64) {
-        let key = (org.to_string(), storage.to_string(), day_of(SystemTime::now()));
+        let key = (org.to_string(), storage.to_string(), day_number(SystemTime::now()));
         let mut pending = self.pending.lock().expect("usage lock");
         let counts = pending.entry(key).or_default();
         counts.0 += 1;
@@ -73,7 +82,7 @@ impl Usage {
             .map(|((org, storage, day), (requests, bytes))| UsageCount {
                 org: org.clone(),
                 storage: storage.clone(),
-                day: day.clone(),
+                day: day_text(*day),
                 requests: *requests,
                 bytes: *bytes,
             })
@@ -105,14 +114,15 @@ impl Usage {
                 let kept = self.kept.lock().expect("usage lock");
                 let mut out: Vec<UsageCount> = kept
                     .iter()
-                    .filter(|((o, _, day), _)| o == org && (from..=to).contains(&day.as_str()))
+                    .filter(|((o, ..), _)| o == org)
                     .map(|((o, storage, day), (requests, bytes))| UsageCount {
                         org: o.clone(),
                         storage: storage.clone(),
-                        day: day.clone(),
+                        day: day_text(*day),
                         requests: *requests,
                         bytes: *bytes,
                     })
+                    .filter(|count| (from..=to).contains(&count.day.as_str()))
                     .collect();
                 out.sort_by(|a, b| (&a.storage, &a.day).cmp(&(&b.storage, &b.day)));
                 Ok(out)
@@ -161,9 +171,16 @@ mod tests {
     }
 
     #[test]
+    fn day_numbers_name_the_same_day() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_199);
+        assert_eq!(day_text(day_number(at)), day_of(at));
+        assert_eq!(day_text(20_788), "2026-12-01");
+    }
+
+    #[test]
     fn counts_add_up_per_key() {
         let mut into = HashMap::new();
-        let key = ("acme".to_string(), "main".to_string(), "2026-12-01".to_string());
+        let key = ("acme".to_string(), "main".to_string(), 20_788);
         merge(&mut into, HashMap::from([(key.clone(), (1, 10))]));
         merge(&mut into, HashMap::from([(key.clone(), (2, 5))]));
         assert_eq!(into[&key], (3, 15));
