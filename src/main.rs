@@ -56,6 +56,10 @@ enum Command {
         /// Limit the token to objects whose `{bucket}/{key}` starts with this.
         #[arg(long)]
         prefix: Option<String>,
+        /// Who the labeler is (the `sub` claim): named in the audit trail, counted by
+        /// `labeler_limits`.
+        #[arg(long)]
+        sub: Option<String>,
         /// Lifetime, e.g. 15m, 1h.
         #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
         ttl: Duration,
@@ -167,6 +171,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             org,
             storage,
             prefix,
+            sub,
             ttl,
             config,
         } => {
@@ -180,7 +185,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     humantime::format_duration(config.auth.max_ttl)
                 );
             }
-            println!("{}", token::mint(key, &org, storage.as_deref(), prefix.as_deref(), ttl));
+            let mut claims = token::claims(&org, storage.as_deref(), prefix.as_deref(), ttl);
+            claims.sub = sub;
+            println!("{}", token::mint_claims(key, &claims));
         }
         Command::Probe { url } => {
             let status = assetgate::service::probe(&url).await.map_err(|e| anyhow::anyhow!(e))?;

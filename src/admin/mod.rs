@@ -243,6 +243,7 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
     };
     let storage = text("storage", &mut fields);
     let prefix = text("prefix", &mut fields);
+    let sub = text("sub", &mut fields);
     let ttl = match text("ttl", &mut fields) {
         None => DEFAULT_TOKEN_TTL,
         Some(t) => humantime::parse_duration(&t).unwrap_or_else(|_| {
@@ -265,7 +266,9 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         .keys
         .first()
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_signing_key", "auth.keys is empty"))?;
-    let token = token::mint(key, org, storage.as_deref(), prefix.as_deref(), ttl);
+    let mut claims = token::claims(org, storage.as_deref(), prefix.as_deref(), ttl);
+    claims.sub = sub;
+    let token = token::mint_claims(key, &claims);
     let expires = std::time::SystemTime::now() + ttl;
     Ok(answer(
         StatusCode::OK,

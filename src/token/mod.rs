@@ -200,10 +200,10 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
     Ok(crate::route::query_param(query, "token").filter(|t| !t.is_empty()))
 }
 
-/// Signs a token with `key` (for `assetgate token`, the demo and the admin API).
-pub fn mint(key: &TokenKey, org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Duration) -> String {
+/// The claims of a token for `org` issued now, valid for `ttl`.
+pub fn claims(org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Duration) -> Claims {
     let now = now_secs();
-    let claims = Claims {
+    Claims {
         org: org.to_string(),
         sto: storage.map(str::to_string),
         pfx: prefix.map(str::to_string),
@@ -211,11 +211,15 @@ pub fn mint(key: &TokenKey, org: &str, storage: Option<&str>, prefix: Option<&st
         iat: Some(now),
         nbf: None,
         sub: None,
-    };
-    mint_claims(key, &claims)
+    }
 }
 
-/// Signs arbitrary claims (tests use it for expired and scoped tokens).
+/// Signs a token with `key` (for the demo, tests and benchmarks).
+pub fn mint(key: &TokenKey, org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Duration) -> String {
+    mint_claims(key, &claims(org, storage, prefix, ttl))
+}
+
+/// Signs `claims` (`assetgate token`, the admin API, and tests' expired and scoped tokens).
 pub fn mint_claims(key: &TokenKey, claims: &Claims) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());

@@ -722,12 +722,20 @@ async fn external_ids_are_stable_and_minted_tokens_work() {
             &gw,
             Method::POST,
             "/admin/v1/orgs/acme/tokens",
-            Some(json!({"storage": "fixed", "ttl": "5m"})),
+            Some(json!({"storage": "fixed", "ttl": "5m", "sub": "labeler-42"})),
         )
         .await
         .json();
         let t = minted["data"]["token"].as_str().unwrap();
         assert!(minted["data"]["expiresAt"].as_str().unwrap().ends_with('Z'));
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t.split('.').nth(1).unwrap())
+            .unwrap();
+        let claims: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            (claims["org"].as_str(), claims["sto"].as_str(), claims["sub"].as_str()),
+            (Some("acme"), Some("fixed"), Some("labeler-42"))
+        );
         assert_eq!(
             get(
                 &format!("{}?token={t}", gw.url("acme", "fixed", BUCKET, "img/one.jpg")),
