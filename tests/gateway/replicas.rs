@@ -2,7 +2,8 @@
 //! real PostgreSQL, SeaweedFS behind them. Changes made through one replica are in effect on
 //! the others within a second; creates race to one 201; stale `If-Match` answers 412; the
 //! database holds no secret in the clear; replicas serve on while it is down and catch up
-//! when it is back; embedded stores migrate and keys rotate.
+//! when it is back; embedded stores migrate and keys rotate; usage adds up over replicas and
+//! limits set through one hold on the others.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -212,6 +213,81 @@ async fn a_change_on_one_replica_is_in_effect_on_the_others_within_a_second() {
     );
     let logs = restarted.served.logs() + &b.served.logs();
     assert!(!logs.contains(PASSWORD), "the database password is never logged");
+}
+
+#[tokio::test]
+async fn usage_adds_up_over_replicas_and_limits_set_on_one_hold_on_the_other() {
+    seed().await;
+    let (_, url) = database();
+    let (a, b) = (
+        Replica::ready(&registry(&url, "")).await,
+        Replica::ready(&registry(&url, "")).await,
+    );
+    let created = a
+        .admin(
+            Method::POST,
+            "/admin/v1/orgs/acme/storages",
+            Some(storage_body("billed", &reader_secret())),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    within(Duration::from_secs(5), "B to serve the new storage", || async {
+        b.object("billed", "a.txt").await.status == 200
+    })
+    .await;
+    // One request on B above; three more on A and one more on B: 5 requests, 16 bytes each.
+    for replica in [&a, &a, &a, &b] {
+        assert_eq!(replica.object("billed", "a.txt").await.status, 200);
+    }
+    let usage = || async {
+        let r = b.admin(Method::GET, "/admin/v1/orgs/acme/usage", None, &[]).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["usage"].clone()
+    };
+    // Each replica flushes every 5 s.
+    within(
+        Duration::from_secs(15),
+        "both replicas' counts in the registry",
+        || async {
+            usage().await.as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|row| row["storage"] == "billed" && row["requests"] == 5 && row["bytes"] == 80)
+            })
+        },
+    )
+    .await;
+
+    let put = a
+        .admin(
+            Method::PUT,
+            "/admin/v1/orgs/acme/limits",
+            Some(json!({"limits": {"requests_per_second": 1, "burst": 1}})),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.json()["data"]["source"], "api");
+    let took = within(Duration::from_secs(5), "B to apply A's limits", || async {
+        b.object("billed", "a.txt").await.status == 429
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(2),
+        "limits set on A held on B after {took:?}"
+    );
+    let read = b.admin(Method::GET, "/admin/v1/orgs/acme/limits", None, &[]).await;
+    assert_eq!(read.json()["data"]["limits"]["requests_per_second"], 1);
+
+    let removed = b
+        .admin(Method::PUT, "/admin/v1/orgs/acme/limits", Some(json!({})), &[])
+        .await;
+    assert_eq!(removed.status, 200);
+    within(Duration::from_secs(5), "A to drop the limits", || async {
+        let burst = futures::future::join_all((0..3).map(|_| a.object("billed", "a.txt"))).await;
+        burst.iter().all(|r| r.status == 200)
+    })
+    .await;
 }
 
 #[tokio::test]
