@@ -29,29 +29,31 @@ impl Run {
     }
 }
 
-/// Runs `connections` keep-alive connections against `url` for `duration`.
-pub async fn load(url: &str, connections: usize, duration: Duration, size: u64) -> Run {
-    match wrk(url, connections, duration, size) {
+/// Runs `connections` keep-alive connections against `url` for `duration`, each request
+/// with `headers`.
+pub async fn load(url: &str, headers: &[(String, String)], connections: usize, duration: Duration, size: u64) -> Run {
+    match wrk(url, headers, connections, duration, size) {
         Some(run) => run,
-        None => builtin(url, connections, duration).await,
+        None => builtin(url, headers, connections, duration).await,
     }
 }
 
-fn wrk(url: &str, connections: usize, duration: Duration, size: u64) -> Option<Run> {
+fn wrk(url: &str, headers: &[(String, String)], connections: usize, duration: Duration, size: u64) -> Option<Run> {
     let threads = connections.min(2).to_string();
-    let out = Command::new("wrk")
-        .args([
-            "-t",
-            &threads,
-            "-c",
-            &connections.to_string(),
-            "-d",
-            &format!("{}s", duration.as_secs()),
-            "--latency",
-            url,
-        ])
-        .output()
-        .ok()?;
+    let mut command = Command::new("wrk");
+    command.args([
+        "-t",
+        &threads,
+        "-c",
+        &connections.to_string(),
+        "-d",
+        &format!("{}s", duration.as_secs()),
+        "--latency",
+    ]);
+    for (name, value) in headers {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    let out = command.arg(url).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |prefix: &str| {
         text.lines()
@@ -101,13 +103,13 @@ fn millis(v: &str) -> f64 {
     }
 }
 
-async fn builtin(url: &str, connections: usize, duration: Duration) -> Run {
+async fn builtin(url: &str, headers: &[(String, String)], connections: usize, duration: Duration) -> Run {
     let uri: http::Uri = url.parse().unwrap();
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        let uri = uri.clone();
+        let (uri, headers) = (uri.clone(), headers.to_vec());
         tasks.spawn(async move {
             let (mut run, mut latencies) = (Run::default(), Vec::new());
             let authority = uri.authority().unwrap().to_string();
@@ -122,10 +124,11 @@ async fn builtin(url: &str, connections: usize, duration: Duration) -> Run {
             let path = uri.path_and_query().unwrap().to_string();
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let request = http::Request::get(path.as_str())
-                    .header("host", authority.as_str())
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
+                let mut request = http::Request::get(path.as_str()).header("host", authority.as_str());
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                let request = request.body(Empty::<Bytes>::new()).unwrap();
                 let Ok(response) = sender.send_request(request).await else {
                     break;
                 };
@@ -159,6 +162,11 @@ async fn builtin(url: &str, connections: usize, duration: Duration) -> Run {
     total.p50_ms = pct(0.50);
     total.p99_ms = pct(0.99);
     total
+}
+
+/// CPU seconds (user + system) processes have used so far, together.
+pub fn cpu_seconds_of(pids: &[u32]) -> f64 {
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
 /// CPU seconds (user + system) a process has used so far.

@@ -1,15 +1,20 @@
 //! The load benchmark: the cost of the gateway, side by side with going direct, in one run.
 //!
 //! `cargo bench --bench load` starts, on this machine: a fast S3 backend (s3s, this binary
-//! in another role) in its own process, the release gateway in its own process, and a load
-//! generator (wrk when installed, else a bounded built-in loop). It measures objects of
-//! 4 KiB, 1 MiB and 64 MiB at 1, 16 and 64 connections, direct (presigned URLs) and through
-//! the gateway; then memory while streaming a 1 GiB object made up by the backend; then 1,000
-//! concurrent cold requests to a delegated storage. Options after `--`: `--seconds N` per
-//! run (default 5), `--quick` (2 s, fewer cells). See benches/README.md.
+//! in another role) in its own process, the release gateway in its own process configured
+//! as in production (`RUST_LOG=info`, its log written to a file, CORS on), plain nginx as a
+//! reference proxy when installed, and a load generator (wrk when installed, else a bounded
+//! built-in loop). It measures objects of 4 KiB, 1 MiB and 64 MiB at 1, 16 and 64
+//! connections, direct (presigned URLs), through nginx (the same presigned URLs) and through
+//! the gateway (a bearer token and an `Origin` on every request), interleaved in rounds;
+//! then memory while streaming a 1 GiB object made up by the backend; then 1,000 concurrent
+//! cold requests to a delegated storage. Options after `--`: `--seconds N` per run (default
+//! 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`), `--quick` (2 s, one round,
+//! fewer cells). See benches/README.md.
 
 mod backend;
 mod drive;
+mod nginx;
 mod report;
 
 use std::io::BufRead;
@@ -25,11 +30,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use assetgate::config::{StaticKeys, TokenKey};
 use assetgate::secret::Secret;
-use report::{Memory, Pair, Report, Sts};
+use report::{Cell, Memory, Report, Round, Sample, Sts};
 
 const ROLE: &str = "ASSETGATE_BENCH_ROLE";
 const BUCKET: &str = "bench";
 const GIB: u64 = 1 << 30;
+const ORIGIN: &str = "https://labeling.example.com";
 
 fn main() {
     if std::env::var(ROLE).as_deref() == Ok("backend") {
@@ -43,16 +49,30 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let seconds = args
-        .windows(2)
-        .find(|w| w[0] == "--seconds")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(if quick { 2 } else { 5 });
+    let option = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let options = Options {
+        quick,
+        seconds: option("--seconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 2 } else { 5 }),
+        rounds: option("--rounds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 1 } else { 2 }),
+        only: option("--only"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(bench(quick, seconds));
+    runtime.block_on(bench(options));
+}
+
+struct Options {
+    quick: bool,
+    seconds: u64,
+    rounds: usize,
+    /// One object size only (`4KiB`, `1MiB`, `64MiB`).
+    only: Option<String>,
 }
 
 /// A child process killed when dropped.
@@ -73,9 +93,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn bench(quick: bool, seconds: u64) {
+async fn bench(options: Options) {
+    let Options {
+        quick,
+        seconds,
+        rounds,
+        only,
+    } = options;
     let dir = tempfile::tempdir().unwrap();
     let sizes: Vec<(&'static str, usize)> = vec![("4 KiB", 4 << 10), ("1 MiB", 1 << 20), ("64 MiB", 64 << 20)];
+    let measured: Vec<(&'static str, usize)> = sizes
+        .iter()
+        .copied()
+        .filter(|(label, _)| only.as_ref().is_none_or(|o| label.replace(' ', "") == *o))
+        .collect();
     std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
     for (_, size) in &sizes {
         let data: Vec<u8> = (0..*size).map(|i| (i * 31 % 251) as u8).collect();
@@ -119,6 +150,8 @@ listen = "127.0.0.1:{gw_port}"
 listen = "127.0.0.1:{admin_port}"
 [auth]
 keys = [{{ kid = "bench", alg = "HS256", secret = "{}" }}]
+[cors]
+allowed_origins = ["{ORIGIN}"]
 [sts]
 endpoint = "http://127.0.0.1:{sts_port}"
 credentials = {{ access_key_id = "GATEWAY", secret_access_key = "gateway-secret" }}
@@ -143,7 +176,8 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     );
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
-    let gateway = Proc(spawn_gateway(&config_path));
+    let log_path = dir.path().join("gateway.log");
+    let gateway = Proc(spawn_gateway(&config_path, &log_path));
     let gw_pid = gateway.0.id();
     while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -152,36 +186,83 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     let gateway_url = |storage: &str, key: &str| {
         format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/{storage}/objects/{BUCKET}/{key}?token={token}")
     };
+    // As a labeling editor sends them: the token in the header, the editor's origin.
+    let gateway_headers = vec![
+        ("Authorization".to_string(), format!("Bearer {token}")),
+        ("Origin".to_string(), ORIGIN.to_string()),
+    ];
+    let gateway_plain_url =
+        |key: &str| format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/main/objects/{BUCKET}/{key}");
     let direct_url = |key: &str| presign(&format!("http://127.0.0.1:{backend_port}/{BUCKET}/{key}"), &keys);
+    let nginx_port = free_port();
+    let nginx = nginx::start(dir.path(), nginx_port, backend_port).map(Proc);
+    if let Some(n) = &nginx {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", nginx_port)).is_err() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("nginx pids {:?}", nginx::processes(n.0.id()));
+    } else {
+        eprintln!("nginx is not installed: no reference proxy (apt-get install nginx-light)");
+    }
+    // nginx passes the presigned path and query through; the backend checks the signature.
+    let nginx_url = |direct: &str| direct.replace(&format!(":{backend_port}/"), &format!(":{nginx_port}/"));
 
     let connections: &[usize] = if quick { &[1, 16] } else { &[1, 16, 64] };
     let duration = Duration::from_secs(seconds);
-    let mut pairs = Vec::new();
-    for (label, size) in &sizes {
+    let mut cells = Vec::new();
+    for (label, size) in &measured {
         for &conns in connections {
             let key = format!("obj-{size}");
-            let direct = drive::load(&direct_url(&key), conns, duration, *size as u64).await;
-            drive::reset_peak(gw_pid);
-            let cpu = drive::cpu_seconds(gw_pid);
-            let through = drive::load(&gateway_url("main", &key), conns, duration, *size as u64).await;
-            let pair = Pair {
+            let (direct_url, bytes) = (direct_url(&key), *size as u64);
+            let mut cell = Cell {
                 size: label,
                 connections: conns,
-                direct,
-                gateway: through,
-                gateway_cpu_seconds: drive::cpu_seconds(gw_pid) - cpu,
-                gateway_peak_rss_mib: drive::peak_rss_mib(gw_pid),
+                rounds: Vec::new(),
             };
-            eprintln!(
-                "{label} x{conns}: direct {:.0} req/s {:.1} MB/s, gateway {:.0} req/s {:.1} MB/s",
-                pair.direct.rps(),
-                pair.direct.mbps(),
-                pair.gateway.rps(),
-                pair.gateway.mbps()
-            );
-            pairs.push(pair);
+            for _ in 0..rounds {
+                let direct = drive::load(&direct_url, &[], conns, duration, bytes).await;
+                let nginx = match &nginx {
+                    Some(n) => {
+                        let pids = nginx::processes(n.0.id());
+                        let cpu = drive::cpu_seconds_of(&pids);
+                        let run = drive::load(&nginx_url(&direct_url), &[], conns, duration, bytes).await;
+                        Some(Sample {
+                            run,
+                            cpu_seconds: drive::cpu_seconds_of(&pids) - cpu,
+                        })
+                    }
+                    None => None,
+                };
+                drive::reset_peak(gw_pid);
+                let cpu = drive::cpu_seconds(gw_pid);
+                let run = drive::load(&gateway_plain_url(&key), &gateway_headers, conns, duration, bytes).await;
+                let gateway = Sample {
+                    run,
+                    cpu_seconds: drive::cpu_seconds(gw_pid) - cpu,
+                };
+                eprintln!(
+                    "{label} x{conns}: direct {:.0} req/s, nginx {}, gateway {:.0} req/s {:.2} CPU s/10k",
+                    direct.rps(),
+                    nginx.as_ref().map_or("-".into(), |n| format!(
+                        "{:.0} req/s {:.2} CPU s/10k",
+                        n.run.rps(),
+                        n.cpu_per_10k_requests()
+                    )),
+                    gateway.run.rps(),
+                    gateway.cpu_per_10k_requests(),
+                );
+                cell.rounds.push(Round {
+                    direct,
+                    nginx,
+                    gateway,
+                    gateway_peak_rss_mib: drive::peak_rss_mib(gw_pid),
+                });
+            }
+            cells.push(cell);
         }
     }
+    drop(nginx);
 
     let memory = memory(
         &gateway_url("main", &format!("generated/{GIB}")),
@@ -198,7 +279,9 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
             "built-in hyper client"
         },
         seconds_per_run: seconds,
-        pairs,
+        rounds,
+        gateway_setup: "release build, RUST_LOG=info, log written to a file, CORS on, token in the Authorization header, Origin on every request".into(),
+        cells,
         memory: Some(memory),
         sts: Some(sts),
     };
@@ -211,13 +294,15 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     println!("written: {}/load.{{md,json,svg}}", out.display());
 }
 
-/// The release gateway with the access log on (to /dev/null), as in production.
-fn spawn_gateway(config: &std::path::Path) -> Child {
+/// The release gateway as in production: `RUST_LOG=info`, its log (the access log
+/// included) written to `log`.
+fn spawn_gateway(config: &std::path::Path, log: &std::path::Path) -> Child {
+    let file = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_assetgate"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(file)
         .spawn()
         .unwrap()
 }

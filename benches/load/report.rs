@@ -8,24 +8,79 @@ use serde::Serialize;
 
 use crate::drive::Run;
 
-/// One cell of the matrix: an object size at a connection count, direct and through the
-/// gateway, with the gateway's CPU cost.
+/// One load run against one target, with the CPU its proxy used meanwhile.
 #[derive(Debug, Clone, Serialize)]
-pub struct Pair {
-    pub size: &'static str,
-    pub connections: usize,
+pub struct Sample {
+    pub run: Run,
+    pub cpu_seconds: f64,
+}
+
+impl Sample {
+    pub fn cpu_per_10k_requests(&self) -> f64 {
+        self.cpu_seconds / self.run.requests.max(1) as f64 * 10_000.0
+    }
+    pub fn cpu_per_gib(&self) -> f64 {
+        self.cpu_seconds / (self.run.bytes.max(1) as f64 / (1u64 << 30) as f64)
+    }
+}
+
+/// One round of a cell: direct, then plain nginx, then the gateway, back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
     pub direct: Run,
-    pub gateway: Run,
-    pub gateway_cpu_seconds: f64,
+    pub nginx: Option<Sample>,
+    pub gateway: Sample,
     pub gateway_peak_rss_mib: f64,
 }
 
-impl Pair {
-    pub fn cpu_per_10k_requests(&self) -> f64 {
-        self.gateway_cpu_seconds / self.gateway.requests.max(1) as f64 * 10_000.0
+/// One cell of the matrix: an object size at a connection count, in every round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub size: &'static str,
+    pub connections: usize,
+    pub rounds: Vec<Round>,
+}
+
+/// The median of a cell's rounds, with their minimum and maximum.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Cell {
+    pub fn spread(&self, of: impl Fn(&Round) -> Option<f64>) -> Option<Spread> {
+        let mut values: Vec<f64> = self.rounds.iter().filter_map(of).filter(|v| v.is_finite()).collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        let median = if values.len().is_multiple_of(2) {
+            (values[mid - 1] + values[mid]) / 2.0
+        } else {
+            values[mid]
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[values.len() - 1],
+        })
     }
-    pub fn cpu_per_gb(&self) -> f64 {
-        self.gateway_cpu_seconds / (self.gateway.bytes.max(1) as f64 / 1e9)
+
+    /// `median (min–max)` of a ratio, or `–`.
+    fn ratio(&self, of: impl Fn(&Round) -> Option<f64>) -> String {
+        match self.spread(of) {
+            Some(s) if self.rounds.len() > 1 => format!("{:.2} ({:.2}–{:.2})", s.median, s.min, s.max),
+            Some(s) => format!("{:.2}", s.median),
+            None => "–".into(),
+        }
+    }
+
+    fn median(&self, of: impl Fn(&Round) -> Option<f64>, digits: usize) -> String {
+        self.spread(of)
+            .map_or("–".into(), |s| format!("{:.*}", digits, s.median))
     }
 }
 
@@ -54,37 +109,65 @@ pub struct Report {
     pub machine: String,
     pub load_generator: &'static str,
     pub seconds_per_run: u64,
-    pub pairs: Vec<Pair>,
+    pub rounds: usize,
+    pub gateway_setup: String,
+    pub cells: Vec<Cell>,
     pub memory: Option<Memory>,
     pub sts: Option<Sts>,
 }
 
 pub fn markdown(r: &Report) -> String {
     let mut out = format!(
-        "machine: {}\nload generator: {}, {} s per run; backend, gateway and load generator share the machine\n\n",
-        r.machine, r.load_generator, r.seconds_per_run
+        "machine: {}\nload generator: {}, {} s per run, {} interleaved round(s) (direct, nginx, gateway); backend, proxies and load generator share the machine\ngateway: {}\nmedians over the rounds; ratios with their min–max\n\n",
+        r.machine, r.load_generator, r.seconds_per_run, r.rounds, r.gateway_setup
     );
-    out.push_str("| object | conns | direct req/s | gateway req/s | ratio | direct MB/s | gateway MB/s | ratio | direct p50/p99 ms | gateway p50/p99 ms | gw CPU s/10k req | gw CPU s/GB | errors |\n");
+    out.push_str("| object | conns | direct req/s | nginx req/s | gateway req/s | gateway/direct | nginx/direct | gateway/nginx | gateway MB/s | p50 ms direct/nginx/gateway | CPU s/10k req nginx/gateway | CPU s/GiB nginx/gateway | errors |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for p in &r.pairs {
+    for c in &r.cells {
+        let nginx = |f: fn(&Sample) -> f64| move |x: &Round| x.nginx.as_ref().map(f);
+        let errors: u64 = c
+            .rounds
+            .iter()
+            .map(|x| x.direct.errors + x.gateway.run.errors + x.nginx.as_ref().map_or(0, |n| n.run.errors))
+            .sum();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2}/{:.2} | {:.2}/{:.2} | {:.2} | {:.2} | {} |",
-            p.size,
-            p.connections,
-            p.direct.rps(),
-            p.gateway.rps(),
-            p.gateway.rps() / p.direct.rps(),
-            p.direct.mbps(),
-            p.gateway.mbps(),
-            p.gateway.mbps() / p.direct.mbps(),
-            p.direct.p50_ms,
-            p.direct.p99_ms,
-            p.gateway.p50_ms,
-            p.gateway.p99_ms,
-            p.cpu_per_10k_requests(),
-            p.cpu_per_gb(),
-            p.direct.errors + p.gateway.errors,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{}/{} | {}/{} | {}/{} | {} |",
+            c.size,
+            c.connections,
+            c.median(|x| Some(x.direct.rps()), 0),
+            c.median(nginx(|n| n.run.rps()), 0),
+            c.median(|x| Some(x.gateway.run.rps()), 0),
+            c.ratio(|x| Some(x.gateway.run.rps() / x.direct.rps())),
+            c.ratio(|x| x.nginx.as_ref().map(|n| n.run.rps() / x.direct.rps())),
+            c.ratio(|x| x.nginx.as_ref().map(|n| x.gateway.run.rps() / n.run.rps())),
+            c.median(|x| Some(x.gateway.run.mbps()), 1),
+            c.median(|x| Some(x.direct.p50_ms), 2),
+            c.median(nginx(|n| n.run.p50_ms), 2),
+            c.median(|x| Some(x.gateway.run.p50_ms), 2),
+            c.median(nginx(Sample::cpu_per_10k_requests), 2),
+            c.median(|x| Some(x.gateway.cpu_per_10k_requests()), 2),
+            c.median(nginx(Sample::cpu_per_gib), 2),
+            c.median(|x| Some(x.gateway.cpu_per_gib()), 2),
+            errors,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\ngateway CPU per request and per GiB relative to nginx's (medians; below 1 is better):\n"
+    );
+    out.push_str("| object | conns | CPU per request gateway/nginx | CPU per GiB gateway/nginx |\n|---|---|---|---|\n");
+    for c in &r.cells {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            c.size,
+            c.connections,
+            c.ratio(|x| x
+                .nginx
+                .as_ref()
+                .map(|n| x.gateway.cpu_per_10k_requests() / n.cpu_per_10k_requests())),
+            c.ratio(|x| x.nginx.as_ref().map(|n| x.gateway.cpu_per_gib() / n.cpu_per_gib())),
         );
     }
     if let Some(m) = &r.memory {
@@ -109,29 +192,30 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
-/// Grouped bars: gateway/direct ratio of req/s and MB/s per cell, with the 0.6 and 0.7 bars.
+/// Grouped bars: gateway/direct and nginx/direct req/s per cell (medians), with the 0.6 and
+/// 0.7 bars.
 pub fn svg(r: &Report) -> String {
     let (w, h, left, bottom, top) = (960.0, 420.0, 60.0, 70.0, 30.0);
     let plot_h = h - bottom - top;
-    let slot = (w - left - 20.0) / r.pairs.len().max(1) as f64;
+    let slot = (w - left - 20.0) / r.cells.len().max(1) as f64;
     let y = |ratio: f64| top + plot_h * (1.0 - (ratio / 1.2).clamp(0.0, 1.0));
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n");
-    let _ = writeln!(s, "<text x=\"{left}\" y=\"18\" font-size=\"14\">assetgate: throughput through the gateway / direct to the backend</text>");
+    let _ = writeln!(s, "<text x=\"{left}\" y=\"18\" font-size=\"14\">requests/s through assetgate and through plain nginx, relative to direct</text>");
     for tick in [0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 1.0, 1.2] {
         let color = if tick == 0.6 || tick == 0.7 { "#c33" } else { "#ddd" };
         let (right, at, label_at) = (w - 20.0, y(tick), y(tick) + 4.0);
         let _ = writeln!(s, "<line x1=\"{left}\" x2=\"{right}\" y1=\"{at:.1}\" y2=\"{at:.1}\" stroke=\"{color}\"/><text x=\"20\" y=\"{label_at:.1}\">{tick:.1}</text>");
     }
-    for (i, p) in r.pairs.iter().enumerate() {
+    for (i, p) in r.cells.iter().enumerate() {
         let x = left + i as f64 * slot;
         let bar = slot * 0.35;
-        for (j, (ratio, color)) in [
-            (p.gateway.rps() / p.direct.rps(), "#4a7"),
-            (p.gateway.mbps() / p.direct.mbps(), "#47a"),
-        ]
-        .iter()
-        .enumerate()
-        {
+        let gateway = p
+            .spread(|x| Some(x.gateway.run.rps() / x.direct.rps()))
+            .map_or(0.0, |s| s.median);
+        let nginx = p
+            .spread(|x| x.nginx.as_ref().map(|n| n.run.rps() / x.direct.rps()))
+            .map_or(0.0, |s| s.median);
+        for (j, (ratio, color)) in [(gateway, "#4a7"), (nginx, "#47a")].iter().enumerate() {
             let bx = x + slot * 0.1 + j as f64 * bar;
             let _ = writeln!(
                 s,
@@ -151,13 +235,13 @@ pub fn svg(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "<rect x=\"{}\" y=\"36\" width=\"10\" height=\"10\" fill=\"#4a7\"/><text x=\"{}\" y=\"45\">req/s ratio</text>",
+        "<rect x=\"{}\" y=\"36\" width=\"10\" height=\"10\" fill=\"#4a7\"/><text x=\"{}\" y=\"45\">gateway/direct</text>",
         w - 220.0,
         w - 205.0
     );
     let _ = writeln!(
         s,
-        "<rect x=\"{}\" y=\"52\" width=\"10\" height=\"10\" fill=\"#47a\"/><text x=\"{}\" y=\"61\">MB/s ratio</text>",
+        "<rect x=\"{}\" y=\"52\" width=\"10\" height=\"10\" fill=\"#47a\"/><text x=\"{}\" y=\"61\">nginx/direct</text>",
         w - 220.0,
         w - 205.0
     );

@@ -1,0 +1,69 @@
+//! Plain nginx as the reference proxy of the load benchmark: Debian's package, a
+//! `proxy_pass` to the same backend with upstream keepalive, 64 KiB buffers, no temp files,
+//! access log off. It neither signs nor checks tokens: the URLs it is given are presigned.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// nginx serving on `port`, proxying to the backend on `backend_port`; `None` when nginx is
+/// not installed (`apt-get install nginx-light`).
+pub fn start(dir: &Path, port: u16, backend_port: u16) -> Option<Child> {
+    let root = dir.join("nginx");
+    std::fs::create_dir_all(root.join("tmp")).ok()?;
+    let tmp = root.join("tmp");
+    let tmp = tmp.display();
+    let config = format!(
+        r#"
+worker_processes auto;
+pid {root}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp};
+    proxy_temp_path {tmp};
+    fastcgi_temp_path {tmp};
+    uwsgi_temp_path {tmp};
+    scgi_temp_path {tmp};
+    upstream backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:{backend_port};
+            proxy_buffer_size 64k;
+            proxy_buffers 8 64k;
+            proxy_busy_buffers_size 128k;
+            proxy_max_temp_file_size 0;
+        }}
+    }}
+}}
+"#,
+        root = root.display()
+    );
+    let path = root.join("nginx.conf");
+    std::fs::write(&path, config).ok()?;
+    Command::new("nginx")
+        .args(["-e", "stderr", "-p"])
+        .arg(&root)
+        .arg("-c")
+        .arg(&path)
+        .args(["-g", "daemon off; user root;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+/// The master's pid and its workers'.
+pub fn processes(master: u32) -> Vec<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
+    std::iter::once(master)
+        .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+        .collect()
+}
