@@ -4,24 +4,15 @@
 //! the queue full is counted as dropped rather than waited for. SIGHUP reopens the file, for
 //! logrotate. Never a token or a secret: the line names the token's `sub`, not the token.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, Thread};
-use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 
-/// Lines waiting for the writer at most.
-pub const QUEUE: usize = 16_384;
+use crate::telemetry::lines::{LineQueue, Sink};
 
-/// How often the writer takes what is queued and writes it, with one flush.
-pub const DRAIN_EVERY: Duration = Duration::from_millis(50);
+/// Lines written and dropped.
+pub type AuditMetrics = crate::telemetry::lines::Counters;
 
 /// One line.
 #[derive(Debug, Serialize)]
@@ -45,145 +36,38 @@ pub struct AuditLine<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// Writes every line queued now; false once no sender is left.
-fn drain(lines: &Receiver<String>, queued: &AtomicUsize, out: &mut dyn Write, counters: &AuditMetrics) -> bool {
-    loop {
-        match lines.try_recv() {
-            Ok(line) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                let counter = match out.write_all(line.as_bytes()) {
-                    Ok(()) => &counters.written,
-                    Err(_) => &counters.dropped,
-                };
-                counter.inc();
-            }
-            Err(TryRecvError::Empty) => return true,
-            Err(TryRecvError::Disconnected) => return false,
-        }
-    }
-}
-
-/// Lines written and dropped.
-#[derive(Debug, Clone, Default)]
-pub struct AuditMetrics {
-    pub written: Counter,
-    pub dropped: Counter,
-}
-
 pub struct Audit {
-    queue: SyncSender<String>,
-    reopen: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    /// Lines in the queue, to wake the writer early when a burst fills it.
-    queued: Arc<AtomicUsize>,
-    /// The writer's thread, to wake.
-    thread: Thread,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    metrics: AuditMetrics,
-}
-
-enum Sink {
-    Stdout(io::Stdout),
-    File(PathBuf, BufWriter<File>),
-}
-
-impl Sink {
-    fn open(path: &str) -> io::Result<Sink> {
-        if path == "-" {
-            return Ok(Sink::Stdout(io::stdout()));
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Sink::File(path.into(), BufWriter::new(file)))
-    }
-
-    fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            Sink::Stdout(out) => out,
-            Sink::File(_, file) => file,
-        }
-    }
-
-    /// The file again under its name (logrotate moved the old one away).
-    fn reopen(&mut self) {
-        if let Sink::File(path, file) = self {
-            let _ = file.flush();
-            match OpenOptions::new().create(true).append(true).open(&*path) {
-                Ok(fresh) => *file = BufWriter::new(fresh),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "the audit file cannot be reopened; writing on to the old one")
-                }
-            }
-        }
-    }
+    lines: LineQueue,
+    dropped: prometheus_client::metrics::counter::Counter,
 }
 
 impl Audit {
-    /// Opens `path` (created if missing, appended to) and starts the writer.
+    /// Opens `path` (created if missing, appended to; `-` for standard output) and starts
+    /// the writer.
     pub fn open(path: &str, metrics: AuditMetrics) -> io::Result<Audit> {
-        let mut sink = Sink::open(path)?;
-        let (queue, lines) = sync_channel::<String>(QUEUE);
-        let reopen = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let (flag, stopping, waiting, counters) = (reopen.clone(), stop.clone(), queued.clone(), metrics.clone());
-        let writer = std::thread::Builder::new()
-            .name("assetgate-audit".into())
-            .spawn(move || loop {
-                // The writer wakes on its own clock: a request's hand-over is a push onto
-                // the queue, not a wakeup of this thread (but for a burst that fills a
-                // quarter of the queue before the next drain).
-                std::thread::park_timeout(DRAIN_EVERY);
-                let last = stopping.load(Ordering::SeqCst);
-                if flag.swap(false, Ordering::SeqCst) {
-                    sink.reopen();
-                }
-                let open = drain(&lines, &waiting, sink.writer(), &counters);
-                if let Err(e) = sink.writer().flush() {
-                    tracing::warn!(error = %e, "audit lines could not be written");
-                }
-                if !open || last {
-                    return;
-                }
-            })?;
-        Ok(Audit {
-            queue,
-            reopen,
-            stop,
-            queued,
-            thread: writer.thread().clone(),
-            writer: Mutex::new(Some(writer)),
-            metrics,
-        })
+        let dropped = metrics.dropped.clone();
+        let lines = LineQueue::start("assetgate-audit", Sink::open(path)?, metrics)?;
+        Ok(Audit { lines, dropped })
     }
 
     /// Hands `line` to the writer, or counts it as dropped when the queue is full.
     pub fn write(&self, line: &AuditLine<'_>) {
-        let mut text = serde_json::to_string(line).expect("audit lines serialize");
-        text.push('\n');
-        // Counted before the push, so the writer never counts a line down before it is up.
-        let before = self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.queue.try_send(text).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.metrics.dropped.inc();
-        } else if before + 1 == QUEUE / 4 {
-            self.thread.unpark();
+        let mut text = serde_json::to_vec(line).expect("audit lines serialize");
+        text.push(b'\n');
+        if self.lines.push(text).is_err() {
+            self.dropped.inc();
         }
     }
 
     /// Writes what is queued and stops the writer (the process is about to end). Lines
     /// handed over later are counted as dropped.
     pub fn finish(&self) {
-        let Some(writer) = self.writer.lock().expect("audit lock").take() else {
-            return;
-        };
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.unpark();
-        let _ = writer.join();
+        self.lines.finish();
     }
 
     /// Reopens the file before the next line (SIGHUP).
     pub fn reopen(&self) {
-        self.reopen.store(true, Ordering::SeqCst);
+        self.lines.reopen();
     }
 }
 
@@ -222,6 +106,7 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
         list.iter().map(|n| n.parse().unwrap()).collect()
@@ -322,6 +207,6 @@ mod tests {
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.lines().filter(|l| l.contains("\"three\"")).count(), 1000);
         audit.write(&line("late"));
-        assert_eq!(audit.metrics.dropped.get(), 1);
+        assert_eq!(audit.dropped.get(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! Request ids, metrics (`metrics`) and the access log: one structured line per request, written when the last
 //! byte has been sent (or the transfer was cut), with no secret, token or `Authorization`.
 
+pub mod lines;
 pub mod metrics;
 
 use std::time::Instant;
@@ -60,8 +61,13 @@ pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
     filter
 }
 
+/// The log's line queue, once logging is installed.
+static LOG_LINES: std::sync::OnceLock<lines::LineQueue> = std::sync::OnceLock::new();
+
 /// Installs the process's logger on standard error: `RUST_LOG` (default `info`) through
-/// [`log_filter`] and [`may_log`], as text or JSON lines.
+/// [`log_filter`] and [`may_log`], as text or JSON lines. Lines are written in batches by a
+/// thread of their own (see [`lines`]), so a request never waits for a `write(2)`;
+/// [`finish_logging`] writes what is queued before the process ends.
 pub fn init_logging(json: bool) {
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -70,8 +76,17 @@ pub fn init_logging(json: bool) {
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let filter = log_filter(&directives).and(tracing_subscriber::filter::filter_fn(may_log));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let make_writer = match lines::LineQueue::start("assetgate-log", lines::Sink::stderr(), lines::Counters::default())
+    {
+        Ok(queue) => {
+            let queue: &'static lines::LineQueue = LOG_LINES.get_or_init(|| queue);
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || lines::QueuedLine::new(queue))
+        }
+        // No thread could be started: write each line directly.
+        Err(_) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(make_writer)
         .with_ansi(ansi);
     let layer = if json {
         layer.json().flatten_event(true).with_filter(filter).boxed()
@@ -79,6 +94,13 @@ pub fn init_logging(json: bool) {
         layer.with_filter(filter).boxed()
     };
     tracing_subscriber::registry().with(layer).init();
+}
+
+/// Writes the log lines still queued (before the process ends).
+pub fn finish_logging() {
+    if let Some(queue) = LOG_LINES.get() {
+        queue.finish();
+    }
 }
 
 /// Header carrying the request id in both directions.

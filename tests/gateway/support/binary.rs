@@ -99,6 +99,8 @@ impl Served {
 
     /// What the process wrote to standard error so far.
     pub fn logs(&self) -> String {
+        // The gateway writes its log in batches, every 50 ms.
+        std::thread::sleep(Duration::from_millis(150));
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
