@@ -49,6 +49,10 @@ fn wrk(url: &str, headers: &[(String, String)], connections: usize, duration: Du
         "-d",
         &format!("{}s", duration.as_secs()),
         "--latency",
+        // wrk's default of 2 s would count a 64 MiB download over 64 connections as timed
+        // out and leave its latencies empty.
+        "--timeout",
+        "60s",
     ]);
     for (name, value) in headers {
         command.arg("-H").arg(format!("{name}: {value}"));

@@ -154,20 +154,19 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\ngateway CPU per request and per GiB relative to nginx's (medians; below 1 is better):\n"
+        "\ngateway CPU relative to nginx's for the same work (per request, and so per GiB; medians, below 1 is better):\n"
     );
-    out.push_str("| object | conns | CPU per request gateway/nginx | CPU per GiB gateway/nginx |\n|---|---|---|---|\n");
+    out.push_str("| object | conns | CPU gateway/nginx |\n|---|---|---|\n");
     for c in &r.cells {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} |",
             c.size,
             c.connections,
             c.ratio(|x| x
                 .nginx
                 .as_ref()
                 .map(|n| x.gateway.cpu_per_10k_requests() / n.cpu_per_10k_requests())),
-            c.ratio(|x| x.nginx.as_ref().map(|n| x.gateway.cpu_per_gib() / n.cpu_per_gib())),
         );
     }
     if let Some(m) = &r.memory {
