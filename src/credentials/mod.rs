@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use aws_smithy_runtime_api::client::identity::Identity;
+use crate::storage::providers::s3::sign::SigningKeys;
 
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -28,7 +28,7 @@ pub use google::ServiceAccountKey;
 #[derive(Clone)]
 pub enum Authorization {
     /// AWS Signature Version 4 (S3, S3-compatible services, GCS HMAC keys).
-    SigV4(Identity),
+    SigV4(SigningKeys),
     /// Azure Shared Key: the account and its decoded key.
     SharedKey { account: String, key: Arc<Vec<u8>> },
     /// An Azure shared access signature, added to the URL's query.
@@ -103,7 +103,7 @@ impl CredentialSource {
 /// Resolves credential sources to authorizations, through the caches.
 pub struct Credentials {
     sts: sts::Sts,
-    aws: CredentialCache<Identity>,
+    aws: CredentialCache<SigningKeys>,
     entra: entra::Entra,
     google: google::Google,
     tokens: CredentialCache<Secret>,

@@ -115,16 +115,13 @@ async fn build_client(config: &StsConfig, connect_timeout: Duration) -> aws_sdk_
 }
 
 /// The signing identity of temporary credentials.
-pub fn identity(t: Temporary) -> aws_smithy_runtime_api::client::identity::Identity {
-    let expires_at = t.expires_at;
-    aws_credential_types::Credentials::new(
-        t.access_key_id,
-        t.secret_access_key,
-        Some(t.session_token),
-        Some(expires_at),
-        "assetgate-sts",
-    )
-    .into()
+pub fn identity(t: Temporary) -> crate::storage::providers::s3::sign::SigningKeys {
+    let token = crate::secret::Secret::new(t.session_token);
+    crate::storage::providers::s3::sign::identity(&crate::config::StaticKeys {
+        access_key_id: t.access_key_id,
+        secret_access_key: crate::secret::Secret::new(t.secret_access_key),
+        session_token: Some(token),
+    })
 }
 
 /// STS refused: tell the org admin what to check. STS unreachable: 503.
