@@ -54,6 +54,11 @@ impl Jwks {
         }
     }
 
+    /// The key `kid` of the set as last fetched (no fetch).
+    pub fn current(&self, kid: &str) -> Option<Arc<VerifyKey>> {
+        self.keys.load().get(kid).cloned()
+    }
+
     /// The key `kid`, fetching the set once more if it is unknown and the last such refetch
     /// is at least [`REFETCH_AT_MOST`] old.
     pub async fn key(&self, kid: &str) -> Option<Arc<VerifyKey>> {

@@ -45,10 +45,29 @@ pub struct Claims {
     pub sub: Option<String>,
 }
 
+/// Tokens remembered as verified at most (a few MiB at most).
+const VERIFIED_MAX: u64 = 10_000;
+
+/// How long a verified token is remembered at most (its expiry is checked on every use).
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
+
+/// A token that verified: its claims, and the key that verified it.
+#[derive(Clone)]
+struct Verified {
+    claims: Arc<Claims>,
+    kid: String,
+    key: Arc<VerifyKey>,
+}
+
 /// Verifies tokens against the configured keys.
 pub struct TokenVerifier {
     /// The file's keys by `kid`, each with its one algorithm.
     keys: HashMap<String, Arc<VerifyKey>>,
+    /// Tokens verified lately, by their whole text: an editor sends one token with hundreds
+    /// of requests, and the signature check is most of a request's token work. A hit
+    /// counts only while the key that verified it is still the key of its `kid` (a key
+    /// rotated out or refetched verifies anew), and its expiry is checked every time.
+    verified: moka::sync::Cache<String, Verified>,
     /// Longest accepted `exp - iat`.
     max_ttl: u64,
     /// Whether requests without a token are served (local experiments only).
@@ -67,6 +86,10 @@ impl TokenVerifier {
             .map(|k| (k.kid.clone(), Arc::new(k.key.clone())));
         TokenVerifier {
             keys: secrets.chain(public).collect(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_MAX)
+                .time_to_live(VERIFIED_FOR)
+                .build(),
             max_ttl: auth.max_ttl.as_secs(),
             allow_anonymous: auth.allow_anonymous,
         }
@@ -75,20 +98,59 @@ impl TokenVerifier {
     /// Checks signature, `kid`, expiry, `nbf` and lifetime with the file's keys, then the
     /// key set's (fetching it again for an unknown `kid`, see [`Jwks::key`]).
     pub async fn verify(&self, token: &str, jwks: Option<&Jwks>) -> Result<Claims, GatewayError> {
+        if let Some(claims) = self.remembered(token, jwks)? {
+            return Ok(claims);
+        }
         let kid = kid_of(token)?;
         let key = match (self.keys.get(&kid), jwks) {
             (Some(key), _) => key.clone(),
             (None, Some(set)) => set.key(&kid).await.ok_or_else(|| invalid("unknown `kid`"))?,
             (None, None) => return Err(invalid("unknown `kid`")),
         };
-        verify_with(token, &key, self.max_ttl)
+        self.verify_and_remember(token, kid, key)
     }
 
     /// [`TokenVerifier::verify`] with the file's keys only.
     pub fn verify_local(&self, token: &str) -> Result<Claims, GatewayError> {
+        if let Some(claims) = self.remembered(token, None)? {
+            return Ok(claims);
+        }
         let kid = kid_of(token)?;
-        let key = self.keys.get(&kid).ok_or_else(|| invalid("unknown `kid`"))?;
-        verify_with(token, key, self.max_ttl)
+        let key = self.keys.get(&kid).ok_or_else(|| invalid("unknown `kid`"))?.clone();
+        self.verify_and_remember(token, kid, key)
+    }
+
+    /// The claims of `token` if it verified lately with a key still current; expired once
+    /// its `exp` (with the leeway) has passed.
+    fn remembered(&self, token: &str, jwks: Option<&Jwks>) -> Result<Option<Claims>, GatewayError> {
+        let Some(hit) = self.verified.get(token) else {
+            return Ok(None);
+        };
+        let current = self
+            .keys
+            .get(&hit.kid)
+            .cloned()
+            .or_else(|| jwks.and_then(|set| set.current(&hit.kid)));
+        if !current.is_some_and(|key| Arc::ptr_eq(&key, &hit.key)) {
+            self.verified.invalidate(token);
+            return Ok(None);
+        }
+        if hit.claims.exp + LEEWAY_SECS < now_secs() {
+            self.verified.invalidate(token);
+            return Err(GatewayError::ExpiredToken);
+        }
+        Ok(Some((*hit.claims).clone()))
+    }
+
+    fn verify_and_remember(&self, token: &str, kid: String, key: Arc<VerifyKey>) -> Result<Claims, GatewayError> {
+        let claims = verify_with(token, &key, self.max_ttl)?;
+        let remembered = Verified {
+            claims: Arc::new(claims.clone()),
+            kid,
+            key,
+        };
+        self.verified.insert(token.to_string(), remembered);
+        Ok(claims)
     }
 }
 

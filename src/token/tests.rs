@@ -50,6 +50,49 @@ fn a_minted_token_verifies() {
 }
 
 #[test]
+fn a_verified_token_is_remembered_while_its_key_is_current_and_until_it_expires() {
+    let v = verifier();
+    let t = mint_claims(&key("k1"), &claims(600));
+    let first = v.verify_local(&t).unwrap();
+    assert!(v.verified.get(&t).is_some(), "remembered");
+    assert_eq!(v.verify_local(&t).unwrap(), first);
+
+    // Remembered with a key that is no longer the key of its kid (rotated, refetched): not
+    // trusted; the token is verified again (and this one is not a JWT at all).
+    let stale = Verified {
+        claims: Arc::new(claims(600)),
+        kid: "k1".into(),
+        key: Arc::new(keys::secret(b"another-secret-0123456789abcdef0123")),
+    };
+    v.verified.insert("not-a-jwt".into(), stale);
+    assert!(matches!(
+        v.verify_local("not-a-jwt"),
+        Err(GatewayError::InvalidToken(_))
+    ));
+    assert!(v.verified.get("not-a-jwt").is_none(), "forgotten");
+
+    // Remembered, current key, but its exp has passed meanwhile: expired.
+    let mut old = claims(0);
+    old.exp = now_secs() - LEEWAY_SECS - 1;
+    let current = v.keys["k1"].clone();
+    v.verified.insert(
+        t.clone(),
+        Verified {
+            claims: Arc::new(old),
+            kid: "k1".into(),
+            key: current,
+        },
+    );
+    assert_eq!(v.verify_local(&t).unwrap_err(), GatewayError::ExpiredToken);
+
+    // A token that fails is never remembered.
+    let last = if t.ends_with('x') { "y" } else { "x" };
+    let forged = format!("{}{last}", &t[..t.len() - 1]);
+    assert!(v.verify_local(&forged).is_err());
+    assert!(v.verified.get(&forged).is_none());
+}
+
+#[test]
 fn expired_is_its_own_error() {
     let mut c = claims(-120);
     c.iat = Some(c.exp - 60);
