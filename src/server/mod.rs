@@ -60,12 +60,21 @@ impl ServeOptions {
     }
 }
 
+/// What one HTTP/1.1 connection queues for a client before the body waits for the client
+/// to take it (hyper's default is about 400 KiB): a slow client holds this much, not more,
+/// besides the kernel's socket buffer.
+const CLIENT_WRITE_BUFFER: usize = 64 * 1024;
+
 /// The HTTP/1.1 and HTTP/2 settings. Timeouts are the watchdog's (`activity`), not hyper's:
 /// hyper's own header timeout would also close idle keep-alive connections at
 /// `header_read_timeout` instead of `idle_timeout`.
 fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(CLIENT_WRITE_BUFFER);
     builder
         .http2()
         .timer(TokioTimer::new())
