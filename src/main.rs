@@ -187,8 +187,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     humantime::format_duration(config.auth.max_ttl)
                 );
             }
-            let mut claims = token::claims(&org, storage.as_deref(), prefix.as_deref(), ttl);
-            claims.sub = sub;
+            let claims = token::claims(&org, storage.as_deref(), prefix.as_deref(), sub.as_deref(), ttl);
             println!("{}", token::mint_claims(key, &claims));
         }
         Command::Probe { url } => {

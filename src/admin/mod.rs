@@ -266,8 +266,7 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         .keys
         .first()
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_signing_key", "auth.keys is empty"))?;
-    let mut claims = token::claims(org, storage.as_deref(), prefix.as_deref(), ttl);
-    claims.sub = sub;
+    let claims = token::claims(org, storage.as_deref(), prefix.as_deref(), sub.as_deref(), ttl);
     let token = token::mint_claims(key, &claims);
     let expires = std::time::SystemTime::now() + ttl;
     Ok(answer(

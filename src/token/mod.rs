@@ -262,8 +262,8 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
     Ok(crate::route::query_param(query, "token").filter(|t| !t.is_empty()))
 }
 
-/// The claims of a token for `org` issued now, valid for `ttl`.
-pub fn claims(org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Duration) -> Claims {
+/// The claims of a token for `org` (and labeler `sub`) issued now, valid for `ttl`.
+pub fn claims(org: &str, storage: Option<&str>, prefix: Option<&str>, sub: Option<&str>, ttl: Duration) -> Claims {
     let now = now_secs();
     Claims {
         org: org.to_string(),
@@ -272,13 +272,13 @@ pub fn claims(org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Durat
         exp: now + ttl.as_secs(),
         iat: Some(now),
         nbf: None,
-        sub: None,
+        sub: sub.map(str::to_string),
     }
 }
 
 /// Signs a token with `key` (for the demo, tests and benchmarks).
 pub fn mint(key: &TokenKey, org: &str, storage: Option<&str>, prefix: Option<&str>, ttl: Duration) -> String {
-    mint_claims(key, &claims(org, storage, prefix, ttl))
+    mint_claims(key, &claims(org, storage, prefix, None, ttl))
 }
 
 /// Signs `claims` (`assetgate token`, the admin API, and tests' expired and scoped tokens).
