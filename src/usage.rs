@@ -77,16 +77,7 @@ impl Usage {
             merge(&mut kept, batch);
             return;
         };
-        let counts: Vec<UsageCount> = batch
-            .iter()
-            .map(|((org, storage, day), (requests, bytes))| UsageCount {
-                org: org.clone(),
-                storage: storage.clone(),
-                day: day_text(*day),
-                requests: *requests,
-                bytes: *bytes,
-            })
-            .collect();
+        let counts: Vec<UsageCount> = batch.iter().map(|(key, counts)| usage_count(key, *counts)).collect();
         match store.add_usage(&counts).await {
             Ok(()) => {
                 self.metrics.flushed.inc();
@@ -115,19 +106,24 @@ impl Usage {
                 let mut out: Vec<UsageCount> = kept
                     .iter()
                     .filter(|((o, ..), _)| o == org)
-                    .map(|((o, storage, day), (requests, bytes))| UsageCount {
-                        org: o.clone(),
-                        storage: storage.clone(),
-                        day: day_text(*day),
-                        requests: *requests,
-                        bytes: *bytes,
-                    })
+                    .map(|(key, counts)| usage_count(key, *counts))
                     .filter(|count| (from..=to).contains(&count.day.as_str()))
                     .collect();
                 out.sort_by(|a, b| (&a.storage, &a.day).cmp(&(&b.storage, &b.day)));
                 Ok(out)
             }
         }
+    }
+}
+
+/// The stored form of one key's counts.
+fn usage_count((org, storage, day): &Key, (requests, bytes): (u64, u64)) -> UsageCount {
+    UsageCount {
+        org: org.clone(),
+        storage: storage.clone(),
+        day: day_text(*day),
+        requests,
+        bytes,
     }
 }
 
