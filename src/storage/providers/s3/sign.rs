@@ -111,26 +111,14 @@ pub fn identity(keys: &StaticKeys) -> SigningKeys {
     })
 }
 
-/// `YYYYMMDDTHHMMSSZ` of `secs` since the epoch, UTC.
+/// `YYYYMMDDTHHMMSSZ` of `secs` since the epoch, UTC: RFC 3339 without its separators.
 fn amz_date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect()
 }
 
 /// The canonical query string: every parameter decoded (as a form: `+` is a space) and
@@ -257,8 +245,8 @@ pub fn sign_request<B>(
     for name in &names {
         creq.push_str(name);
         creq.push(':');
-        if *name == HOST.as_str() && host.is_some() {
-            creq.push_str(host.as_deref().unwrap_or_default());
+        if let (Some(host), true) = (&host, *name == HOST.as_str()) {
+            creq.push_str(host);
         } else {
             let mut first = true;
             for value in request.headers().get_all(*name) {
