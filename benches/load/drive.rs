@@ -168,9 +168,50 @@ async fn builtin(url: &str, headers: &[(String, String)], connections: usize, du
     total
 }
 
-/// CPU seconds (user + system) processes have used so far, together.
-pub fn cpu_seconds_of(pids: &[u32]) -> f64 {
-    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
+/// What processes have used so far, together.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Used {
+    /// CPU seconds, user + system.
+    pub cpu_seconds: f64,
+    /// Context switches of all their threads, voluntary (a thread waited: for a socket, a
+    /// lock, a wakeup) and not (the scheduler preempted it).
+    pub context_switches: u64,
+}
+
+impl std::ops::Sub for Used {
+    type Output = Used;
+    fn sub(self, earlier: Used) -> Used {
+        Used {
+            cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
+            context_switches: self.context_switches.saturating_sub(earlier.context_switches),
+        }
+    }
+}
+
+/// What `pids` have used so far.
+pub fn used(pids: &[u32]) -> Used {
+    Used {
+        cpu_seconds: pids.iter().map(|&pid| cpu_seconds(pid)).sum(),
+        context_switches: pids.iter().map(|&pid| context_switches(pid)).sum(),
+    }
+}
+
+/// Context switches of every thread of a process so far.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            status
+                .lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// CPU seconds (user + system) a process has used so far.

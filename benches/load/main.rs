@@ -9,7 +9,7 @@
 //! the gateway (a bearer token and an `Origin` on every request), interleaved in rounds;
 //! then memory while streaming a 1 GiB object made up by the backend; then 1,000 concurrent
 //! cold requests to a delegated storage. Options after `--`: `--seconds N` per run (default
-//! 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`), `--quick` (2 s, one round,
+//! 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`; or `memory`, `sts`: that part alone), `--quick` (2 s, one round,
 //! fewer cells). See benches/README.md.
 
 mod backend;
@@ -195,13 +195,13 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         |key: &str| format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/main/objects/{BUCKET}/{key}");
     let direct_url = |key: &str| presign(&format!("http://127.0.0.1:{backend_port}/{BUCKET}/{key}"), &keys);
     let nginx_port = free_port();
-    let nginx = nginx::start(dir.path(), nginx_port, backend_port).map(Proc);
+    let nginx = nginx::start(dir.path(), nginx_port, backend_port);
     if let Some(n) = &nginx {
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", nginx_port)).is_err() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        eprintln!("nginx pids {:?}", nginx::processes(n.0.id()));
+        eprintln!("nginx pids {:?}", n.processes());
     } else {
         eprintln!("nginx is not installed: no reference proxy (apt-get install nginx-light)");
     }
@@ -224,33 +224,29 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
                 let direct = drive::load(&direct_url, &[], conns, duration, bytes).await;
                 let nginx = match &nginx {
                     Some(n) => {
-                        let pids = nginx::processes(n.0.id());
-                        let cpu = drive::cpu_seconds_of(&pids);
+                        let pids = n.processes();
+                        let before = drive::used(&pids);
                         let run = drive::load(&nginx_url(&direct_url), &[], conns, duration, bytes).await;
-                        Some(Sample {
-                            run,
-                            cpu_seconds: drive::cpu_seconds_of(&pids) - cpu,
-                        })
+                        Some(Sample::new(run, drive::used(&pids) - before))
                     }
                     None => None,
                 };
                 drive::reset_peak(gw_pid);
-                let cpu = drive::cpu_seconds(gw_pid);
+                let before = drive::used(&[gw_pid]);
                 let run = drive::load(&gateway_plain_url(&key), &gateway_headers, conns, duration, bytes).await;
-                let gateway = Sample {
-                    run,
-                    cpu_seconds: drive::cpu_seconds(gw_pid) - cpu,
-                };
+                let gateway = Sample::new(run, drive::used(&[gw_pid]) - before);
                 eprintln!(
-                    "{label} x{conns}: direct {:.0} req/s, nginx {}, gateway {:.0} req/s {:.2} CPU s/10k",
+                    "{label} x{conns}: direct {:.0} req/s, nginx {}, gateway {:.0} req/s {:.2} CPU s/10k {:.2} switches/req",
                     direct.rps(),
                     nginx.as_ref().map_or("-".into(), |n| format!(
-                        "{:.0} req/s {:.2} CPU s/10k",
+                        "{:.0} req/s {:.2} CPU s/10k {:.2} switches/req",
                         n.run.rps(),
-                        n.cpu_per_10k_requests()
+                        n.cpu_per_10k_requests(),
+                        n.switches_per_request()
                     )),
                     gateway.run.rps(),
                     gateway.cpu_per_10k_requests(),
+                    gateway.switches_per_request(),
                 );
                 cell.rounds.push(Round {
                     direct,
@@ -264,13 +260,25 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     }
     drop(nginx);
 
-    let memory = memory(
-        &gateway_url("main", &format!("generated/{GIB}")),
-        gw_pid,
-        if quick { 20 } else { 50 },
-    )
-    .await;
-    let sts = cold_sts(&gateway_url("delegated", &format!("obj-{}", 4 << 10)), 1000, &sts_calls).await;
+    // The memory and STS runs belong to a whole run, or to `--only memory` / `--only sts`.
+    let extra = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let memory = if extra("memory") {
+        Some(
+            memory(
+                &gateway_url("main", &format!("generated/{GIB}")),
+                gw_pid,
+                if quick { 20 } else { 50 },
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let sts = if extra("sts") {
+        Some(cold_sts(&gateway_url("delegated", &format!("obj-{}", 4 << 10)), 1000, &sts_calls).await)
+    } else {
+        None
+    };
     let report = Report {
         machine: machine(),
         load_generator: if Command::new("wrk").arg("--version").output().is_ok() {
@@ -282,8 +290,8 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         rounds,
         gateway_setup: "release build, RUST_LOG=info, log written to a file, CORS on, token in the Authorization header, Origin on every request".into(),
         cells,
-        memory: Some(memory),
-        sts: Some(sts),
+        memory,
+        sts,
     };
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()

@@ -5,9 +5,32 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// A running nginx; dropping it stops the master and its workers (a killed master would
+/// leave its workers behind).
+pub struct Nginx(Child);
+
+impl Nginx {
+    /// The master's pid and its workers'.
+    pub fn processes(&self) -> Vec<u32> {
+        let master = self.0.id();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
+        std::iter::once(master)
+            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: nginx's fast shutdown, which stops the workers too.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
 /// nginx serving on `port`, proxying to the backend on `backend_port`; `None` when nginx is
 /// not installed (`apt-get install nginx-light`).
-pub fn start(dir: &Path, port: u16, backend_port: u16) -> Option<Child> {
+pub fn start(dir: &Path, port: u16, backend_port: u16) -> Option<Nginx> {
     let root = dir.join("nginx");
     std::fs::create_dir_all(root.join("tmp")).ok()?;
     let tmp = root.join("tmp");
@@ -58,12 +81,5 @@ http {{
         .stderr(Stdio::null())
         .spawn()
         .ok()
-}
-
-/// The master's pid and its workers'.
-pub fn processes(master: u32) -> Vec<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
-    std::iter::once(master)
-        .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
-        .collect()
+        .map(Nginx)
 }

@@ -13,9 +13,20 @@ use crate::drive::Run;
 pub struct Sample {
     pub run: Run,
     pub cpu_seconds: f64,
+    pub context_switches: u64,
 }
 
 impl Sample {
+    pub fn new(run: Run, used: crate::drive::Used) -> Sample {
+        Sample {
+            run,
+            cpu_seconds: used.cpu_seconds,
+            context_switches: used.context_switches,
+        }
+    }
+    pub fn switches_per_request(&self) -> f64 {
+        self.context_switches as f64 / self.run.requests.max(1) as f64
+    }
     pub fn cpu_per_10k_requests(&self) -> f64 {
         self.cpu_seconds / self.run.requests.max(1) as f64 * 10_000.0
     }
@@ -116,6 +127,11 @@ pub struct Report {
     pub sts: Option<Sts>,
 }
 
+/// A nginx figure of a round, when nginx ran.
+fn nginx(f: fn(&Sample) -> f64) -> impl Fn(&Round) -> Option<f64> {
+    move |x: &Round| x.nginx.as_ref().map(f)
+}
+
 pub fn markdown(r: &Report) -> String {
     let mut out = format!(
         "machine: {}\nload generator: {}, {} s per run, {} interleaved round(s) (direct, nginx, gateway); backend, proxies and load generator share the machine\ngateway: {}\nmedians over the rounds; ratios with their min–max\n\n",
@@ -124,7 +140,6 @@ pub fn markdown(r: &Report) -> String {
     out.push_str("| object | conns | direct req/s | nginx req/s | gateway req/s | gateway/direct | nginx/direct | gateway/nginx | gateway MB/s | p50 ms direct/nginx/gateway | CPU s/10k req nginx/gateway | CPU s/GiB nginx/gateway | errors |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in &r.cells {
-        let nginx = |f: fn(&Sample) -> f64| move |x: &Round| x.nginx.as_ref().map(f);
         let errors: u64 = c
             .rounds
             .iter()
@@ -156,17 +171,21 @@ pub fn markdown(r: &Report) -> String {
         out,
         "\ngateway CPU relative to nginx's for the same work (per request, and so per GiB; medians, below 1 is better):\n"
     );
-    out.push_str("| object | conns | CPU gateway/nginx |\n|---|---|---|\n");
+    out.push_str(
+        "| object | conns | CPU gateway/nginx | context switches per request nginx/gateway |\n|---|---|---|---|\n",
+    );
     for c in &r.cells {
         let _ = writeln!(
             out,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {}/{} |",
             c.size,
             c.connections,
             c.ratio(|x| x
                 .nginx
                 .as_ref()
                 .map(|n| x.gateway.cpu_per_10k_requests() / n.cpu_per_10k_requests())),
+            c.median(nginx(Sample::switches_per_request), 2),
+            c.median(|x| Some(x.gateway.switches_per_request()), 2),
         );
     }
     if let Some(m) = &r.memory {
