@@ -72,7 +72,7 @@ impl Proofs {
         }
         let result = self
             .proven
-            .try_get_with(key.clone(), async { read(gw, org, entry, bucket).await })
+            .try_get_with(key.clone(), Box::pin(read(gw, org, entry, bucket)))
             .await
             .map_err(|e| (*e).clone());
         if let Err(err @ GatewayError::OwnershipNotProven { .. }) = &result {

@@ -133,6 +133,17 @@ impl Credentials {
     pub async fn authorize(&self, source: &CredentialSource) -> Result<Authorization, GatewayError> {
         match source {
             CredentialSource::Ready(auth) => Ok(auth.clone()),
+            // The cache lookups and the requests for new credentials (the STS SDK's, an OAuth
+            // exchange) are large futures: boxed, they cost only where they run instead of
+            // making every request's future KiBs larger, copied each time it moves.
+            _ => Box::pin(self.temporary(source)).await,
+        }
+    }
+
+    /// Temporary credentials: cached, or asked for.
+    async fn temporary(&self, source: &CredentialSource) -> Result<Authorization, GatewayError> {
+        match source {
+            CredentialSource::Ready(auth) => Ok(auth.clone()),
             CredentialSource::AssumeRole(d) => {
                 let role = sts::RoleRequest {
                     role_arn: &d.role_arn,
@@ -142,7 +153,7 @@ impl Credentials {
                 let identity = self
                     .aws
                     .get(&d.cache_key, || async {
-                        let t = self.sts.assume_role(&role).await?;
+                        let t = Box::pin(self.sts.assume_role(&role)).await?;
                         let expires_at = t.expires_at;
                         Ok((sts::identity(t), expires_at))
                     })
@@ -152,12 +163,15 @@ impl Credentials {
             CredentialSource::Entra { tenant } => {
                 let token = self
                     .tokens
-                    .get(&format!("entra\n{tenant}"), || self.entra.token(tenant))
+                    .get(&format!("entra\n{tenant}"), || Box::pin(self.entra.token(tenant)))
                     .await?;
                 Ok(Authorization::Bearer(token))
             }
             CredentialSource::GoogleKey { key, cache_key, trust } => {
-                let token = self.tokens.get(cache_key, || self.google.exchange(key, *trust)).await?;
+                let token = self
+                    .tokens
+                    .get(cache_key, || Box::pin(self.google.exchange(key, *trust)))
+                    .await?;
                 Ok(Authorization::Bearer(token))
             }
             CredentialSource::Impersonate {
@@ -167,8 +181,11 @@ impl Credentials {
                 let token = self
                     .tokens
                     .get(cache_key, || async {
-                        let own = self.tokens.get("google\ngateway", || self.google.own_token()).await?;
-                        self.google.impersonate(&own, service_account).await
+                        let own = self
+                            .tokens
+                            .get("google\ngateway", || Box::pin(self.google.own_token()))
+                            .await?;
+                        Box::pin(self.google.impersonate(&own, service_account)).await
                     })
                     .await?;
                 Ok(Authorization::Bearer(token))
