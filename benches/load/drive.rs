@@ -94,6 +94,45 @@ fn wrk(url: &str, headers: &[(String, String)], connections: usize, duration: Du
     })
 }
 
+/// One h2load run (Debian's nghttp2-client) with `args` (`--h1 -c 16 -D 5`, `-c 4 -m 16
+/// -D 5`, ...) against an https `url`; `None` when h2load is not installed or printed no
+/// summary.
+pub fn h2load(url: &str, headers: &[(String, String)], args: &[String], size: u64) -> Option<Run> {
+    let mut command = Command::new("h2load");
+    command.args(args);
+    for (name, value) in headers {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    let out = command.arg(url).output().ok()?;
+    parse_h2load(&String::from_utf8_lossy(&out.stdout), size)
+}
+
+/// h2load's summary: `finished in 5.00s, 1234.50 req/s, 5.10MB/s`, `requests: 100 total,
+/// 100 started, 100 done, 100 succeeded, 0 failed, 0 errored, 0 timeout` and `status codes:
+/// 100 2xx, 0 3xx, 0 4xx, 0 5xx`. Requests are those done; errors those done without a 2xx.
+fn parse_h2load(text: &str, size: u64) -> Option<Run> {
+    let line = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix));
+    let count = |l: &str, name: &str| {
+        l.split(", ")
+            .find_map(|part| part.strip_suffix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let seconds = millis(line("finished in ")?.split(',').next()?.trim()) / 1000.0;
+    if !seconds.is_finite() {
+        return None;
+    }
+    let done = count(line("requests: ")?, " done")?;
+    let ok = count(line("status codes: ")?, " 2xx")?;
+    Some(Run {
+        requests: done,
+        errors: done.saturating_sub(ok),
+        bytes: ok * size,
+        seconds,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+    })
+}
+
 /// wrk's `1.23ms`, `456.00us`, `1.10s`.
 fn millis(v: &str) -> f64 {
     let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
@@ -257,6 +296,17 @@ pub fn reset_peak(pid: u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn h2load_summary() {
+        let text = "starting benchmark...\n\nfinished in 5.00s, 8123.40 req/s, 32.56MB/s\nrequests: 40617 total, 40633 started, 40617 done, 40600 succeeded, 17 failed, 0 errored, 0 timeout\nstatus codes: 40600 2xx, 0 3xx, 17 4xx, 0 5xx\n";
+        let run = super::parse_h2load(text, 4096).unwrap();
+        assert_eq!((run.requests, run.errors, run.bytes), (40617, 17, 40600 * 4096));
+        assert_eq!(run.seconds, 5.0);
+        assert!(super::parse_h2load("h2load: command not found", 1).is_none());
+        let short = text.replace("5.00s", "52.50ms");
+        assert_eq!(super::parse_h2load(&short, 4096).unwrap().seconds, 0.0525);
+    }
+
     #[test]
     fn wrk_units() {
         assert_eq!(super::millis("1.50ms"), 1.5);

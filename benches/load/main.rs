@@ -9,13 +9,14 @@
 //! the gateway (a bearer token and an `Origin` on every request), interleaved in rounds;
 //! then memory while streaming a 1 GiB object made up by the backend; then 1,000 concurrent
 //! cold requests to a delegated storage. Options after `--`: `--seconds N` per run (default
-//! 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`; or `memory`, `sts`: that part alone), `--quick` (2 s, one round,
+//! 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`; or `tls`, `memory`, `sts`: that part alone), `--quick` (2 s, one round,
 //! fewer cells). See benches/README.md.
 
 mod backend;
 mod drive;
 mod nginx;
 mod report;
+mod tls;
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -30,7 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use assetgate::config::{StaticKeys, TokenKey};
 use assetgate::secret::Secret;
-use report::{Cell, Memory, Report, Round, Sample, Sts};
+use report::{Cell, Memory, Report, Round, Sample, Sts, TlsCell, TlsRound};
 
 const ROLE: &str = "ASSETGATE_BENCH_ROLE";
 const BUCKET: &str = "bench";
@@ -142,12 +143,25 @@ async fn bench(options: Options) {
         kid: "bench".into(),
         secret: Secret::new("bench-token-signing-key-0123456789abcdef"),
     };
-    let config = format!(
-        r#"
+    // The gateway's configuration, on a listener of its own (plain or TLS) and with a data
+    // directory of its own: the TLS run starts a second gateway beside the first.
+    let gateway_config = |listen: u16, admin: u16, tls: Option<&tls::Certificate>, data: &str| {
+        let tls = tls.map_or(String::new(), |c| {
+            format!(
+                "tls = {{ cert = \"{}\", key = \"{}\" }}",
+                c.cert.display(),
+                c.key.display()
+            )
+        });
+        format!(
+            r#"
 [server]
-listen = "127.0.0.1:{gw_port}"
+listen = "127.0.0.1:{listen}"
+{tls}
 [admin]
-listen = "127.0.0.1:{admin_port}"
+listen = "127.0.0.1:{admin}"
+[registry]
+data_dir = "{}"
 [auth]
 keys = [{{ kid = "bench", alg = "HS256", secret = "{}" }}]
 [cors]
@@ -170,10 +184,13 @@ buckets = ["{BUCKET}"]
 endpoint = "http://127.0.0.1:{backend_port}"
 credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:role/bench", external_id = "bench-external-id" }}
 "#,
-        token_key.secret.expose(),
-        keys.access_key_id,
-        keys.secret_access_key.expose()
-    );
+            dir.path().join(data).display(),
+            token_key.secret.expose(),
+            keys.access_key_id,
+            keys.secret_access_key.expose()
+        )
+    };
+    let config = gateway_config(gw_port, admin_port, None, "data");
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
     let log_path = dir.path().join("gateway.log");
@@ -194,8 +211,14 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     let gateway_plain_url =
         |key: &str| format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/main/objects/{BUCKET}/{key}");
     let direct_url = |key: &str| presign(&format!("http://127.0.0.1:{backend_port}/{BUCKET}/{key}"), &keys);
-    let nginx_port = free_port();
-    let nginx = nginx::start(dir.path(), nginx_port, backend_port);
+    let certificate = tls::certificate(dir.path());
+    let (nginx_port, nginx_tls_port) = (free_port(), free_port());
+    let nginx = nginx::start(
+        dir.path(),
+        nginx_port,
+        Some((&certificate, nginx_tls_port)),
+        backend_port,
+    );
     if let Some(n) = &nginx {
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", nginx_port)).is_err() && Instant::now() < deadline {
@@ -258,10 +281,71 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
             cells.push(cell);
         }
     }
+
+    // TLS: a second gateway, as the first but on a TLS listener, beside nginx's TLS port.
+    let extra = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let mut tls_cells = Vec::new();
+    let has_h2load = Command::new("h2load").arg("--version").output().is_ok();
+    if extra("tls") && !has_h2load {
+        eprintln!("h2load is not installed: no TLS runs (apt-get install nghttp2-client)");
+    }
+    if extra("tls") && has_h2load {
+        let (tls_port, tls_admin_port) = (free_port(), free_port());
+        let tls_config = dir.path().join("gateway-tls.toml");
+        std::fs::write(
+            &tls_config,
+            gateway_config(tls_port, tls_admin_port, Some(&certificate), "data-tls"),
+        )
+        .unwrap();
+        let tls_gateway = Proc(spawn_gateway(&tls_config, &dir.path().join("gateway-tls.log")));
+        let tls_pid = tls_gateway.0.id();
+        while std::net::TcpStream::connect(("127.0.0.1", tls_admin_port)).is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for case in tls::cases() {
+            let key = format!("obj-{}", case.size);
+            let nginx_tls_url = direct_url(&key).replace(
+                &format!("http://127.0.0.1:{backend_port}/"),
+                &format!("https://127.0.0.1:{nginx_tls_port}/"),
+            );
+            let gateway_tls_url =
+                format!("https://127.0.0.1:{tls_port}/v1/orgs/bench/storages/main/objects/{BUCKET}/{key}");
+            let mut cell = TlsCell {
+                case: case.name,
+                per: case.per,
+                rounds: Vec::new(),
+            };
+            for _ in 0..rounds {
+                let nginx = nginx.as_ref().and_then(|n| {
+                    let pids = n.processes();
+                    let before = drive::used(&pids);
+                    let run = case.run(&nginx_tls_url, &[], duration)?;
+                    Some(Sample::new(run, drive::used(&pids) - before))
+                });
+                let before = drive::used(&[tls_pid]);
+                let Some(run) = case.run(&gateway_tls_url, &gateway_headers, duration) else {
+                    break;
+                };
+                let gateway = Sample::new(run, drive::used(&[tls_pid]) - before);
+                eprintln!(
+                    "TLS {}: nginx {}, gateway {:.0} req/s {:.2} CPU s",
+                    case.name,
+                    nginx.as_ref().map_or("-".into(), |n| format!(
+                        "{:.0} req/s {:.2} CPU s",
+                        n.run.rps(),
+                        n.cpu_seconds
+                    )),
+                    gateway.run.rps(),
+                    gateway.cpu_seconds,
+                );
+                cell.rounds.push(TlsRound { nginx, gateway });
+            }
+            tls_cells.push(cell);
+        }
+    }
     drop(nginx);
 
-    // The memory and STS runs belong to a whole run, or to `--only memory` / `--only sts`.
-    let extra = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    // The TLS, memory and STS runs belong to a whole run, or to `--only tls|memory|sts`.
     let memory = if extra("memory") {
         Some(
             memory(
@@ -290,6 +374,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         rounds,
         gateway_setup: "release build, RUST_LOG=info, log written to a file, CORS on, token in the Authorization header, Origin on every request".into(),
         cells,
+        tls: tls_cells,
         memory,
         sts,
     };

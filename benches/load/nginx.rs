@@ -1,9 +1,12 @@
 //! Plain nginx as the reference proxy of the load benchmark: Debian's package, a
 //! `proxy_pass` to the same backend with upstream keepalive, 64 KiB buffers, no temp files,
-//! access log off. It neither signs nor checks tokens: the URLs it is given are presigned.
+//! access log off, no cap on requests per connection; with TLS (OpenSSL) on a second port.
+//! It neither signs nor checks tokens: the URLs it is given are presigned.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+use crate::tls::Certificate;
 
 /// A running nginx; dropping it stops the master and its workers (a killed master would
 /// leave its workers behind).
@@ -28,13 +31,44 @@ impl Drop for Nginx {
     }
 }
 
-/// nginx serving on `port`, proxying to the backend on `backend_port`; `None` when nginx is
-/// not installed (`apt-get install nginx-light`).
-pub fn start(dir: &Path, port: u16, backend_port: u16) -> Option<Nginx> {
+/// nginx serving on `port`, and with `tls` on its port too (HTTP/1.1 and HTTP/2 by ALPN),
+/// proxying to the backend on `backend_port`; `None` when nginx is not installed
+/// (`apt-get install nginx-light`).
+pub fn start(dir: &Path, port: u16, tls: Option<(&Certificate, u16)>, backend_port: u16) -> Option<Nginx> {
     let root = dir.join("nginx");
     std::fs::create_dir_all(root.join("tmp")).ok()?;
     let tmp = root.join("tmp");
     let tmp = tmp.display();
+    // As the gateway: no cap on requests per kept-alive connection (nginx's default of 1,000
+    // would add a reconnect, and over TLS a handshake, every 1,000 requests).
+    let location = format!(
+        r#"
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:{backend_port};
+            proxy_buffer_size 64k;
+            proxy_buffers 8 64k;
+            proxy_busy_buffers_size 128k;
+            proxy_max_temp_file_size 0;
+        }}"#
+    );
+    let tls_server = tls.map_or(String::new(), |(cert, tls_port)| {
+        format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {};
+        ssl_certificate_key {};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        {location}
+    }}"#,
+            cert.cert.display(),
+            cert.key.display()
+        )
+    });
     let config = format!(
         r#"
 worker_processes auto;
@@ -54,17 +88,9 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host 127.0.0.1:{backend_port};
-            proxy_buffer_size 64k;
-            proxy_buffers 8 64k;
-            proxy_busy_buffers_size 128k;
-            proxy_max_temp_file_size 0;
-        }}
+        {location}
     }}
+    {tls_server}
 }}
 "#,
         root = root.display()

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::drive::Run;
+use crate::tls::Per;
 
 /// One load run against one target, with the CPU its proxy used meanwhile.
 #[derive(Debug, Clone, Serialize)]
@@ -60,9 +61,10 @@ pub struct Spread {
     pub max: f64,
 }
 
-impl Cell {
-    pub fn spread(&self, of: impl Fn(&Round) -> Option<f64>) -> Option<Spread> {
-        let mut values: Vec<f64> = self.rounds.iter().filter_map(of).filter(|v| v.is_finite()).collect();
+impl Spread {
+    /// The spread of the finite `values`; `None` without any.
+    pub fn of(values: impl Iterator<Item = f64>) -> Option<Spread> {
+        let mut values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
         if values.is_empty() {
             return None;
         }
@@ -80,18 +82,63 @@ impl Cell {
         })
     }
 
-    /// `median (min–max)` of a ratio, or `–`.
-    fn ratio(&self, of: impl Fn(&Round) -> Option<f64>) -> String {
-        match self.spread(of) {
-            Some(s) if self.rounds.len() > 1 => format!("{:.2} ({:.2}–{:.2})", s.median, s.min, s.max),
-            Some(s) => format!("{:.2}", s.median),
+    /// `median (min–max)` over several rounds, the median alone over one.
+    fn text(spread: Option<Spread>, rounds: usize, digits: usize) -> String {
+        match spread {
+            Some(s) if rounds > 1 => format!("{:.*} ({:.*}–{:.*})", digits, s.median, digits, s.min, digits, s.max),
+            Some(s) => format!("{:.*}", digits, s.median),
             None => "–".into(),
         }
+    }
+}
+
+impl Cell {
+    pub fn spread(&self, of: impl Fn(&Round) -> Option<f64>) -> Option<Spread> {
+        Spread::of(self.rounds.iter().filter_map(of))
+    }
+
+    /// `median (min–max)` of a ratio, or `–`.
+    fn ratio(&self, of: impl Fn(&Round) -> Option<f64>) -> String {
+        Spread::text(self.spread(of), self.rounds.len(), 2)
     }
 
     fn median(&self, of: impl Fn(&Round) -> Option<f64>, digits: usize) -> String {
         self.spread(of)
             .map_or("–".into(), |s| format!("{:.*}", digits, s.median))
+    }
+}
+
+/// One round of a TLS case: nginx, then the gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsRound {
+    pub nginx: Option<Sample>,
+    pub gateway: Sample,
+}
+
+/// A TLS case in every round.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsCell {
+    pub case: &'static str,
+    pub per: Per,
+    pub rounds: Vec<TlsRound>,
+}
+
+impl TlsCell {
+    fn text(&self, of: impl Fn(&TlsRound) -> Option<f64>, digits: usize) -> String {
+        Spread::text(Spread::of(self.rounds.iter().filter_map(of)), self.rounds.len(), digits)
+    }
+
+    fn median(&self, of: impl Fn(&TlsRound) -> Option<f64>, digits: usize) -> String {
+        Spread::text(Spread::of(self.rounds.iter().filter_map(of)), 1, digits)
+    }
+}
+
+/// CPU seconds per what the case counts: 10k requests, a GiB, or (in ms) a handshake.
+fn cpu_per(per: Per, s: &Sample) -> f64 {
+    match per {
+        Per::TenThousandRequests => s.cpu_per_10k_requests(),
+        Per::GiB => s.cpu_per_gib(),
+        Per::Handshake => s.cpu_seconds / s.run.requests.max(1) as f64 * 1000.0,
     }
 }
 
@@ -123,6 +170,7 @@ pub struct Report {
     pub rounds: usize,
     pub gateway_setup: String,
     pub cells: Vec<Cell>,
+    pub tls: Vec<TlsCell>,
     pub memory: Option<Memory>,
     pub sts: Option<Sts>,
 }
@@ -137,56 +185,33 @@ pub fn markdown(r: &Report) -> String {
         "machine: {}\nload generator: {}, {} s per run, {} interleaved round(s) (direct, nginx, gateway); backend, proxies and load generator share the machine\ngateway: {}\nmedians over the rounds; ratios with their min–max\n\n",
         r.machine, r.load_generator, r.seconds_per_run, r.rounds, r.gateway_setup
     );
-    out.push_str("| object | conns | direct req/s | nginx req/s | gateway req/s | gateway/direct | nginx/direct | gateway/nginx | gateway MB/s | p50 ms direct/nginx/gateway | CPU s/10k req nginx/gateway | CPU s/GiB nginx/gateway | errors |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for c in &r.cells {
-        let errors: u64 = c
-            .rounds
-            .iter()
-            .map(|x| x.direct.errors + x.gateway.run.errors + x.nginx.as_ref().map_or(0, |n| n.run.errors))
-            .sum();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{}/{} | {}/{} | {}/{} | {} |",
-            c.size,
-            c.connections,
-            c.median(|x| Some(x.direct.rps()), 0),
-            c.median(nginx(|n| n.run.rps()), 0),
-            c.median(|x| Some(x.gateway.run.rps()), 0),
-            c.ratio(|x| Some(x.gateway.run.rps() / x.direct.rps())),
-            c.ratio(|x| x.nginx.as_ref().map(|n| n.run.rps() / x.direct.rps())),
-            c.ratio(|x| x.nginx.as_ref().map(|n| x.gateway.run.rps() / n.run.rps())),
-            c.median(|x| Some(x.gateway.run.mbps()), 1),
-            c.median(|x| Some(x.direct.p50_ms), 2),
-            c.median(nginx(|n| n.run.p50_ms), 2),
-            c.median(|x| Some(x.gateway.run.p50_ms), 2),
-            c.median(nginx(Sample::cpu_per_10k_requests), 2),
-            c.median(|x| Some(x.gateway.cpu_per_10k_requests()), 2),
-            c.median(nginx(Sample::cpu_per_gib), 2),
-            c.median(|x| Some(x.gateway.cpu_per_gib()), 2),
-            errors,
-        );
+    if !r.cells.is_empty() {
+        plain_tables(r, &mut out);
     }
-    let _ = writeln!(
-        out,
-        "\ngateway CPU relative to nginx's for the same work (per request, and so per GiB; medians, below 1 is better):\n"
-    );
-    out.push_str(
-        "| object | conns | CPU gateway/nginx | context switches per request nginx/gateway |\n|---|---|---|---|\n",
-    );
-    for c in &r.cells {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {}/{} |",
-            c.size,
-            c.connections,
-            c.ratio(|x| x
-                .nginx
-                .as_ref()
-                .map(|n| x.gateway.cpu_per_10k_requests() / n.cpu_per_10k_requests())),
-            c.median(nginx(Sample::switches_per_request), 2),
-            c.median(|x| Some(x.gateway.switches_per_request()), 2),
-        );
+    if !r.tls.is_empty() {
+        out.push_str("\nTLS (one self-signed ECDSA P-256 certificate; gateway: rustls with ring; nginx: OpenSSL), h2load; CPU per 10k requests, per GiB, or in ms per handshake:\n\n");
+        out.push_str("| TLS case | nginx req/s | gateway req/s | gateway/nginx req/s | CPU nginx/gateway | CPU gateway/nginx | errors |\n|---|---|---|---|---|---|---|\n");
+        for c in &r.tls {
+            let errors: u64 = c
+                .rounds
+                .iter()
+                .map(|x| x.gateway.run.errors + x.nginx.as_ref().map_or(0, |n| n.run.errors))
+                .sum();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {}/{} | {} | {errors} |",
+                c.case,
+                c.median(|x| x.nginx.as_ref().map(|n| n.run.rps()), 0),
+                c.median(|x| Some(x.gateway.run.rps()), 0),
+                c.text(|x| x.nginx.as_ref().map(|n| x.gateway.run.rps() / n.run.rps()), 2),
+                c.median(|x| x.nginx.as_ref().map(|n| cpu_per(c.per, n)), 2),
+                c.median(|x| Some(cpu_per(c.per, &x.gateway)), 2),
+                c.text(
+                    |x| x.nginx.as_ref().map(|n| cpu_per(c.per, &x.gateway) / cpu_per(c.per, n)),
+                    2
+                ),
+            );
+        }
     }
     if let Some(m) = &r.memory {
         let _ = writeln!(
@@ -272,4 +297,59 @@ pub fn write(dir: &Path, report: &Report) {
     std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(report).unwrap()).unwrap();
     std::fs::write(dir.join("load.svg"), svg(report)).unwrap();
     std::fs::write(dir.join("load.md"), markdown(report)).unwrap();
+}
+
+/// The tables of the plain HTTP cells: throughput, latency and CPU against direct and nginx.
+fn plain_tables(r: &Report, out: &mut String) {
+    out.push_str("| object | conns | direct req/s | nginx req/s | gateway req/s | gateway/direct | nginx/direct | gateway/nginx | gateway MB/s | p50 ms direct/nginx/gateway | CPU s/10k req nginx/gateway | CPU s/GiB nginx/gateway | errors |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for c in &r.cells {
+        let errors: u64 = c
+            .rounds
+            .iter()
+            .map(|x| x.direct.errors + x.gateway.run.errors + x.nginx.as_ref().map_or(0, |n| n.run.errors))
+            .sum();
+        let _ = writeln!(
+            *out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{}/{} | {}/{} | {}/{} | {} |",
+            c.size,
+            c.connections,
+            c.median(|x| Some(x.direct.rps()), 0),
+            c.median(nginx(|n| n.run.rps()), 0),
+            c.median(|x| Some(x.gateway.run.rps()), 0),
+            c.ratio(|x| Some(x.gateway.run.rps() / x.direct.rps())),
+            c.ratio(|x| x.nginx.as_ref().map(|n| n.run.rps() / x.direct.rps())),
+            c.ratio(|x| x.nginx.as_ref().map(|n| x.gateway.run.rps() / n.run.rps())),
+            c.median(|x| Some(x.gateway.run.mbps()), 1),
+            c.median(|x| Some(x.direct.p50_ms), 2),
+            c.median(nginx(|n| n.run.p50_ms), 2),
+            c.median(|x| Some(x.gateway.run.p50_ms), 2),
+            c.median(nginx(Sample::cpu_per_10k_requests), 2),
+            c.median(|x| Some(x.gateway.cpu_per_10k_requests()), 2),
+            c.median(nginx(Sample::cpu_per_gib), 2),
+            c.median(|x| Some(x.gateway.cpu_per_gib()), 2),
+            errors,
+        );
+    }
+    let _ = writeln!(
+        *out,
+        "\ngateway CPU relative to nginx's for the same work (per request, and so per GiB; medians, below 1 is better):\n"
+    );
+    out.push_str(
+        "| object | conns | CPU gateway/nginx | context switches per request nginx/gateway |\n|---|---|---|---|\n",
+    );
+    for c in &r.cells {
+        let _ = writeln!(
+            *out,
+            "| {} | {} | {} | {}/{} |",
+            c.size,
+            c.connections,
+            c.ratio(|x| x
+                .nginx
+                .as_ref()
+                .map(|n| x.gateway.cpu_per_10k_requests() / n.cpu_per_10k_requests())),
+            c.median(nginx(Sample::switches_per_request), 2),
+            c.median(|x| Some(x.gateway.switches_per_request()), 2),
+        );
+    }
 }
