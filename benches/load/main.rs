@@ -194,11 +194,9 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
     let log_path = dir.path().join("gateway.log");
-    let gateway = Proc(spawn_gateway(&config_path, &log_path));
-    let gw_pid = gateway.0.id();
-    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut gateway = Proc(spawn_gateway(&config_path, &log_path));
+    let mut gw_pid = gateway.0.id();
+    wait_for(admin_port).await;
     let token = assetgate::token::mint(&token_key, "bench", None, None, Duration::from_secs(12 * 3600));
     let gateway_url = |storage: &str, key: &str| {
         format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/{storage}/objects/{BUCKET}/{key}?token={token}")
@@ -299,9 +297,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         .unwrap();
         let tls_gateway = Proc(spawn_gateway(&tls_config, &dir.path().join("gateway-tls.log")));
         let tls_pid = tls_gateway.0.id();
-        while std::net::TcpStream::connect(("127.0.0.1", tls_admin_port)).is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for(tls_admin_port).await;
         for case in tls::cases() {
             let key = format!("obj-{}", case.size);
             let nginx_tls_url = direct_url(&key).replace(
@@ -347,6 +343,11 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
 
     // The TLS, memory and STS runs belong to a whole run, or to `--only tls|memory|sts`.
     let memory = if extra("memory") {
+        // A fresh gateway, so that its idle memory is where the runs above did not leave it.
+        drop(gateway);
+        gateway = Proc(spawn_gateway(&config_path, &log_path));
+        gw_pid = gateway.0.id();
+        wait_for(admin_port).await;
         Some(
             memory(
                 &gateway_url("main", &format!("generated/{GIB}")),
@@ -385,6 +386,13 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     report::write(&out, &report);
     println!("{}", report::markdown(&report));
     println!("written: {}/load.{{md,json,svg}}", out.display());
+}
+
+/// Waits until something listens on `port` (a gateway's admin listener once it started).
+async fn wait_for(port: u16) {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The release gateway as in production: `RUST_LOG=info`, its log (the access log
