@@ -37,6 +37,7 @@ pub mod credentials;
 pub mod demo;
 pub mod error;
 pub mod gateway;
+pub mod hex;
 pub mod limits;
 pub mod proof;
 pub mod proxy;

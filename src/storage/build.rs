@@ -1,7 +1,6 @@
 //! The one function that builds and checks a storage, whoever wrote it (`build`), and the one
 //! that applies a change to it (`update`). Each problem is reported by the field's name.
 
-use rand::RngCore;
 use serde_json::Value;
 
 use super::draft::{Draft, Fields, Name, Style};
@@ -44,13 +43,6 @@ const ENDPOINT: Name = Name {
     config: "endpoint",
     api: &["endpoint"],
 };
-
-/// A 24-hex-digit id, the shape of the ids labeling platforms use.
-pub fn new_id() -> String {
-    let mut bytes = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn kind(d: &mut Draft<'_>) -> Option<Kind> {
     let style = d.style;
@@ -101,7 +93,7 @@ pub fn build(value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
     let (Some(provider), Some(buckets)) = (provider, buckets) else {
         return Err(d.finish().err().unwrap_or_default());
     };
-    let id = id.unwrap_or_else(new_id);
+    let id = id.unwrap_or_else(crate::hex::random_id);
     let (endpoint, path) = endpoint.map_or((None, String::new()), |(e, p)| (Some(e), p));
     let storage = Storage {
         name: name.unwrap_or_else(|| id.clone()),

@@ -181,16 +181,6 @@ fn host_of(uri: &http::Uri) -> Option<String> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 /// Signs `request` in place: adds `Authorization`, `x-amz-date`, `x-amz-content-sha256` and,
 /// for temporary credentials, `x-amz-security-token`. Every header already on the request
 /// is signed, so nothing can be added after this call.
@@ -269,9 +259,10 @@ pub fn sign_request<B>(
 
     let date_text = &stamp[..8];
     let scope = format!("{date_text}/{region}/{SERVICE}/aws4_request");
-    let hashed = hex(digest::digest(&digest::SHA256, creq.as_bytes()).as_ref());
+    let hashed = crate::hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()).as_ref());
     let string_to_sign = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashed}");
-    let signature = hex(hmac::sign(&keys.signing_key(date, region).key, string_to_sign.as_bytes()).as_ref());
+    let signature =
+        crate::hex::encode(hmac::sign(&keys.signing_key(date, region).key, string_to_sign.as_bytes()).as_ref());
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         keys.0.access_key_id

@@ -1,0 +1,48 @@
+//! Lowercase hex: signatures and digests (SigV4), and the random ids of storages and
+//! requests.
+
+use rand::RngCore;
+
+/// `bytes` as lowercase hex digits, two per byte.
+pub fn encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// 96 random bits as 24 hex digits: the shape of the ids labeling platforms use.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    encode(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn encodes_as_the_formatter_does(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(super::encode(&bytes), expected);
+        }
+    }
+
+    #[test]
+    fn random_ids_are_24_hex_digits_and_differ() {
+        let (a, b) = (super::random_id(), super::random_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 24);
+            assert!(
+                id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+                "{id}"
+            );
+        }
+        assert_ne!(a, b);
+    }
+}
