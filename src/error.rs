@@ -61,6 +61,12 @@ pub enum GatewayError {
     UpstreamError { code: String, hint: Option<&'static str> },
     #[error("{}", crate::upstream::guard::FORBIDDEN)]
     EndpointNotAllowed,
+    /// A storage whose credential is a token of the gateway's own identity names an endpoint
+    /// that is not its cloud's: no token is asked for or sent (README, "Azure Blob Storage").
+    #[error(
+        "this storage's endpoint is not {0}'s own, and the gateway sends tokens of its own identity only there; an org admin must set the provider's endpoint (or none)"
+    )]
+    TokenNotForEndpoint(&'static str),
     #[error("the credentials service (STS) is unavailable")]
     StsUnavailable,
     #[error("the token service ({0}) is unavailable")]
@@ -112,6 +118,7 @@ impl GatewayError {
             | AssumeRoleDenied(_)
             | TokenExchangeDenied(_)
             | UpstreamError { .. }
+            | TokenNotForEndpoint(_)
             | EndpointNotAllowed => StatusCode::BAD_GATEWAY,
             StsUnavailable | TokenServiceUnavailable(_) | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -145,7 +152,7 @@ impl GatewayError {
             UpstreamCredentialsRejected(_) => "upstream_credentials_rejected",
             AssumeRoleDenied(_) => "assume_role_denied",
             TokenExchangeDenied(_) => "token_exchange_denied",
-            UpstreamError { .. } => "upstream_error",
+            UpstreamError { .. } | TokenNotForEndpoint(_) => "upstream_error",
             EndpointNotAllowed => "endpoint_not_allowed",
             StsUnavailable => "sts_unavailable",
             TokenServiceUnavailable(_) => "token_service_unavailable",

@@ -168,6 +168,7 @@ async fn built(gw: &Gateway, org: &str, body: &Value, current: Option<&Storage>)
         style: Style::Api,
         org_external_id: external_id.as_deref(),
         entra_app: gw.has_entra_app(),
+        destinations: gw.credentials.destinations(),
     };
     let storage = match current {
         None => storage::build(body, &cx),

@@ -22,7 +22,10 @@ pub(super) fn from_toml(text: &str, lookup: Lookup<'_>) -> Result<Config, Config
 
 fn build(f: FileConfig) -> Result<Config, ConfigError> {
     let sts = sts(f.sts)?;
-    let orgs = orgs(f.orgs, f.azure.is_some())?;
+    let azure = f.azure.map(azure).transpose()?;
+    let gcp = gcp(f.gcp)?;
+    let destinations = token_destinations(azure.as_ref(), &gcp);
+    let orgs = orgs(f.orgs, azure.is_some(), &destinations)?;
     Ok(Config {
         server: server(f.server)?,
         admin: AdminConfig {
@@ -37,8 +40,8 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
         cache_control: cache_control(f.cache.cache_control)?,
         sts,
         registry: registry(f.registry)?,
-        azure: f.azure.map(azure).transpose()?,
-        gcp: gcp(f.gcp)?,
+        azure,
+        gcp,
         audit_path: match f.audit.path {
             Some(p) if p.is_empty() => return Err(ConfigError::at("audit.path", "must be a file path or \"-\"")),
             other => other,
@@ -52,6 +55,14 @@ fn endpoint(at: &str, value: Option<String>, default: &str) -> Result<Endpoint, 
     Endpoint::parse(&value).map_err(|m| ConfigError::at(at, m))
 }
 
+/// A list of endpoint URLs (`https://host[:port]`).
+fn endpoints(at: &str, list: &[String]) -> Result<Vec<Endpoint>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| Endpoint::parse(e).map_err(|m| ConfigError::at(format!("{at}[{i}]"), m)))
+        .collect()
+}
+
 fn azure(a: AzureFile) -> Result<AzureConfig, ConfigError> {
     if a.client_id.is_empty() {
         return Err(ConfigError::at("azure.client_id", "must not be empty"));
@@ -63,6 +74,7 @@ fn azure(a: AzureFile) -> Result<AzureConfig, ConfigError> {
         client_id: a.client_id,
         client_secret: Secret::new(a.client_secret),
         authority: endpoint("azure.authority", a.authority, "https://login.microsoftonline.com")?,
+        endpoints: endpoints("azure.endpoints", &a.endpoints)?,
     })
 }
 
@@ -84,6 +96,7 @@ fn gcp(g: GcpFile) -> Result<GcpConfig, ConfigError> {
             g.metadata_endpoint,
             "http://metadata.google.internal",
         )?,
+        endpoints: endpoints("gcp.endpoints", &g.endpoints)?,
     })
 }
 
@@ -302,7 +315,11 @@ fn check_master_key(at: &str, key: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn orgs(files: Vec<OrgFile>, entra_app: bool) -> Result<Vec<Org>, ConfigError> {
+fn orgs(
+    files: Vec<OrgFile>,
+    entra_app: bool,
+    destinations: &crate::credentials::TokenDestinations,
+) -> Result<Vec<Org>, ConfigError> {
     let mut seen = HashSet::new();
     let mut orgs = Vec::with_capacity(files.len());
     for (i, o) in files.into_iter().enumerate() {
@@ -314,7 +331,7 @@ fn orgs(files: Vec<OrgFile>, entra_app: bool) -> Result<Vec<Org>, ConfigError> {
         let mut storage_ids = HashSet::new();
         let mut storages = Vec::with_capacity(o.storages.len());
         for (j, s) in o.storages.iter().enumerate() {
-            let storage = storage(&format!("{at}.storages[{j}]"), s, entra_app)?;
+            let storage = storage(&format!("{at}.storages[{j}]"), s, entra_app, destinations)?;
             if !storage_ids.insert(storage.id.clone()) {
                 return Err(ConfigError::at(
                     format!("{at}.storages[{j}].id"),
@@ -345,11 +362,17 @@ fn orgs(files: Vec<OrgFile>, entra_app: bool) -> Result<Vec<Org>, ConfigError> {
 
 /// A storage table through the one storage builder; its problems become config errors
 /// named by key (the first, ordered by key).
-fn storage(at: &str, table: &serde_json::Value, entra_app: bool) -> Result<crate::storage::Storage, ConfigError> {
+fn storage(
+    at: &str,
+    table: &serde_json::Value,
+    entra_app: bool,
+    destinations: &crate::credentials::TokenDestinations,
+) -> Result<crate::storage::Storage, ConfigError> {
     let cx = crate::storage::Context {
         style: crate::storage::Style::Config,
         org_external_id: None,
         entra_app,
+        destinations,
     };
     crate::storage::build(table, &cx).map_err(|fields| {
         let (field, message) = fields.into_iter().next().expect("a refusal names a field");

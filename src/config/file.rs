@@ -32,6 +32,8 @@ pub struct AzureFile {
     pub client_id: String,
     pub client_secret: String,
     pub authority: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +42,7 @@ pub struct GcpFile {
     pub key_json: Option<String>,
     pub iam_endpoint: Option<String>,
     pub metadata_endpoint: Option<String>,
+    pub endpoints: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -193,6 +193,9 @@ pub struct AzureConfig {
     pub client_secret: Secret,
     /// The token endpoint's base: `{authority}/{tenant}/oauth2/v2.0/token`.
     pub authority: Endpoint,
+    /// Endpoints besides Azure's own that the app's tokens may be sent to (an emulator, a
+    /// private endpoint).
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// The gateway's own Google identity (`[gcp]`), for `impersonate` storages.
@@ -204,6 +207,8 @@ pub struct GcpConfig {
     pub iam_endpoint: Endpoint,
     /// The metadata server (when there is no key).
     pub metadata: Endpoint,
+    /// Endpoints besides Google's own that impersonation tokens may be sent to.
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl Config {
@@ -219,10 +224,24 @@ impl Config {
         Self::from_toml(&text, &|name| std::env::var(name).ok())
     }
 
+    /// Where tokens of the gateway's own identity may go: Azure's and Google's endpoints,
+    /// and those `[azure].endpoints` and `[gcp].endpoints` list.
+    pub fn token_destinations(&self) -> crate::credentials::TokenDestinations {
+        token_destinations(self.azure.as_ref(), &self.gcp)
+    }
+
     /// The org with this id.
     pub fn org(&self, id: &str) -> Option<&Org> {
         self.orgs.iter().find(|o| o.id == id)
     }
+}
+
+fn token_destinations(azure: Option<&AzureConfig>, gcp: &GcpConfig) -> crate::credentials::TokenDestinations {
+    crate::credentials::TokenDestinations::new(
+        azure.map(|a| &a.authority),
+        azure.map(|a| a.endpoints.clone()).unwrap_or_default(),
+        gcp.endpoints.clone(),
+    )
 }
 
 impl Org {

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod entra;
 pub mod google;
+pub mod pinned;
 pub mod sts;
 
 use std::fmt;
@@ -16,13 +17,14 @@ use std::time::SystemTime;
 
 use crate::storage::providers::s3::sign::SigningKeys;
 
-use crate::config::Config;
+use crate::config::{Config, Endpoint};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::telemetry::metrics::{Issuer, Metrics};
 use crate::upstream::{Trust, UpstreamClient};
 pub use cache::{CacheMetrics, CredentialCache};
 pub use google::ServiceAccountKey;
+pub use pinned::{Pin, TokenDestinations};
 
 /// What a request to a storage is signed or authorized with.
 #[derive(Clone)]
@@ -33,8 +35,9 @@ pub enum Authorization {
     SharedKey { account: String, key: Arc<Vec<u8>> },
     /// An Azure shared access signature, added to the URL's query.
     Sas(Secret),
-    /// An OAuth 2.0 access token (Entra, Google).
-    Bearer(Secret),
+    /// An OAuth 2.0 access token (Entra, Google). A token of the gateway's own identity is
+    /// pinned to its cloud: it is sent only where its [`Pin`] allows.
+    Bearer { token: Secret, pin: Option<Pin> },
 }
 
 impl fmt::Debug for Authorization {
@@ -43,7 +46,7 @@ impl fmt::Debug for Authorization {
             Authorization::SigV4(_) => "SigV4(***)",
             Authorization::SharedKey { .. } => "SharedKey(***)",
             Authorization::Sas(_) => "Sas(***)",
-            Authorization::Bearer(_) => "Bearer(***)",
+            Authorization::Bearer { .. } => "Bearer(***)",
         })
     }
 }
@@ -65,16 +68,26 @@ pub enum CredentialSource {
     Ready(Authorization),
     /// IAM-role delegation: AssumeRole with the org's external ID.
     AssumeRole(Delegation),
-    /// The gateway's Entra app, consented in the customer's tenant.
-    Entra { tenant: String },
+    /// The gateway's Entra app, consented in the customer's tenant, for a storage of
+    /// `account` whose requests go to `endpoint`.
+    Entra {
+        tenant: String,
+        account: String,
+        endpoint: Endpoint,
+    },
     /// A Google service account key of the storage; its `token_uri` is reached with `trust`.
     GoogleKey {
         key: Arc<ServiceAccountKey>,
         cache_key: String,
         trust: Trust,
     },
-    /// The gateway's own Google identity, impersonating the customer's service account.
-    Impersonate { service_account: String, cache_key: String },
+    /// The gateway's own Google identity, impersonating the customer's service account, for
+    /// a storage whose requests go to `endpoint`.
+    Impersonate {
+        service_account: String,
+        cache_key: String,
+        endpoint: Endpoint,
+    },
 }
 
 impl CredentialSource {
@@ -92,7 +105,7 @@ impl CredentialSource {
         match self {
             CredentialSource::Ready(_) => None,
             CredentialSource::AssumeRole(d) => Some(&d.cache_key),
-            CredentialSource::Entra { tenant } => Some(tenant),
+            CredentialSource::Entra { tenant, .. } => Some(tenant),
             CredentialSource::GoogleKey { cache_key, .. } | CredentialSource::Impersonate { cache_key, .. } => {
                 Some(cache_key)
             }
@@ -107,6 +120,8 @@ pub struct Credentials {
     entra: entra::Entra,
     google: google::Google,
     tokens: CredentialCache<Secret>,
+    /// Where tokens of the gateway's own identity may go.
+    destinations: Arc<TokenDestinations>,
 }
 
 impl Credentials {
@@ -119,6 +134,7 @@ impl Credentials {
                 sts.failure_cache,
                 metrics.credential_counters(Issuer::Sts),
             ),
+            destinations: Arc::new(config.token_destinations()),
             entra: entra::Entra::new(config.azure.clone(), client.clone()),
             google: google::Google::new(config.gcp.clone(), client),
             tokens: CredentialCache::new(
@@ -160,24 +176,33 @@ impl Credentials {
                     .await?;
                 Ok(Authorization::SigV4(identity))
             }
-            CredentialSource::Entra { tenant } => {
+            CredentialSource::Entra {
+                tenant,
+                account,
+                endpoint,
+            } => {
+                let pin = Pin::azure(account, self.destinations.clone());
+                pinned_to(&pin, endpoint, "Azure")?;
                 let token = self
                     .tokens
                     .get(&format!("entra\n{tenant}"), || Box::pin(self.entra.token(tenant)))
                     .await?;
-                Ok(Authorization::Bearer(token))
+                Ok(Authorization::Bearer { token, pin: Some(pin) })
             }
             CredentialSource::GoogleKey { key, cache_key, trust } => {
                 let token = self
                     .tokens
                     .get(cache_key, || Box::pin(self.google.exchange(key, *trust)))
                     .await?;
-                Ok(Authorization::Bearer(token))
+                Ok(Authorization::Bearer { token, pin: None })
             }
             CredentialSource::Impersonate {
                 service_account,
                 cache_key,
+                endpoint,
             } => {
+                let pin = Pin::google(self.destinations.clone());
+                pinned_to(&pin, endpoint, "Google")?;
                 let token = self
                     .tokens
                     .get(cache_key, || async {
@@ -188,7 +213,7 @@ impl Credentials {
                         Box::pin(self.google.impersonate(&own, service_account)).await
                     })
                     .await?;
-                Ok(Authorization::Bearer(token))
+                Ok(Authorization::Bearer { token, pin: Some(pin) })
             }
         }
     }
@@ -198,10 +223,15 @@ impl Credentials {
     pub async fn invalidate(&self, source: &CredentialSource) {
         match (source, source.cache_key()) {
             (CredentialSource::AssumeRole(_), Some(key)) => self.aws.invalidate(key).await,
-            (CredentialSource::Entra { tenant }, _) => self.tokens.invalidate(&format!("entra\n{tenant}")).await,
+            (CredentialSource::Entra { tenant, .. }, _) => self.tokens.invalidate(&format!("entra\n{tenant}")).await,
             (_, Some(key)) => self.tokens.invalidate(key).await,
             (_, None) => {}
         }
+    }
+
+    /// Where tokens of the gateway's own identity may go.
+    pub fn destinations(&self) -> &TokenDestinations {
+        &self.destinations
     }
 
     /// Whether the gateway has an Entra app.
@@ -218,6 +248,15 @@ impl Credentials {
     pub fn token_metrics(&self) -> &CacheMetrics {
         &self.tokens.metrics
     }
+}
+
+/// Refuses, before a token is asked for, a storage whose endpoint its token may not go to.
+fn pinned_to(pin: &Pin, endpoint: &Endpoint, cloud: &'static str) -> Result<(), GatewayError> {
+    if pin.allows(endpoint) {
+        return Ok(());
+    }
+    tracing::warn!(endpoint = %endpoint, cloud, "refused to obtain a token of the gateway's identity for a storage whose endpoint is not its cloud's");
+    Err(GatewayError::TokenNotForEndpoint(cloud))
 }
 
 /// When a token handed out now expires, from the issuer's `expires_in` (seconds).

@@ -42,7 +42,7 @@ impl StorageEntry {
         let mut version = [0u8; 8];
         version.copy_from_slice(&digest.as_ref()[..8]);
         Arc::new(StorageEntry {
-            credentials: storage.backend().credential_source(org, &storage.id, Trust::Operator),
+            credentials: storage.backend().credential_source(org, storage, Trust::Operator),
             storage: storage.clone(),
             source: Source::Config,
             created_at: None,
@@ -54,7 +54,7 @@ impl StorageEntry {
     /// A storage created through the admin API.
     pub fn from_api(org: &str, storage: Storage, created_at: String, updated_at: String, version: u64) -> StorageEntry {
         StorageEntry {
-            credentials: storage.backend().credential_source(org, &storage.id, Trust::Tenant),
+            credentials: storage.backend().credential_source(org, &storage, Trust::Tenant),
             storage,
             source: Source::Api,
             created_at: Some(created_at),

@@ -17,6 +17,9 @@ pub struct Context<'a> {
     /// Whether the gateway has an Entra app (`[azure]`), without which Entra delegation
     /// cannot work.
     pub entra_app: bool,
+    /// Where tokens of the gateway's own identity may go: the endpoints Entra-delegated and
+    /// impersonating storages may have.
+    pub destinations: &'a crate::credentials::TokenDestinations,
 }
 
 const ID: Name = Name {
@@ -58,8 +61,12 @@ fn id(d: &mut Draft<'_>) -> Option<String> {
     d.checked(ID, rules::check_id)
 }
 
-/// The endpoint a storage of `storage`'s provider may have (checked for its path).
-fn check_endpoint(d: &mut Draft<'_>, storage: &Storage, path: &str) {
+/// The endpoint a storage of `storage`'s provider may have (checked for its path, and for
+/// where its credentials may be sent).
+fn check_endpoint(d: &mut Draft<'_>, storage: &Storage, path: &str, cx: &Context<'_>) {
+    if let Some(problem) = storage.backend().endpoint_problem(&storage.endpoint(), cx) {
+        d.fail(ENDPOINT, problem);
+    }
     if !storage.backend().endpoint_path_allowed(path) {
         d.fail(ENDPOINT, "must not have a path or query");
     }
@@ -102,7 +109,7 @@ pub fn build(value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
         endpoint,
         provider,
     };
-    check_endpoint(&mut d, &storage, &path);
+    check_endpoint(&mut d, &storage, &path, cx);
     d.finish()?;
     Ok(storage)
 }
@@ -134,7 +141,7 @@ pub fn update(current: &Storage, value: &Value, cx: &Context<'_>) -> Result<Stor
         endpoint,
         provider,
     };
-    check_endpoint(&mut d, &storage, &path);
+    check_endpoint(&mut d, &storage, &path, cx);
     d.finish()?;
     Ok(storage)
 }

@@ -11,12 +11,14 @@ const API: Context<'static> = Context {
     style: Style::Api,
     org_external_id: EXT,
     entra_app: true,
+    destinations: &crate::credentials::TokenDestinations::PUBLIC,
 };
 
 const CONFIG: Context<'static> = Context {
     style: Style::Config,
     org_external_id: None,
     entra_app: true,
+    destinations: &crate::credentials::TokenDestinations::PUBLIC,
 };
 
 fn create_ok(body: Value) -> Storage {
@@ -270,6 +272,72 @@ fn gcs_storages_take_a_key_file_or_a_service_account_to_impersonate() {
     assert!(f.contains_key("serviceAccount"), "{f:?}");
     let f = create_err(json!({"type": "gcs", "bucket": "gcs-assets", "serviceAccountKey": {"type": "user"}}));
     assert!(f.contains_key("serviceAccountKey"), "{f:?}");
+}
+
+/// A storage whose credential is a token of the gateway's own identity may send it only to
+/// its cloud: another endpoint is refused at create and PATCH, naming `endpoint`.
+#[test]
+fn entra_and_impersonation_storages_keep_to_their_clouds_endpoints() {
+    let entra = json!({"type": "azure", "account": "victimacct", "buckets": ["images"],
+        "tenantId": "00000000-1111-2222-3333-444444444444"});
+    let impersonate = json!({"type": "gcs", "bucket": "gcs-assets",
+        "serviceAccount": "reader@victim-proj.iam.gserviceaccount.com"});
+    for body in [&entra, &impersonate] {
+        assert!(build(body, &API).is_ok(), "no endpoint: the provider's own");
+        for evil in [
+            "https://evil.example",
+            "https://127.0.0.1:8443",
+            "http://storage.googleapis.com",
+        ] {
+            let mut b = body.clone();
+            b["endpoint"] = json!(evil);
+            let f = create_err(b);
+            assert!(f.contains_key("endpoint"), "{evil}: {f:?}");
+        }
+    }
+    let mut own = entra.clone();
+    own["endpoint"] = json!("https://victimacct.blob.core.windows.net");
+    assert!(build(&own, &API).is_ok());
+    let mut own = impersonate.clone();
+    own["endpoint"] = json!("https://storage.googleapis.com");
+    assert!(build(&own, &API).is_ok());
+
+    // PATCH: moving the endpoint away, or switching a keyed storage with its own endpoint to
+    // the gateway's identity, is refused; with keys, any endpoint the guard allows will do.
+    let current = create_ok(entra.clone());
+    let f = update(&current, &json!({"endpoint": "https://evil.example"}), &API).unwrap_err();
+    assert!(f.contains_key("endpoint"), "{f:?}");
+    let keyed = create_ok(json!({"type": "azure", "account": "victimacct", "buckets": ["images"],
+        "accountKey": "c2VjcmV0", "endpoint": "https://evil.example"}));
+    let f = update(
+        &keyed,
+        &json!({"tenantId": "00000000-1111-2222-3333-444444444444"}),
+        &API,
+    )
+    .unwrap_err();
+    assert!(f.contains_key("endpoint"), "{f:?}");
+
+    // An operator's list lets a private endpoint through, for that cloud only.
+    let listed = crate::credentials::TokenDestinations::new(
+        None,
+        vec![crate::config::Endpoint::parse("https://azurite.internal:10000").unwrap()],
+        vec![],
+    );
+    let cx = Context {
+        destinations: &listed,
+        ..API
+    };
+    let mut private = entra.clone();
+    private["endpoint"] = json!("https://azurite.internal:10000/victimacct");
+    assert!(build(&private, &cx).is_ok());
+    let mut private = impersonate.clone();
+    private["endpoint"] = json!("https://azurite.internal:10000");
+    assert!(build(&private, &cx).is_err());
+    // The configuration file is held to the same rule.
+    let file = json!({"id": "blobs", "provider": "azure", "account": "victimacct", "buckets": ["images"],
+        "endpoint": "https://evil.example",
+        "credentials": {"type": "entra_delegation", "tenant_id": "contoso.onmicrosoft.com"}});
+    assert!(build(&file, &CONFIG).unwrap_err().contains_key("endpoint"));
 }
 
 #[test]

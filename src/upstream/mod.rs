@@ -203,6 +203,12 @@ pub async fn send_signed(
         .body(Full::new(Bytes::new()))
         .map_err(|_| GatewayError::InvalidRequest("the object key cannot be expressed in a URL".into()))?;
     *request.headers_mut() = headers;
+    // A token of the gateway's own identity goes only to its cloud, whatever built the URL.
+    if let Authorization::Bearer { pin: Some(pin), .. } = auth {
+        if !pin.allows_uri(request.uri()) {
+            return Err(GatewayError::TokenNotForEndpoint("the provider"));
+        }
+    }
     storage.backend().sign(&mut request, auth, SystemTime::now())?;
     client.send(request, trust).await
 }

@@ -371,11 +371,12 @@ async fn entra_delegation_shares_one_token_request_per_tenant_and_survives_a_tok
     // Slow answers, so that the cold requests below all wait on the same token request.
     oauth.set_delay(Duration::from_millis(300));
     let extra = format!(
-        "upstream_ca_file = \"{}\"\n[azure]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\n",
+        "upstream_ca_file = \"{}\"\n[azure]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\nendpoints = [\"{}\"]\n",
         az.ca_file.as_ref().unwrap().display(),
         oauth::CLIENT_ID,
         oauth::CLIENT_SECRET,
-        oauth.url()
+        oauth.url(),
+        az.endpoint
     ) + "[sts]\nfailure_cache = \"1s\"\n";
     let entra = |tenant: &str| format!("{{ type = \"entra_delegation\", tenant_id = \"{tenant}\" }}");
     let storages = [
@@ -454,11 +455,12 @@ async fn an_api_entra_storage_serves_only_containers_that_name_its_org() {
     let dir = tempfile::tempdir().unwrap();
     let server = format!("upstream_ca_file = \"{}\"", az.ca_file.as_ref().unwrap().display());
     let settings = format!(
-        "[sts]\nfailure_cache = \"1s\"\n[azure]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\n\
+        "[sts]\nfailure_cache = \"1s\"\n[azure]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority = \"{}\"\nendpoints = [\"{}\"]\n\
          [admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.1\"]\n",
         oauth::CLIENT_ID,
         oauth::CLIENT_SECRET,
         oauth.url(),
+        az.endpoint,
         dir.path().display(),
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [8u8; 32])
     );

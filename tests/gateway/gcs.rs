@@ -197,7 +197,7 @@ async fn the_gateway_impersonates_only_accounts_that_granted_it() {
     let relay = gcs.relay(&oauth).await.to_string();
     let own = key_file(oauth::GATEWAY_EMAIL, TEST_KEY, &oauth.google_token_uri());
     let gcp = format!(
-        "[gcp]\nkey_json = {}\niam_endpoint = \"{}\"\n",
+        "[gcp]\nkey_json = {}\niam_endpoint = \"{}\"\nendpoints = [\"{relay}\"]\n",
         toml_string(&own),
         oauth.url()
     );
@@ -322,7 +322,7 @@ async fn an_api_impersonation_storage_serves_only_buckets_that_name_its_org() {
     let own = key_file(oauth::GATEWAY_EMAIL, TEST_KEY, &oauth.google_token_uri());
     let dir = tempfile::tempdir().unwrap();
     let settings = format!(
-        "[sts]\nfailure_cache = \"1s\"\n[gcp]\nkey_json = {}\niam_endpoint = \"{}\"\n\
+        "[sts]\nfailure_cache = \"1s\"\n[gcp]\nkey_json = {}\niam_endpoint = \"{}\"\nendpoints = [\"{relay}\"]\n\
          [admin]\ntoken = \"{ADMIN}\"\n[registry]\ndata_dir = \"{}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.1\"]\n",
         toml_string(&own),
         oauth.url(),

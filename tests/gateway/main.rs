@@ -12,6 +12,7 @@ mod delegation;
 mod demo;
 mod errors;
 mod gcs;
+mod identity;
 mod jwks;
 mod keys;
 mod logs;

@@ -6,7 +6,7 @@
 //! limits set through one hold on the others.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
@@ -85,20 +85,6 @@ impl Replica {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         r.json()["data"]["externalId"].as_str().unwrap().to_string()
     }
-}
-
-/// Polls `ready` every 20 ms until it holds; says how long that took. Fails after `limit`.
-async fn within<F, Fut>(limit: Duration, what: &str, mut ready: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
 }
 
 fn storage_body(id: &str, secret: &str) -> Value {

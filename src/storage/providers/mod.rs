@@ -95,13 +95,19 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Why the storage may not send its requests to `endpoint` (its own or the provider's
+    /// default), if it may not: a token of the gateway's own identity goes only to its cloud.
+    fn endpoint_problem(&self, _endpoint: &Endpoint, _cx: &Context<'_>) -> Option<String> {
+        None
+    }
+
     /// Whether an endpoint may carry this path (`""` always may).
     fn endpoint_path_allowed(&self, path: &str) -> bool {
         path.is_empty()
     }
 
     /// Where the storage's credentials come from, prepared once per storage.
-    fn credential_source(&self, org: &str, storage_id: &str, trust: Trust) -> CredentialSource;
+    fn credential_source(&self, org: &str, storage: &Storage, trust: Trust) -> CredentialSource;
 
     /// The URL of an object, its key encoded exactly once.
     fn object_url(&self, storage: &Storage, bucket: &str, key: &str) -> String;

@@ -77,3 +77,10 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 pub async fn head(url: &str, headers: &[(&str, &str)]) -> Reply {
     request(Method::HEAD, url, headers).await
 }
+
+/// An admin API request to the listener at `base`, with bearer `token` and a JSON body.
+pub async fn admin(base: &str, token: &str, method: Method, path: &str, body: Option<serde_json::Value>) -> Reply {
+    let auth = format!("Bearer {token}");
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    request_body(method, &format!("{base}{path}"), &[("authorization", &auth)], body).await
+}

@@ -189,3 +189,17 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| ((i as u64).wrapping_mul(2_654_435_761) >> 7) as u8 ^ seed)
         .collect()
 }
+
+/// Polls `ready` every 20 ms until it holds; says how long that took. Fails after `limit`.
+pub async fn within<F, Fut>(limit: Duration, what: &str, mut ready: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !ready().await {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}

@@ -248,11 +248,20 @@ impl Backend for Azure {
         }
     }
 
+    fn endpoint_problem(&self, endpoint: &Endpoint, cx: &Context<'_>) -> Option<String> {
+        match &self.credentials {
+            AzureCredentials::Entra { .. } if !cx.destinations.azure_allows(&self.account, endpoint) => {
+                Some(cx.destinations.azure_rule(&self.account))
+            }
+            _ => None,
+        }
+    }
+
     fn endpoint_path_allowed(&self, path: &str) -> bool {
         path.is_empty() || path == format!("/{}", self.account)
     }
 
-    fn credential_source(&self, _org: &str, _storage_id: &str, _trust: Trust) -> CredentialSource {
+    fn credential_source(&self, _org: &str, storage: &Storage, _trust: Trust) -> CredentialSource {
         match &self.credentials {
             AzureCredentials::SharedKey(key) => {
                 let bytes = base64::engine::general_purpose::STANDARD
@@ -266,6 +275,8 @@ impl Backend for Azure {
             AzureCredentials::Sas(token) => CredentialSource::Ready(Authorization::Sas(token.clone())),
             AzureCredentials::Entra { tenant_id } => CredentialSource::Entra {
                 tenant: tenant_id.clone(),
+                account: self.account.clone(),
+                endpoint: storage.endpoint(),
             },
         }
     }
@@ -312,7 +323,7 @@ impl Backend for Azure {
                 *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| GatewayError::Internal)?;
                 return Ok(());
             }
-            Authorization::Bearer(token) => format!("Bearer {}", token.expose()),
+            Authorization::Bearer { token, .. } => format!("Bearer {}", token.expose()),
             Authorization::SigV4(_) => return Err(GatewayError::Internal),
         };
         let value = HeaderValue::from_str(&value).map_err(|_| GatewayError::Internal)?;

@@ -218,13 +218,24 @@ impl Backend for Gcs {
         }
     }
 
-    fn credential_source(&self, org: &str, storage_id: &str, trust: Trust) -> CredentialSource {
+    fn endpoint_problem(&self, endpoint: &Endpoint, cx: &Context<'_>) -> Option<String> {
+        match &self.credentials {
+            GcsCredentials::Impersonate { .. } if !cx.destinations.google_allows(endpoint) => {
+                Some(cx.destinations.google_rule())
+            }
+            _ => None,
+        }
+    }
+
+    fn credential_source(&self, org: &str, storage: &Storage, trust: Trust) -> CredentialSource {
+        let storage_id = storage.id.as_str();
         match &self.credentials {
             GcsCredentials::Hmac(keys) => CredentialSource::Ready(Authorization::SigV4(sign::identity(keys))),
             GcsCredentials::ServiceAccount(key) => google::source(org, storage_id, key, trust),
             GcsCredentials::Impersonate { service_account } => CredentialSource::Impersonate {
                 cache_key: format!("google\n{org}\n{storage_id}\nimpersonate\n{service_account}"),
                 service_account: service_account.clone(),
+                endpoint: storage.endpoint(),
             },
         }
     }
@@ -242,7 +253,7 @@ impl Backend for Gcs {
         match auth {
             // GCS's XML API takes SigV4 with HMAC keys, in region `auto`.
             Authorization::SigV4(identity) => sign::sign_request(request, identity, &self.region, now),
-            Authorization::Bearer(token) => {
+            Authorization::Bearer { token, .. } => {
                 let value =
                     HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| GatewayError::Internal)?;
                 request.headers_mut().insert(header::AUTHORIZATION, value);

@@ -272,7 +272,8 @@ impl Backend for S3 {
         self.flavor == Flavor::Compatible
     }
 
-    fn credential_source(&self, org: &str, storage_id: &str, _trust: Trust) -> CredentialSource {
+    fn credential_source(&self, org: &str, storage: &Storage, _trust: Trust) -> CredentialSource {
+        let storage_id = storage.id.as_str();
         match &self.credentials {
             S3Credentials::AccessKey(keys) => CredentialSource::Ready(Authorization::SigV4(sign::identity(keys))),
             S3Credentials::AssumeRole { role_arn, external_id } => CredentialSource::AssumeRole(Delegation {
