@@ -144,15 +144,18 @@ impl Gateway {
     }
 
     /// `/readyz`: 200 `ok` when serving; 503 `draining` during shutdown, `loading` until the
-    /// shared registry has been loaded once.
-    pub fn readiness(&self) -> (http::StatusCode, &'static str) {
-        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+    /// shared registry has been loaded once. The body also counts the stored storages this
+    /// replica cannot read (`badRows`), which do not make it unready.
+    pub fn readiness(&self) -> (http::StatusCode, serde_json::Value) {
+        let (status, state) = if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
             (http::StatusCode::SERVICE_UNAVAILABLE, "draining")
         } else if !self.storages.ready() {
             (http::StatusCode::SERVICE_UNAVAILABLE, "loading")
         } else {
             (http::StatusCode::OK, "ok")
-        }
+        };
+        let body = serde_json::json!({ "status": state, "badRows": self.storages.bad_rows() });
+        (status, body)
     }
 
     /// Swaps in the orgs, storages, CORS origins, token keys, caching and admin token of

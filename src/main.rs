@@ -105,9 +105,16 @@ enum RegistryCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Re-encrypt every stored secret under [registry].master_key (after moving the old key
-    /// to previous_master_keys).
-    Reseal(ConfigArg),
+    /// Re-encrypt every stored secret and record under [registry].master_key (after moving
+    /// the old key to previous_master_keys); exit 1 if a record could not be resealed.
+    Reseal {
+        /// Also authenticate records written before records were authenticated, as they are
+        /// (only when the database holds what the gateway wrote).
+        #[arg(long)]
+        authenticate_legacy: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -237,9 +244,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 RegistryCommand::Migrate { from, config } => {
                     assetgate::registry::tools::migrate(&config.load()?, &from).await?
                 }
-                RegistryCommand::Reseal(config) => assetgate::registry::tools::reseal(&config.load()?).await?,
+                RegistryCommand::Reseal {
+                    authenticate_legacy,
+                    config,
+                } => assetgate::registry::tools::reseal(&config.load()?, authenticate_legacy).await?,
             };
-            println!("{report}");
+            println!("{}", report.text());
+            if !report.failed.is_empty() {
+                bail!(
+                    "{} stored storages were left as they were (listed above)",
+                    report.failed.len()
+                );
+            }
         }
     }
     Ok(())

@@ -63,7 +63,7 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
             let url = route::query_param(parts.uri.query(), "url").unwrap_or_default();
             object(&gateway, &parts, Wanted::Resolve { org, storage, url }, &mut ex).await
         }
-        Ok(Route::Health) => health(&parts.method, (StatusCode::OK, "ok")),
+        Ok(Route::Health) => health(&parts.method, (StatusCode::OK, serde_json::json!({ "status": "ok" }))),
         Ok(Route::Ready) => health(&parts.method, gateway.readiness()),
         Err(err) => Err(err),
     };
@@ -77,11 +77,11 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
 }
 
 /// `/healthz` (always ok) and `/readyz` (see [`Gateway::readiness`]).
-fn health(method: &Method, (status, state): (StatusCode, &'static str)) -> Result<Response<Body>, GatewayError> {
+fn health(method: &Method, (status, body): (StatusCode, serde_json::Value)) -> Result<Response<Body>, GatewayError> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(GatewayError::MethodNotAllowed);
     }
-    Ok(json_response(status, body::full(format!("{{\"status\":\"{state}\"}}"))))
+    Ok(json_response(status, body::full(body.to_string())))
 }
 
 /// What a request asks for: an object by bucket and key, or by asset URL.

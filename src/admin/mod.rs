@@ -96,10 +96,10 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     match path.as_str() {
-        "/healthz" => return health(StatusCode::OK, "ok"),
+        "/healthz" => return health(StatusCode::OK, json!({ "status": "ok" })),
         "/readyz" => {
-            let (status, state) = gw.readiness();
-            return health(status, state);
+            let (status, body) = gw.readiness();
+            return health(status, body);
         }
         "/metrics" => return metrics(&gw),
         _ => {}
@@ -276,8 +276,8 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
 }
 
 /// `{"status": ...}`, as on the data plane's health routes (no envelope: probes read it).
-fn health(status: StatusCode, state: &str) -> Response<Body> {
-    let mut response = Response::new(body::full(json!({ "status": state }).to_string()));
+fn health(status: StatusCode, body: Value) -> Response<Body> {
+    let mut response = Response::new(body::full(body.to_string()));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -288,6 +288,7 @@ fn health(status: StatusCode, state: &str) -> Response<Body> {
 /// Prometheus text, unauthenticated like the health routes: the admin listener is meant for
 /// the internal network (loopback by default).
 fn metrics(gw: &Gateway) -> Response<Body> {
+    gw.metrics.registry_bad_rows.set(gw.storages.bad_rows() as i64);
     let mut response = Response::new(body::full(gw.metrics.encode()));
     let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
     response.headers_mut().insert(header::CONTENT_TYPE, content_type);

@@ -30,7 +30,7 @@ use crate::limits::OrgLimits;
 use crate::storage::Storage;
 pub use entry::{OrgEntry, Source, StorageEntry};
 use sealed::{Keys, MasterKey};
-use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredStorage};
+use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredRow, StoredStorage};
 
 /// Why a registry operation failed; the admin API maps these to its error codes.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,12 @@ impl From<StoreError> for RegistryError {
     }
 }
 
+/// A stored row that cannot be served, at the version it was read at.
+#[derive(Debug, Clone)]
+struct BadRow {
+    version: u64,
+}
+
 /// The live registry: orgs for the data plane, writes for the admin API.
 pub struct Storages {
     /// Every org the gateway serves, by id.
@@ -72,6 +78,9 @@ pub struct Storages {
     external_ids: DashMap<String, String>,
     /// Orgs' limits set through the admin API (the stored ones, mirrored).
     api_limits: DashMap<String, Arc<OrgLimits>>,
+    /// Stored rows this replica cannot read (corrupt, altered, sealed under a dropped key, a
+    /// newer version's provider), by org and id: skipped and reported, never served.
+    bad_rows: DashMap<(String, String), BadRow>,
     /// `None`: no master key and no stored data; only config storages.
     store: Option<Store>,
     keys: Option<Keys>,
@@ -84,10 +93,11 @@ pub struct Storages {
 }
 
 impl Storages {
-    /// The config's storages, and the stored ones: loaded now from the embedded store (a store
-    /// whose secrets the master key cannot open is an error: failing loudly beats serving
-    /// without some storages), or followed in the background from the shared registry, in
-    /// which case the registry is [`ready`](Storages::ready) once loaded.
+    /// The config's storages, and the stored ones: loaded now from the embedded store, or
+    /// followed in the background from the shared registry, in which case the registry is
+    /// [`ready`](Storages::ready) once loaded. A stored row that cannot be read (corrupt,
+    /// altered, sealed under a key no longer configured) is skipped and reported, in a log line
+    /// naming it, `/readyz` and `/metrics`: it never keeps the others from being served.
     pub async fn open(config: &Config) -> Result<Arc<Storages>, RegistryError> {
         let registry = &config.registry;
         let keys = registry.master_key.as_ref().map(|current| Keys {
@@ -124,6 +134,7 @@ impl Storages {
             orgs: DashMap::new(),
             external_ids: DashMap::new(),
             api_limits: DashMap::new(),
+            bad_rows: DashMap::new(),
             store,
             keys,
             writes: tokio::sync::Mutex::new(()),
@@ -282,13 +293,30 @@ impl Storages {
         Ok(())
     }
 
+    /// Removes stored storage `id` of `org` if it is a row this replica cannot read (so that
+    /// an operator can delete what was damaged or planted in the database); `false` when it
+    /// is no such row.
+    pub async fn delete_unreadable(&self, org: &str, id: &str) -> Result<bool, RegistryError> {
+        let (store, _) = self.writer()?;
+        let _one_at_a_time = self.writes.lock().await;
+        let key = (org.to_string(), id.to_string());
+        let Some(version) = self.bad_rows.get(&key).map(|b| b.version) else {
+            return Ok(false);
+        };
+        store.delete(org, id, version).await?;
+        self.bad_rows.remove(&key);
+        tracing::info!(org, storage = id, "an unreadable stored storage was deleted");
+        Ok(true)
+    }
+
     /// Reads storage `id` of `org` from the store again (another replica may have changed
     /// it and its notice not arrived yet).
     pub async fn refresh(&self, org: &str, id: &str) -> Result<(), RegistryError> {
         let (store, keys) = self.writer()?;
         let _one_at_a_time = self.writes.lock().await;
-        let record = store.get(org, id).await?;
-        self.apply(org, id, record, keys)
+        let row = store.get(org, id).await?;
+        self.apply(org, id, row, keys);
+        Ok(())
     }
 
     /// The served API storage `id` of `org`: NotFound, or ReadOnly for a config storage.
@@ -314,18 +342,61 @@ impl Storages {
         entry
     }
 
-    /// Makes storage `id` of `org` what the store says: `record`, or gone.
-    fn apply(&self, org: &str, id: &str, record: Option<StoredStorage>, keys: &Keys) -> Result<(), RegistryError> {
-        let held = self.org(org).and_then(|o| o.api_storage(id).map(|e| e.version));
-        match record {
-            None if held.is_some() => self.update_org(org, |o| o.without_api(id)),
-            Some(record) if held != Some(record.version) => {
-                let storage = self.open_record(&record, keys)?;
-                self.publish(org, storage, &record);
+    /// The version of storage `id` of `org` as this replica holds it: served, or known to be
+    /// unreadable at that version.
+    fn held_version(&self, org: &str, id: &str) -> Option<u64> {
+        self.org(org)
+            .and_then(|o| o.api_storage(id).map(|e| e.version))
+            .or_else(|| self.bad_rows.get(&(org.to_string(), id.to_string())).map(|b| b.version))
+    }
+
+    /// Makes storage `id` of `org` what the store says: `row`, or gone. A row that cannot be
+    /// read is not served (whatever was served before under that id stops) and is reported;
+    /// it never keeps the other rows from being applied.
+    fn apply(&self, org: &str, id: &str, row: Option<StoredRow>, keys: &Keys) {
+        let key = (org.to_string(), id.to_string());
+        match row {
+            None => {
+                self.bad_rows.remove(&key);
+                if self.org(org).is_some_and(|o| o.api_storage(id).is_some()) {
+                    self.update_org(org, |o| o.without_api(id));
+                }
             }
-            _ => {}
+            Some(row) if self.held_version(org, id) != Some(row.version) => match self.open_row(&row, keys) {
+                Ok((storage, record)) => {
+                    self.bad_rows.remove(&key);
+                    self.publish(org, storage, &record);
+                }
+                Err(why) => {
+                    self.update_org(org, |o| o.without_api(id));
+                    self.skip(row, &why);
+                }
+            },
+            Some(_) => {}
         }
-        Ok(())
+    }
+
+    /// Remembers a row that cannot be served, and says so once per version.
+    fn skip(&self, row: StoredRow, why: &str) {
+        let key = (row.org, row.id);
+        let known = self.bad_rows.get(&key).is_some_and(|b| b.version == row.version);
+        if !known {
+            tracing::warn!(org = %key.0, storage = %key.1, problem = why, "a stored storage cannot be read; it is skipped, the others are served");
+        }
+        self.bad_rows.insert(key, BadRow { version: row.version });
+    }
+
+    /// How many stored rows this replica cannot read (`/readyz`, `/metrics`).
+    pub fn bad_rows(&self) -> usize {
+        self.bad_rows.len()
+    }
+
+    /// The storage of a stored row, with its org's own external ID when it delegates, or why
+    /// it cannot be served.
+    fn open_row(&self, row: &StoredRow, keys: &Keys) -> Result<(Storage, StoredStorage), String> {
+        let record = row.record.as_ref().map_err(Clone::clone)?;
+        let storage = self.open_record(record, keys).map_err(|e| e.to_string())?;
+        Ok((storage, record.clone()))
     }
 
     /// The storage of a stored record, with its org's own external ID when it delegates.
@@ -366,27 +437,40 @@ impl Storages {
         }
         self.reload_limits().await?;
         let mut by_org: HashMap<String, Vec<Arc<StorageEntry>>> = HashMap::new();
-        let mut failure = None;
+        let mut bad = Vec::new();
         let mut count = 0;
         store
-            .each_storage(&mut |record| {
-                if failure.is_some() {
-                    return;
+            .each_storage(&mut |row| match self.open_row(&row, keys) {
+                Ok((storage, record)) => {
+                    count += 1;
+                    let org = record.org;
+                    let entry =
+                        StorageEntry::from_api(&org, storage, record.created_at, record.updated_at, record.version);
+                    by_org.entry(org).or_default().push(Arc::new(entry));
                 }
-                match self.open_record(&record, keys) {
-                    Ok(storage) => {
-                        count += 1;
-                        let org = record.org;
-                        let entry =
-                            StorageEntry::from_api(&org, storage, record.created_at, record.updated_at, record.version);
-                        by_org.entry(org).or_default().push(Arc::new(entry));
-                    }
-                    Err(e) => failure = Some(e),
-                }
+                Err(why) => bad.push((row, why)),
             })
             .await?;
-        if let Some(e) = failure {
-            return Err(e);
+        // Not one row opens, and rows have secrets no configured key opens: the master key is
+        // wrong, which must fail loudly rather than serve no API storage at all.
+        let foreign_keys = bad
+            .iter()
+            .filter(|(row, _)| {
+                row.record
+                    .as_ref()
+                    .is_ok_and(|r| record::sealed_with_other_keys(r, keys))
+            })
+            .count();
+        if count == 0 && foreign_keys > 0 {
+            return Err(RegistryError::Startup(format!(
+                "[registry].master_key is not the master key the {foreign_keys} stored storages were sealed with (a previous key belongs in previous_master_keys)"
+            )));
+        }
+        let unreadable: std::collections::HashSet<(String, String)> =
+            bad.iter().map(|(r, _)| (r.org.clone(), r.id.clone())).collect();
+        self.bad_rows.retain(|key, _| unreadable.contains(key));
+        for (row, why) in bad {
+            self.skip(row, &why);
         }
         let mut ids: Vec<String> = self.orgs.iter().map(|o| o.key().clone()).collect();
         ids.extend(by_org.keys().cloned());
@@ -454,14 +538,6 @@ impl Storages {
         for (org, json) in &stored {
             self.hold_limits(org, Some(json));
         }
-        Ok(())
-    }
-
-    /// Re-reads one org's stored limits (a change notice).
-    async fn refresh_limits(&self, org: &str) -> Result<(), RegistryError> {
-        let Some(store) = &self.store else { return Ok(()) };
-        let json = store.limits(org).await?;
-        self.hold_limits(org, json.as_deref());
         Ok(())
     }
 

@@ -1,14 +1,18 @@
-//! Following the shared registry: one connection LISTENs for the notices every write sends,
-//! and each notice re-reads the one storage (or external ID) it names; every
+//! Following the shared registry: one connection LISTENs for the notices every write sends;
+//! the pending ones (merged and bounded, `store::postgres::Pending`) are taken together and
+//! checked in a few queries, and only storages whose version differs are read again; every
 //! `resync_interval` the versions of all stored storages are compared with those held, in
-//! case a notice was lost. When the database goes away the replica keeps serving what it
-//! holds, reconnects with backoff, and catches up with a comparison as soon as it is back.
+//! case a notice was lost, and so is everything when more notices came than are kept. When
+//! the database goes away the replica keeps serving what it holds, reconnects with backoff,
+//! and catches up with a comparison as soon as it is back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::store::postgres::Notice;
+use tokio::time::Instant;
+
+use super::store::postgres::{Batch, Notice};
 use super::store::{PostgresStore, Store};
 use super::{RegistryError, Storages};
 
@@ -18,6 +22,14 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::fro
 /// Beyond this many differences, a comparison reloads everything in one query.
 const RELOAD_ABOVE: usize = 1000;
 
+/// At most one batch of notices in this time: what arrives meanwhile merges into the next,
+/// so a flood of notices makes a bounded number of queries.
+const BATCH_GAP: Duration = Duration::from_millis(50);
+
+/// At most one full comparison for overflowing notices in this time (a flood that goes on
+/// costs one comparison per gap; once it stops, the last one follows within the gap).
+const OVERFLOW_GAP: Duration = Duration::from_millis(500);
+
 /// Follows the shared registry for as long as `storages` lives.
 pub(super) async fn follow(storages: Weak<Storages>, resync_interval: Duration) {
     let mut backoff = BACKOFF.0;
@@ -25,6 +37,12 @@ pub(super) async fn follow(storages: Weak<Storages>, resync_interval: Duration) 
     loop {
         match session(&storages, resync_interval, &mut backoff, &mut lost).await {
             Ok(()) => return,
+            Err(e @ RegistryError::Startup(_)) => {
+                // Not the database's fault (the master key does not match it): say so every
+                // time, at error level, and keep trying (the key may be fixed by a restart only,
+                // but the replica must not look ready meanwhile).
+                tracing::error!(error = %e, "the shared registry cannot be loaded");
+            }
             Err(e) => {
                 if !lost {
                     tracing::warn!(error = %e, "the shared registry is unreachable; serving the storages held, reconnecting");
@@ -60,7 +78,7 @@ async fn session(
     lost: &mut bool,
 ) -> Result<(), RegistryError> {
     let Some(s) = alive(storages) else { return Ok(()) };
-    let mut listener = postgres(&s).listen().await?;
+    let listener = postgres(&s).listen().await?;
     resync(&s).await?;
     if std::mem::take(lost) {
         tracing::info!("the shared registry is reachable again; caught up");
@@ -69,15 +87,22 @@ async fn session(
     }
     *backoff = BACKOFF.0;
     drop(s);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + resync_interval, resync_interval);
+    let mut tick = tokio::time::interval_at(Instant::now() + resync_interval, resync_interval);
+    let (mut last_batch, mut last_overflow) = (Instant::now(), Instant::now());
     loop {
+        tokio::time::sleep_until(last_batch + BATCH_GAP).await;
         tokio::select! {
-            notice = listener.notices.recv() => {
-                let Some(notice) = notice else {
+            batch = listener.pending.next() => {
+                let Some(batch) = batch else {
                     return Err(RegistryError::Unavailable("the notice connection was lost".into()));
                 };
+                if batch.overflowed {
+                    tokio::time::sleep_until(last_overflow + OVERFLOW_GAP).await;
+                    last_overflow = Instant::now();
+                }
                 let Some(s) = alive(storages) else { return Ok(()) };
-                apply(&s, notice).await?;
+                apply(&s, batch).await?;
+                last_batch = Instant::now();
             }
             _ = tick.tick() => {
                 let Some(s) = alive(storages) else { return Ok(()) };
@@ -87,23 +112,56 @@ async fn session(
     }
 }
 
-/// Re-reads what one notice names.
-async fn apply(s: &Storages, notice: Notice) -> Result<(), RegistryError> {
-    match notice {
-        Notice::Storage { org, id } => {
-            let keys = s.keys.as_ref().ok_or(RegistryError::Locked)?;
-            let _one_at_a_time = s.writes.lock().await;
-            let record = postgres(s).get(&org, &id).await?;
-            s.apply(&org, &id, record, keys)
-        }
-        Notice::ExternalId { org } => {
-            if let Some(id) = postgres(s).external_id_of(&org).await? {
-                s.external_ids.insert(org, id);
-            }
-            Ok(())
-        }
-        Notice::Limits { org } => s.refresh_limits(&org).await,
+/// Checks what a batch of notices names against the database: the versions of the storages
+/// in one query (only those that differ from what is held are read), external IDs and limits
+/// in one query each. A batch that overflowed is a full comparison.
+async fn apply(s: &Storages, batch: Batch) -> Result<(), RegistryError> {
+    if batch.overflowed {
+        tracing::info!("more change notices arrived than are kept; comparing everything instead");
+        return resync(s).await;
     }
+    let pg = postgres(s);
+    let (mut storages, mut external_ids, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+    for notice in batch.notices {
+        match notice {
+            Notice::Storage { org, id } => storages.push((org, id)),
+            Notice::ExternalId { org } => external_ids.push(org),
+            Notice::Limits { org } => limits.push(org),
+        }
+    }
+    if !storages.is_empty() {
+        let keys = s.keys.as_ref().ok_or(RegistryError::Locked)?;
+        let stored: HashMap<(String, String), u64> = pg
+            .versions_of(&storages)
+            .await?
+            .into_iter()
+            .map(|(org, id, version)| ((org, id), version))
+            .collect();
+        let _one_at_a_time = s.writes.lock().await;
+        for (org, id) in storages {
+            let version = stored.get(&(org.clone(), id.clone())).copied();
+            if s.held_version(&org, &id) == version {
+                continue;
+            }
+            let row = match version {
+                Some(_) => pg.get(&org, &id).await?,
+                None => None,
+            };
+            s.apply(&org, &id, row, keys);
+        }
+    }
+    if !external_ids.is_empty() {
+        for (org, id) in pg.external_ids_of(&external_ids).await? {
+            s.external_ids.insert(org, id);
+        }
+    }
+    if !limits.is_empty() {
+        let found: HashMap<String, String> = pg.limits_of(&limits).await?.into_iter().collect();
+        for org in limits {
+            s.hold_limits(&org, found.get(&org).map(String::as_str));
+        }
+    }
+    Ok(())
 }
 
 /// Makes what is held what is stored: everything at first, then only what differs.
@@ -130,14 +188,20 @@ async fn resync(s: &Storages) -> Result<(), RegistryError> {
         .collect();
     let mut held = HashSet::new();
     let mut differ = Vec::new();
+    let mut compare = |key: (String, String), version: u64| {
+        if stored.get(&key) != Some(&version) {
+            differ.push(key.clone());
+        }
+        held.insert(key);
+    };
     for org in s.orgs.iter() {
         for entry in org.api_storages() {
-            let key = (org.id.clone(), entry.storage.id.clone());
-            if stored.get(&key) != Some(&entry.version) {
-                differ.push(key.clone());
-            }
-            held.insert(key);
+            compare((org.id.clone(), entry.storage.id.clone()), entry.version);
         }
+    }
+    // A row known to be unreadable at its stored version is not read again.
+    for bad in s.bad_rows.iter() {
+        compare(bad.key().clone(), bad.value().version);
     }
     differ.extend(stored.keys().filter(|k| !held.contains(*k)).cloned());
     if differ.is_empty() {
@@ -152,8 +216,8 @@ async fn resync(s: &Storages) -> Result<(), RegistryError> {
         return s.reload_stored().await.map(drop);
     }
     for (org, id) in differ {
-        let record = pg.get(&org, &id).await?;
-        s.apply(&org, &id, record, keys)?;
+        let row = pg.get(&org, &id).await?;
+        s.apply(&org, &id, row, keys);
     }
     Ok(())
 }

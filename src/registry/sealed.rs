@@ -1,19 +1,29 @@
 //! Secrets at rest: AES-256-GCM under `[registry].master_key` (ring's AEAD), a fresh random
 //! nonce per record, and the record's identity (`org/storage`) as associated data, so that a
-//! sealed secret copied onto another record does not open.
+//! sealed secret copied onto another record does not open. Records are also authenticated as
+//! a whole: an HMAC-SHA256 under a key derived from the master key (HKDF-SHA256, RFC 5869),
+//! so that nothing of a record, its endpoint and buckets included, can be changed or moved
+//! by someone who can write to the database but does not hold the master key.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 
 use crate::secret::Secret;
 
 /// The key that seals stored secrets.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// Authenticates whole records: derived from the master key, never the key itself.
+    mac: hmac::Key,
     rng: SystemRandom,
 }
+
+/// What the record-authentication key is derived for (HKDF's `info`): another purpose
+/// derives another key from the same master key.
+const RECORD_MAC: &[u8] = b"assetgate registry record authentication v1";
 
 /// A secret that cannot be opened: wrong master key, or a record tampered with.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +39,21 @@ impl MasterKey {
         let key = UnboundKey::new(&AES_256_GCM, &bytes).ok()?;
         Some(MasterKey {
             key: LessSafeKey::new(key),
+            mac: derive(&bytes, RECORD_MAC),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The authentication tag of `data` (base64).
+    pub fn tag(&self, data: &[u8]) -> String {
+        STANDARD.encode(hmac::sign(&self.mac, data))
+    }
+
+    /// Whether `tag` is this key's tag of `data` (compared in constant time).
+    pub fn verify(&self, data: &[u8], tag: &str) -> bool {
+        STANDARD
+            .decode(tag)
+            .is_ok_and(|tag| hmac::verify(&self.mac, data, &tag).is_ok())
     }
 
     /// Encrypts `plaintext` bound to `context`; returns base64 of nonce || ciphertext || tag.
@@ -69,6 +92,16 @@ impl MasterKey {
     }
 }
 
+/// An HMAC-SHA256 key for `purpose`, derived from the master key's bytes.
+fn derive(master: &[u8], purpose: &[u8]) -> hmac::Key {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"assetgate").extract(master);
+    let info = [purpose];
+    let okm = prk
+        .expand(&info, hmac::HMAC_SHA256)
+        .expect("an HMAC key's length is within HKDF's limit");
+    hmac::Key::from(okm)
+}
+
 /// The master key that seals, and the previous ones that still open, while a key is being
 /// rotated (`[registry].previous_master_keys`, then `assetgate registry reseal`).
 pub struct Keys {
@@ -87,6 +120,15 @@ impl Keys {
             .find_map(|k| k.open(context, sealed).ok())
             .map(|secret| (secret, false))
             .ok_or(OpenError)
+    }
+
+    /// Whether `tag` authenticates `data` under the current key (`Some(true)`) or a
+    /// previous one (`Some(false)`); `None` under none of them.
+    pub fn verify(&self, data: &[u8], tag: &str) -> Option<bool> {
+        if self.current.verify(data, tag) {
+            return Some(true);
+        }
+        self.previous.iter().any(|k| k.verify(data, tag)).then_some(false)
     }
 }
 
@@ -140,6 +182,26 @@ mod tests {
             previous: vec![],
         };
         assert!(without.open("acme/main", &old).is_err());
+    }
+
+    #[test]
+    fn tags_verify_under_their_key_only_and_never_equal_the_key() {
+        let k = key(1);
+        let tag = k.tag(b"record");
+        assert!(k.verify(b"record", &tag));
+        assert!(!k.verify(b"record!", &tag));
+        assert!(!key(2).verify(b"record", &tag));
+        assert!(!k.verify(b"record", "not base64!"));
+        let keys = Keys {
+            current: key(2),
+            previous: vec![key(1)],
+        };
+        assert_eq!(keys.verify(b"record", &tag), Some(false));
+        assert_eq!(keys.verify(b"record", &keys.current.tag(b"record")), Some(true));
+        assert_eq!(keys.verify(b"other", &tag), None);
+        // The derived key is not the master key: a tag under the raw key does not verify.
+        let raw = hmac::Key::new(hmac::HMAC_SHA256, &[1u8; 32]);
+        assert!(!k.verify(b"record", &STANDARD.encode(hmac::sign(&raw, b"record"))));
     }
 
     #[test]

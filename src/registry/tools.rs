@@ -32,10 +32,49 @@ fn shared(config: &Config) -> Result<PostgresStore, RegistryError> {
     PostgresStore::new(url, &extra).map_err(RegistryError::Startup)
 }
 
+/// What a registry command did: the lines to print, and the rows it could not handle (then
+/// the command exits 1).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    /// `org/id: why`, one per row left as it was.
+    pub failed: Vec<String>,
+}
+
+impl Report {
+    /// Everything to print: the failed rows first, then the summary.
+    pub fn text(&self) -> String {
+        let mut out: Vec<String> = self.failed.iter().map(|f| format!("not done: {f}")).collect();
+        out.extend(self.lines.iter().cloned());
+        out.join("\n")
+    }
+}
+
+/// The storage of a stored row and its record, or why it cannot be had. Rows written before
+/// records were authenticated are taken on trust only when `legacy` says so.
+fn readable<'r>(
+    row: &'r store::StoredRow,
+    keys: &Keys,
+    legacy: bool,
+) -> Result<(crate::storage::Storage, &'r store::StoredStorage), String> {
+    let record = row.record.as_ref().map_err(Clone::clone)?;
+    let storage = if record::is_legacy(record) && legacy {
+        record::open_legacy(record, keys)
+    } else if record::is_legacy(record) {
+        return Err("written before records were authenticated: run `assetgate registry reseal --authenticate-legacy` once you trust the database's content".into());
+    } else {
+        record::open(record, keys)
+    };
+    Ok((storage.map_err(|e| e.to_string())?, record))
+}
+
 /// Copies the storages and external IDs of the embedded store in `from` into the shared
 /// registry; what is there already (same org and id) is left as it is. Secrets are opened
-/// with the configured keys and sealed again under the current one.
-pub async fn migrate(config: &Config, from: &Path) -> Result<String, RegistryError> {
+/// with the configured keys and sealed again under the current one. The embedded store is
+/// the operator's own directory: its records from before records were authenticated are
+/// taken as they are; a record altered since, or one the keys cannot open, is reported and
+/// not copied.
+pub async fn migrate(config: &Config, from: &Path) -> Result<Report, RegistryError> {
     if !from.join("registry.redb").exists() {
         return Err(RegistryError::Startup(format!(
             "{} holds no registry.redb",
@@ -46,20 +85,26 @@ pub async fn migrate(config: &Config, from: &Path) -> Result<String, RegistryErr
     let target = shared(config)?;
     let source = EmbeddedStore::open(from).map_err(|e| RegistryError::Startup(e.to_string()))?;
     let loaded = source.load()?;
-    let mut out = Vec::new();
+    let mut report = Report::default();
     let (mut ids, mut copied, mut present) = (0, 0, 0);
     for (org, id) in &loaded.external_ids {
         let stored = target.external_id(org, id).await?;
         if stored == *id {
             ids += 1;
         } else {
-            out.push(format!(
+            report.lines.push(format!(
                 "org {org}: the shared registry has another external ID; its delegated storages use that one, which their roles' trust policies must name"
             ));
         }
     }
-    for old in &loaded.storages {
-        let storage = record::open(old, &keys).map_err(|e| RegistryError::Startup(e.to_string()))?;
+    for row in &loaded.storages {
+        let (storage, old) = match readable(row, &keys, true) {
+            Ok(found) => found,
+            Err(why) => {
+                report.failed.push(format!("{}/{}: {why}", row.org, row.id));
+                continue;
+            }
+        };
         let new = record::seal(
             &old.org,
             &storage,
@@ -74,16 +119,21 @@ pub async fn migrate(config: &Config, from: &Path) -> Result<String, RegistryErr
             Err(e) => return Err(e.into()),
         }
     }
-    out.push(format!(
-        "copied {copied} storages and {ids} external IDs from {} into {}; {present} storages were there already",
+    report.lines.push(format!(
+        "copied {copied} storages and {ids} external IDs from {} into {}; {present} storages were there already; {} could not be copied",
         from.display(),
-        target.describe()
+        target.describe(),
+        report.failed.len()
     ));
-    Ok(out.join("\n"))
+    Ok(report)
 }
 
-/// Seals every stored secret that a previous key sealed under the current master key.
-pub async fn reseal(config: &Config) -> Result<String, RegistryError> {
+/// Seals every stored record under the current master key: secrets a previous key sealed,
+/// and the record's authentication. With `authenticate_legacy`, records written before
+/// records were authenticated are authenticated as they are (the operator vouches for the
+/// database's content); without it they are reported. Every row that could not be resealed
+/// is reported.
+pub async fn reseal(config: &Config, authenticate_legacy: bool) -> Result<Report, RegistryError> {
     let keys = keys(config)?;
     let store = match &config.registry.url {
         Some(_) => Store::Postgres(Box::new(shared(config)?)),
@@ -91,13 +141,20 @@ pub async fn reseal(config: &Config) -> Result<String, RegistryError> {
             EmbeddedStore::open(&config.registry.data_dir).map_err(|e| RegistryError::Startup(e.to_string()))?,
         ),
     };
+    let mut report = Report::default();
     let (mut resealed, mut current) = (0, 0);
-    for old in store.load().await?.storages {
-        if record::sealed_with(&old, &keys.current) {
+    for row in store.load().await?.storages {
+        if row.record.as_ref().is_ok_and(|r| record::sealed_with(r, &keys.current)) {
             current += 1;
             continue;
         }
-        let storage = record::open(&old, &keys).map_err(|e| RegistryError::Startup(e.to_string()))?;
+        let (storage, old) = match readable(&row, &keys, authenticate_legacy) {
+            Ok(found) => found,
+            Err(why) => {
+                report.failed.push(format!("{}/{}: {why}", row.org, row.id));
+                continue;
+            }
+        };
         let new = record::seal(
             &old.org,
             &storage,
@@ -106,14 +163,16 @@ pub async fn reseal(config: &Config) -> Result<String, RegistryError> {
             &old.updated_at,
             store::new_version(),
         );
-        match store.update(&new, old.version).await {
+        match store.update(&new, row.version).await {
             Ok(()) => resealed += 1,
             // Changed or deleted meanwhile: a change is sealed with the current key anyway.
             Err(StoreError::Stale(_) | StoreError::Missing(_)) => current += 1,
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(format!(
-        "resealed {resealed} storages under the current master key; {current} needed nothing (sealed with it already, or without a secret)"
-    ))
+    report.lines.push(format!(
+        "resealed {resealed} storages under the current master key; {current} needed nothing (sealed with it already); {} could not be resealed",
+        report.failed.len()
+    ));
+    Ok(report)
 }

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     pub upstream_latency: Histogram,
     pub in_flight: Gauge<i64, AtomicI64>,
+    /// Stored storages this replica cannot read and skips (set when `/metrics` is read).
+    pub registry_bad_rows: Gauge<i64, AtomicI64>,
     assume_role: Family<ResultLabels, Counter>,
     credential_cache: Family<ResultLabels, Counter>,
     token_requests: Family<ResultLabels, Counter>,
@@ -133,6 +135,12 @@ impl Metrics {
             "in_flight_requests",
             "Requests being answered, bodies streaming included",
             in_flight.clone(),
+        );
+        let registry_bad_rows = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "registry_bad_rows",
+            "Stored storages this replica cannot read (corrupt, altered, sealed under a dropped key, a newer version's) and skips",
+            registry_bad_rows.clone(),
         );
         let assume_role = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -206,6 +214,7 @@ impl Metrics {
             bytes_sent,
             upstream_latency,
             in_flight,
+            registry_bad_rows,
             assume_role,
             credential_cache,
             token_requests,

@@ -20,6 +20,7 @@ mod objects;
 mod ops;
 mod ranges;
 mod registry;
+mod registry_trust;
 mod replicas;
 mod resolve;
 mod streaming;

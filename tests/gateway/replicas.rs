@@ -18,14 +18,14 @@ use crate::support::postgres::{database, Postgres, PASSWORD};
 use crate::support::seaweed::seaweed;
 use crate::support::*;
 
-const BUCKET: &str = "replica-assets";
+pub(crate) const BUCKET: &str = "replica-assets";
 
-fn key(byte: u8) -> String {
+pub(crate) fn key(byte: u8) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [byte; 32])
 }
 
 /// The `[registry]` section of a replica of `url`.
-fn registry(url: &str, extra: &str) -> String {
+pub(crate) fn registry(url: &str, extra: &str) -> String {
     format!(
         "[registry]\nurl = \"{url}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.0/8\"]\nresync_interval = \"5s\"\n{extra}\n",
         key(1)
@@ -33,26 +33,26 @@ fn registry(url: &str, extra: &str) -> String {
 }
 
 /// A replica with `registry` as its `[registry]` section, started in a directory of its own.
-struct Replica {
-    served: Served,
+pub(crate) struct Replica {
+    pub(crate) served: Served,
     _dir: tempfile::TempDir,
 }
 
 impl Replica {
-    fn start(registry: &str) -> Replica {
+    pub(crate) fn start(registry: &str) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let served = Served::start(dir.path(), "", registry);
         Replica { served, _dir: dir }
     }
 
     /// Started, and ready (the shared registry loaded).
-    async fn ready(registry: &str) -> Replica {
+    pub(crate) async fn ready(registry: &str) -> Replica {
         let replica = Replica::start(registry);
         replica.wait_ready().await;
         replica
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let url = format!("http://{}/readyz", self.served.admin);
         within(Duration::from_secs(20), "the replica to be ready", || async {
             get(&url, &[]).await.status == 200
@@ -60,7 +60,13 @@ impl Replica {
         .await;
     }
 
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         let mut all = vec![("authorization", auth.as_str())];
         all.extend_from_slice(headers);
@@ -69,7 +75,7 @@ impl Replica {
     }
 
     /// The data plane's answer for `key` of storage `id` of org acme.
-    async fn object(&self, id: &str, key: &str) -> Reply {
+    pub(crate) async fn object(&self, id: &str, key: &str) -> Reply {
         let url = format!(
             "http://{}/v1/orgs/acme/storages/{id}/objects/{BUCKET}/{key}?token={}",
             self.served.data,
@@ -87,17 +93,17 @@ impl Replica {
     }
 }
 
-fn storage_body(id: &str, secret: &str) -> Value {
+pub(crate) fn storage_body(id: &str, secret: &str) -> Value {
     let sw = seaweed();
     json!({"_id": id, "type": "s3_compatible", "buckets": [BUCKET], "endpoint": sw.endpoint.to_string(),
            "credentials": {"accessKeyId": sw.reader.access_key_id, "secretAccessKey": secret}})
 }
 
-fn reader_secret() -> String {
+pub(crate) fn reader_secret() -> String {
     seaweed().reader.secret_access_key.expose().to_string()
 }
 
-async fn seed() {
+pub(crate) async fn seed() {
     seaweed().seed(BUCKET, &[("a.txt", b"replicated bytes")]).await;
 }
 
@@ -457,7 +463,7 @@ async fn replicas_serve_on_while_the_database_is_down_and_catch_up_when_it_is_ba
 }
 
 /// `assetgate registry ...` with a config file of `registry`.
-fn registry_command(dir: &Path, args: &[&str], registry: &str) -> (bool, String) {
+pub(crate) fn registry_command(dir: &Path, args: &[&str], registry: &str) -> (bool, String) {
     let config = dir.join("registry-command.toml");
     std::fs::write(&config, format!("{}\n{registry}", config_text())).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_assetgate"))

@@ -33,12 +33,61 @@ pub struct StoredStorage {
     /// A fresh random value on every write: what updates and deletes compare.
     #[serde(default)]
     pub version: u64,
+    /// The record's authentication tag under the master key (`super::record`); records
+    /// written before records were authenticated have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// A stored storage as read: the row's key and version always, its record when it could be
+/// read. The record's `org` and `id` are the row's key, whatever its JSON says, so that a
+/// record copied under another key is judged as what it claims to be there (and refused:
+/// its authentication is bound to the key it was written under).
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub org: String,
+    pub id: String,
+    pub version: u64,
+    /// The record, or why it cannot be read (malformed JSON).
+    pub record: Result<StoredStorage, String>,
+}
+
+impl StoredRow {
+    /// The row of `json`, stored under `org`/`id` at `version` (`None`: the version the
+    /// record itself holds, for the embedded store).
+    pub fn decode(org: &str, id: &str, json: &[u8], version: Option<u64>) -> StoredRow {
+        let record = serde_json::from_slice::<StoredStorage>(json)
+            .map(|mut r| {
+                r.org = org.to_string();
+                r.id = id.to_string();
+                if let Some(v) = version {
+                    r.version = v;
+                }
+                r
+            })
+            .map_err(|e| format!("the stored record is not valid: {e}"));
+        let version = version.unwrap_or_else(|| {
+            // A record that does not parse may still name its version.
+            record.as_ref().map(|r| r.version).unwrap_or_else(|_| {
+                serde_json::from_slice::<serde_json::Value>(json)
+                    .ok()
+                    .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
+                    .unwrap_or(0)
+            })
+        });
+        StoredRow {
+            org: org.to_string(),
+            id: id.to_string(),
+            version,
+            record,
+        }
+    }
 }
 
 /// Everything a store holds.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub storages: Vec<StoredStorage>,
+    pub storages: Vec<StoredRow>,
     /// (org, external ID)
     pub external_ids: Vec<(String, String)>,
     /// (org, limits JSON) set through the admin API.
@@ -106,7 +155,7 @@ impl Store {
     }
 
     /// Hands every stored storage to `visit`, without holding them all at once.
-    pub async fn each_storage(&self, visit: &mut (dyn FnMut(StoredStorage) + Send)) -> Result<(), StoreError> {
+    pub async fn each_storage(&self, visit: &mut (dyn FnMut(StoredRow) + Send)) -> Result<(), StoreError> {
         match self {
             Store::Embedded(s) => s.each_storage(visit),
             Store::Postgres(s) => s.each_storage(visit).await,
@@ -114,7 +163,7 @@ impl Store {
     }
 
     /// One stored storage, if there is one.
-    pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredStorage>, StoreError> {
+    pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredRow>, StoreError> {
         match self {
             Store::Embedded(s) => s.get(org, id),
             Store::Postgres(s) => s.get(org, id).await,
@@ -182,14 +231,6 @@ impl Store {
         match self {
             Store::Embedded(s) => s.put_limits(org, limits),
             Store::Postgres(s) => s.put_limits(org, limits).await,
-        }
-    }
-
-    /// The org's limits (JSON), if set.
-    pub async fn limits(&self, org: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Embedded(s) => s.limits(org),
-            Store::Postgres(s) => s.limits(org).await,
         }
     }
 

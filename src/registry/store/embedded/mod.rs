@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Loaded, StoreError, StoredStorage};
+use super::{Loaded, StoreError, StoredRow, StoredStorage};
 
 /// `{org}/{storage id}` -> JSON of [`StoredStorage`].
 const STORAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("storages");
@@ -106,7 +106,7 @@ impl EmbeddedStore {
     }
 
     /// Hands every stored storage to `visit`.
-    pub fn each_storage(&self, visit: &mut (dyn FnMut(StoredStorage) + Send)) -> Result<(), StoreError> {
+    pub fn each_storage(&self, visit: &mut (dyn FnMut(StoredRow) + Send)) -> Result<(), StoreError> {
         self.load()?.storages.into_iter().for_each(visit);
         Ok(())
     }
@@ -118,7 +118,7 @@ impl EmbeddedStore {
             let mut loaded = Loaded::default();
             for row in tx.open_table(STORAGES)?.iter()? {
                 let (key, value) = row?;
-                loaded.storages.push(decode(key.value(), value.value())?);
+                loaded.storages.push(decode(key.value(), value.value()));
             }
             for row in tx.open_table(EXTERNAL_IDS)?.iter()? {
                 let (org, id) = row?;
@@ -137,13 +137,13 @@ impl EmbeddedStore {
     }
 
     /// One stored storage.
-    pub fn get(&self, org: &str, id: &str) -> Result<Option<StoredStorage>, StoreError> {
+    pub fn get(&self, org: &str, id: &str) -> Result<Option<StoredRow>, StoreError> {
         let key = format!("{org}/{id}");
         self.with("read", |db| {
             let tx = db.begin_read()?;
             let table = tx.open_table(STORAGES)?;
             let value = table.get(key.as_str())?;
-            value.map(|v| decode(&key, v.value())).transpose()
+            Ok(value.map(|v| decode(&key, v.value())))
         })
     }
 
@@ -164,8 +164,8 @@ impl EmbeddedStore {
         let mut refused = None;
         self.write(|tx| {
             let mut table = tx.open_table(STORAGES)?;
-            let current = table.get(key.as_str())?.map(|v| decode(&key, v.value())).transpose()?;
-            refused = check(&record.id, current.as_ref().map(|c| c.version), expected);
+            let current = table.get(key.as_str())?.map(|v| decode(&key, v.value()).version);
+            refused = check(&record.id, current, expected);
             if refused.is_none() {
                 table.insert(key.as_str(), value.as_slice())?;
             }
@@ -180,8 +180,8 @@ impl EmbeddedStore {
         let mut refused = None;
         self.write(|tx| {
             let mut table = tx.open_table(STORAGES)?;
-            let current = table.get(key.as_str())?.map(|v| decode(&key, v.value())).transpose()?;
-            refused = check(id, current.as_ref().map(|c| c.version), Some(expected));
+            let current = table.get(key.as_str())?.map(|v| decode(&key, v.value()).version);
+            refused = check(id, current, Some(expected));
             if refused.is_none() {
                 table.remove(key.as_str())?;
             }
@@ -220,8 +220,10 @@ fn check(id: &str, current: Option<u64>, expected: Option<u64>) -> Option<StoreE
     }
 }
 
-fn decode(key: &str, value: &[u8]) -> Result<StoredStorage, redb::Error> {
-    serde_json::from_slice(value).map_err(|e| redb::Error::Corrupted(format!("record {key}: {e}")))
+/// The row stored under `{org}/{id}` (ids never hold a `/`).
+fn decode(key: &str, value: &[u8]) -> StoredRow {
+    let (org, id) = key.split_once('/').unwrap_or((key, ""));
+    StoredRow::decode(org, id, value, None)
 }
 
 #[cfg(test)]
@@ -246,6 +248,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
             version,
+            mac: None,
         }
     }
 
@@ -274,6 +277,8 @@ mod tests {
         ));
         store.update(&record("acme", "a", 5), 2).unwrap();
         assert_eq!(store.get("acme", "a").unwrap().unwrap().version, 5);
+        let copied = store.get("acme", "b").unwrap().unwrap().record.unwrap();
+        assert_eq!((copied.org.as_str(), copied.id.as_str()), ("acme", "b"));
         assert!(matches!(store.delete("acme", "a", 2), Err(StoreError::Stale(_))));
         store.delete("acme", "a", 5).unwrap();
         assert!(matches!(store.delete("acme", "a", 5), Err(StoreError::Missing(_))));

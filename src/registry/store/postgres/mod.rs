@@ -16,9 +16,9 @@ use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
 use notice::{listen_with, notify};
-pub use notice::{Listener, Notice};
+pub use notice::{Batch, Listener, Notice, Pending, MAX_PENDING};
 
-use super::{Loaded, StoreError, StoredStorage};
+use super::{Loaded, StoreError, StoredRow, StoredStorage};
 use crate::config::{DatabaseTls, DatabaseUrl};
 
 /// Storages read per query while loading.
@@ -129,7 +129,7 @@ impl PostgresStore {
 
     /// Hands every stored storage to `visit`, read in pages, so that memory stays flat
     /// however many storages there are.
-    pub async fn each_storage(&self, visit: &mut (dyn FnMut(StoredStorage) + Send)) -> Result<(), StoreError> {
+    pub async fn each_storage(&self, visit: &mut (dyn FnMut(StoredRow) + Send)) -> Result<(), StoreError> {
         let client = self.client().await?;
         let (mut org, mut id) = (String::new(), String::new());
         loop {
@@ -144,7 +144,7 @@ impl PostgresStore {
             let Some(last) = rows.last() else { return Ok(()) };
             (org, id) = (last.get(0), last.get(1));
             for row in rows {
-                visit(decode(row.get(2), row.get(3))?);
+                visit(decode(row.get(0), row.get(1), row.get(2), row.get(3)));
             }
         }
     }
@@ -162,7 +162,41 @@ impl PostgresStore {
             .collect())
     }
 
-    pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredStorage>, StoreError> {
+    /// (org, id, version) of those of `keys` (org, id) that are stored, in one query.
+    pub async fn versions_of(&self, keys: &[(String, String)]) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let orgs: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT s.org, s.id, s.version FROM assetgate_storages s
+                 JOIN unnest($1::text[], $2::text[]) AS k(org, id) ON s.org = k.org AND s.id = k.id",
+                &[&orgs, &ids],
+            )
+            .await
+            .map_err(unavailable("compare versions"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
+            .collect())
+    }
+
+    /// The external IDs of those of `orgs` that have one, in one query.
+    pub async fn external_ids_of(&self, orgs: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT org, external_id FROM assetgate_external_ids WHERE org = ANY($1)",
+                &[&orgs],
+            )
+            .await
+            .map_err(unavailable("read external IDs"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn get(&self, org: &str, id: &str) -> Result<Option<StoredRow>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -171,17 +205,7 @@ impl PostgresStore {
             )
             .await
             .map_err(unavailable("read a storage"))?;
-        row.map(|r| decode(r.get(0), r.get(1))).transpose()
-    }
-
-    /// The external ID of `org`, if it has one.
-    pub async fn external_id_of(&self, org: &str) -> Result<Option<String>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT external_id FROM assetgate_external_ids WHERE org = $1", &[&org])
-            .await
-            .map_err(unavailable("read an external ID"))?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| decode(org, id, r.get(0), r.get(1))))
     }
 
     /// Every external ID (what a resync compares).
@@ -309,11 +333,9 @@ fn encode(record: &StoredStorage) -> String {
     serde_json::to_string(record).expect("records serialize")
 }
 
-fn decode(json: &str, version: i64) -> Result<StoredStorage, StoreError> {
-    let mut record: StoredStorage = serde_json::from_str(json)
-        .map_err(|e| StoreError::Unavailable(format!("a stored storage is malformed: {e}")))?;
-    record.version = version as u64;
-    Ok(record)
+/// The row of `org`/`id`: its columns are the key and version, whatever the JSON says.
+fn decode(org: &str, id: &str, json: &str, version: i64) -> StoredRow {
+    StoredRow::decode(org, id, json.as_bytes(), Some(version as u64))
 }
 
 /// TLS towards the database: the public roots, `sslrootcert` and `[server].upstream_ca_file`,

@@ -80,15 +80,18 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// The org's limits, if set.
-    pub async fn limits(&self, org: &str) -> Result<Option<String>, StoreError> {
-        let row = self
+    /// The limits of those of `orgs` that have some, in one query.
+    pub async fn limits_of(&self, orgs: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
             .client()
             .await?
-            .query_opt("SELECT limits::text FROM assetgate_limits WHERE org = $1", &[&org])
+            .query(
+                "SELECT org, limits::text FROM assetgate_limits WHERE org = ANY($1)",
+                &[&orgs],
+            )
             .await
             .map_err(unavailable("read limits"))?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Every org's limits.
