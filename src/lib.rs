@@ -13,6 +13,7 @@
 //! - [`credentials`]: what a storage signs with
 //! - [`proof`]: buckets of delegated API storages show they belong to their org
 //! - [`range`]: the `Range` header we forward
+//! - [`conditional`]: `If-Match`, `If-None-Match`, dates and `If-Range`, judged by the gateway
 //! - [`upstream`]: pooled client, endpoint guard, fetching an object, response header policy
 //! - [`proxy`]: the pipeline tying the above together
 //! - [`body`]: streamed response bodies (backpressure, abort on failure, idle timeout)
@@ -30,6 +31,7 @@
 pub mod admin;
 pub mod audit;
 pub mod body;
+pub mod conditional;
 pub mod config;
 pub mod cors;
 pub mod credentials;

@@ -10,6 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
+use crate::conditional::{self, Validators, Verdict};
 use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
@@ -198,10 +199,21 @@ async fn object(
             return Ok(response);
         }
     };
-    let status = upstream.status();
+    let mut status = upstream.status();
     ex.log.upstream_status = Some(status.as_u16());
+    match judge(&parts.headers, &upstream) {
+        Verdict::Proceed => {}
+        Verdict::PreconditionFailed => return Ok(error_response(&GatewayError::PreconditionFailed, ex)),
+        Verdict::NotModified => status = StatusCode::NOT_MODIFIED,
+    }
     let headers = upstream::response::client_headers(status, upstream.headers(), &policy.cache_control);
     ex.log.status = status.as_u16();
+    if status == StatusCode::NOT_MODIFIED {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        return Ok(response);
+    }
     let meter = body::Meter {
         bytes: gw.metrics.bytes_sent.clone(),
         in_flight: ex.in_flight.take().unwrap_or_else(|| gw.metrics.in_flight()),
@@ -216,6 +228,18 @@ async fn object(
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// The client's preconditions against what the bucket answered (RFC 9110 §13.2.2), whatever
+/// the bucket made of them: a 200 or 206 may still become 304 or 412. The bucket's own 304
+/// stands.
+fn judge(client: &http::HeaderMap, upstream: &Response<Incoming>) -> Verdict {
+    match upstream.status() {
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
+            conditional::evaluate(client, &Validators::of(upstream.headers()))
+        }
+        _ => Verdict::Proceed,
+    }
 }
 
 /// What the bucket answered, once `If-Range` and stale credentials were dealt with.
@@ -255,7 +279,18 @@ async fn forward(
         let started = std::time::Instant::now();
         let mut response = target.fetch(&gw.upstream, headers.clone()).await?;
         gw.metrics.upstream_latency.observe(started.elapsed().as_secs_f64());
-        if if_range && response.status() == StatusCode::PRECONDITION_FAILED {
+        // `If-Range` did not hold: the whole object, never the bytes of another version. The
+        // bucket said so (412 to the `If-Match` it became), or ignored it and sent a 206 of
+        // a version the client did not name.
+        let changed = match response.status() {
+            StatusCode::PRECONDITION_FAILED => if_range,
+            StatusCode::PARTIAL_CONTENT => {
+                !conditional::if_range_holds(client_headers, &Validators::of(response.headers()))
+            }
+            _ => false,
+        };
+        if changed {
+            drop(response);
             response = target.fetch(&gw.upstream, upstream::without_range(&headers)).await?;
         }
         let status = response.status();

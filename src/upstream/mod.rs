@@ -93,10 +93,17 @@ pub fn emulate_if_range(headers: &mut HeaderMap) -> bool {
     true
 }
 
-/// The request for the whole object after an emulated `If-Range` did not match.
+/// The request for the whole object after `If-Range` did not match: without the range and
+/// the preconditions that stood for it (the gateway judges the client's own itself,
+/// `crate::conditional`).
 pub fn without_range(headers: &HeaderMap) -> HeaderMap {
     let mut out = headers.clone();
-    for name in [header::RANGE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE] {
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+    ] {
         out.remove(name);
     }
     out

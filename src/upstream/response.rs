@@ -21,6 +21,9 @@ const PASSED_HEADERS: [HeaderName; 11] = [
     header::EXPIRES,
 ];
 
+/// What a 304 passes of the bucket's headers: those RFC 9110 §15.4.5 asks for.
+const NOT_MODIFIED_HEADERS: [HeaderName; 3] = [header::ETAG, header::CACHE_CONTROL, header::EXPIRES];
+
 /// Statuses passed through with the bucket's body (or none).
 pub fn is_passed_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 200 | 206 | 304)
@@ -43,7 +46,14 @@ pub fn empty_partial<B>(response: &http::Response<B>) -> Option<Option<u64>> {
 /// sandboxed and downloaded instead.
 pub fn client_headers(status: StatusCode, upstream: &HeaderMap, default_cache_control: &HeaderValue) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(PASSED_HEADERS.len() + 6);
-    for name in &PASSED_HEADERS {
+    // A 304 carries what RFC 9110 §15.4.5 asks of what a 200 would (the entity tag and
+    // freshness), whether the bucket answered it or the gateway judged it.
+    let passed: &[HeaderName] = if status == StatusCode::NOT_MODIFIED {
+        &NOT_MODIFIED_HEADERS
+    } else {
+        &PASSED_HEADERS
+    };
+    for name in passed {
         for value in upstream.get_all(name) {
             out.append(name.clone(), value.clone());
         }
@@ -57,7 +67,7 @@ pub fn client_headers(status: StatusCode, upstream: &HeaderMap, default_cache_co
     }
     // Every range we get is forwarded, so we do accept ranges even when a bucket (s3s, some
     // MinIO versions) does not say so; players need it to offer seeking.
-    if !out.contains_key(header::ACCEPT_RANGES) {
+    if status != StatusCode::NOT_MODIFIED && !out.contains_key(header::ACCEPT_RANGES) {
         out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
     // A 304 has no content of its own: its headers would only update the cached ones.
@@ -311,5 +321,23 @@ mod tests {
         );
         assert!(!not_modified.contains_key("content-security-policy"));
         assert!(!not_modified.contains_key("cache-control"), "the stored one stays");
+    }
+
+    #[test]
+    fn a_304_carries_the_tag_and_freshness_and_nothing_of_the_body() {
+        let up = with(&[
+            ("etag", "\"abc\""),
+            ("last-modified", "Wed, 21 Oct 2015 07:28:00 GMT"),
+            ("content-type", "image/png"),
+            ("content-length", "5000"),
+            ("accept-ranges", "bytes"),
+            ("cache-control", "max-age=60"),
+            ("expires", "Wed, 21 Oct 2015 08:28:00 GMT"),
+        ]);
+        let out = client_headers(StatusCode::NOT_MODIFIED, &up, &HeaderValue::from_static("private"));
+        let mut names: Vec<_> = out.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["cache-control", "etag", "expires"]);
+        assert_eq!(out["cache-control"], "private, max-age=60");
     }
 }
