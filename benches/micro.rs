@@ -51,6 +51,8 @@ fn tokens(c: &mut Criterion) {
         jwks_url: None,
         jwks_refresh: Duration::from_secs(300),
         max_ttl: Duration::from_secs(3600),
+        leeway: Duration::from_secs(token::DEFAULT_LEEWAY_SECS),
+        require_sub: false,
         allow_anonymous: false,
     };
     let verifier = TokenVerifier::new(&auth);

@@ -199,6 +199,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     humantime::format_duration(config.auth.max_ttl)
                 );
             }
+            if let Some(problem) = token::sub_problem(sub.as_deref(), config.auth.require_sub) {
+                bail!("--sub {problem}");
+            }
             let claims = token::claims(&org, storage.as_deref(), prefix.as_deref(), sub.as_deref(), ttl);
             println!("{}", token::mint_claims(key, &claims));
         }

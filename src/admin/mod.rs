@@ -166,8 +166,19 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
     let rest = path
         .strip_prefix("/admin/v1/orgs/")
         .ok_or_else(|| not_found("no such admin route"))?;
-    let segments: Vec<String> = rest.split('/').map(|s| decode(s).unwrap_or_default()).collect();
+    let segments: Vec<String> = rest.split('/').map(decode).collect::<Result<_, _>>().map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the path is not validly percent-encoded",
+        )
+    })?;
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // Every route names an org first, checked like a created org id before anything is read
+    // or stored for it.
+    if let Some(org) = seg.first() {
+        check_org(org)?;
+    }
     let method = call.method;
     match (method, seg.as_slice()) {
         (&Method::GET, [org, "storages"]) => storages::list(gw, org, call.query),
@@ -206,7 +217,7 @@ fn json_body(body: &[u8]) -> Result<Value, AdminError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
         let mut err = error(
             StatusCode::BAD_REQUEST,
             "validation_error",
@@ -214,7 +225,51 @@ fn json_body(body: &[u8]) -> Result<Value, AdminError> {
         );
         err.fields = Some(Fields::from([("body".into(), format!("not valid JSON: {e}"))]));
         err
-    })
+    })?;
+    match control_character(&value, "") {
+        Some(field) => Err(invalid(Fields::from([(
+            field,
+            "must not contain control characters (NUL, line breaks, ...)".into(),
+        )]))),
+        None => Ok(value),
+    }
+}
+
+/// Fields whose text is a key file or a PEM key, where line breaks and tabs belong.
+const MULTILINE: [&str; 4] = ["private_key", "serviceAccountKey", "service_account_key", "keyJson"];
+
+/// The first field (dotted path) whose name or string value holds a control character
+/// (C0, DEL or C1): no id, name or secret has one, and a database refuses NUL. Only a key
+/// file or a PEM key may hold line breaks and tabs.
+fn control_character(value: &Value, at: &str) -> Option<String> {
+    let name = at.rsplit(['.', '[']).next().unwrap_or("");
+    let multiline = MULTILINE.contains(&name);
+    let bad = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+    };
+    let path = |name: &str| {
+        if at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    match value {
+        Value::String(s) if bad(s) => Some(if at.is_empty() { "body".into() } else { at.into() }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| control_character(v, &format!("{}[{i}]", if at.is_empty() { "body" } else { at }))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.chars().any(char::is_control) {
+                Some(path(&k.escape_debug().to_string()))
+            } else {
+                control_character(v, &path(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn invalid(fields: Fields) -> AdminError {
@@ -252,6 +307,9 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         }),
     };
     let policy = gw.policy.load();
+    if let Some(problem) = token::sub_problem(sub.as_deref(), policy.auth.require_sub) {
+        fields.insert("sub".into(), problem.into());
+    }
     if ttl.is_zero() || ttl > policy.auth.max_ttl {
         fields.insert(
             "ttl".into(),
@@ -320,4 +378,43 @@ fn respond(result: Reply, no_store: bool) -> Response<Body> {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_found_by_field_anywhere_in_a_body() {
+        let body = json!({"name": "ok", "credentials": {"secretAccessKey": "a\u{0}b"}});
+        assert_eq!(
+            control_character(&body, "").as_deref(),
+            Some("credentials.secretAccessKey")
+        );
+        let body = json!({"buckets": ["fine", "bad\nname"]});
+        assert_eq!(control_character(&body, "").as_deref(), Some("buckets[1]"));
+        let body = json!({"na\u{7f}me": "x"});
+        assert_eq!(control_character(&body, "").as_deref(), Some("na\\u{7f}me"));
+        assert_eq!(
+            control_character(&json!({"sub": "x\u{85}"}), "").as_deref(),
+            Some("sub")
+        );
+        let fine = json!({"name": "Ünïcode 名前 ✓", "n": 1, "b": true, "x": null, "l": ["a"]});
+        assert_eq!(control_character(&fine, ""), None);
+        // A key file's PEM has line breaks, and so has a key file given as text; never a NUL.
+        let key = json!({"serviceAccountKey": {"private_key": "-----BEGIN\nabc\r\n-----END\n"}});
+        assert_eq!(control_character(&key, ""), None);
+        let text = json!({"credentials": {"serviceAccountKey": "{\n  \"type\": \"service_account\"\n}"}});
+        assert_eq!(control_character(&text, ""), None);
+        let nul = json!({"serviceAccountKey": {"private_key": "-----BEGIN\u{0}"}});
+        assert_eq!(
+            control_character(&nul, "").as_deref(),
+            Some("serviceAccountKey.private_key")
+        );
+        let elsewhere = json!({"serviceAccountKey": {"client_email": "a\nb"}});
+        assert_eq!(
+            control_character(&elsewhere, "").as_deref(),
+            Some("serviceAccountKey.client_email")
+        );
+    }
 }

@@ -213,12 +213,21 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
     if max_ttl.is_zero() {
         return Err(ConfigError::at("auth.max_ttl", "must be longer than zero"));
     }
+    let leeway = duration("auth.leeway", a.leeway, "30s")?;
+    if leeway > Duration::from_secs(300) {
+        return Err(ConfigError::at(
+            "auth.leeway",
+            "must be at most 5m: it is how long a token stays good after it expired",
+        ));
+    }
     Ok(AuthConfig {
         keys,
         public_keys,
         jwks_url,
         jwks_refresh,
         max_ttl,
+        leeway,
+        require_sub: a.require_sub,
         allow_anonymous: a.allow_anonymous,
     })
 }

@@ -84,6 +84,8 @@ pub struct AuthFile {
     pub jwks_url: Option<String>,
     pub jwks_refresh: Option<String>,
     pub max_ttl: Option<String>,
+    pub leeway: Option<String>,
+    pub require_sub: bool,
     pub allow_anonymous: bool,
 }
 

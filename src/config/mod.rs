@@ -115,6 +115,11 @@ pub struct AuthConfig {
     pub jwks_refresh: Duration,
     /// Longest lifetime a token may claim (`exp - iat`).
     pub max_ttl: Duration,
+    /// Clock leeway for `exp`, `nbf` and `iat`: a token is refused once `exp + leeway` has
+    /// passed.
+    pub leeway: Duration,
+    /// Refuse tokens without a `sub` (every request then names its labeler).
+    pub require_sub: bool,
     /// Accept requests without a token (local experiments only).
     pub allow_anonymous: bool,
 }

@@ -4,14 +4,17 @@
 
 /// Org and storage ids appear in URL paths: URL-safe characters only.
 pub fn check_id(id: &str) -> Result<(), String> {
+    // At least one letter or digit: `.` and `..` are dot segments of the URL an id sits in,
+    // which a proxy on the way could resolve.
     let ok = (1..=128).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id.bytes().any(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
-        Err("must be 1 to 128 characters of letters, digits, `-`, `_` or `.`".into())
+        Err("must be 1 to 128 characters of letters, digits, `-`, `_` or `.`, with a letter or digit".into())
     }
 }
 
@@ -153,6 +156,28 @@ pub fn check_service_account(email: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_url_safe_names_and_never_dot_segments() {
+        for ok in ["acme", "main", "a.b", "x_1-2", ".hidden", &"a".repeat(128)] {
+            assert!(check_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "...",
+            "-",
+            "a b",
+            "a/b",
+            "a\nb",
+            "a%2e",
+            "ä",
+            &"a".repeat(129),
+        ] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn regions_are_names_and_nothing_else() {

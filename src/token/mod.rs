@@ -20,8 +20,12 @@ use crate::error::GatewayError;
 use jwks::Jwks;
 use keys::VerifyKey;
 
-/// Clock leeway for `exp`, `nbf` and `iat`.
-pub const LEEWAY_SECS: u64 = 30;
+/// The default clock leeway for `exp`, `nbf` and `iat` (`[auth].leeway`).
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+
+/// Longest `sub` accepted, in bytes: it is written to every audit line and keys the
+/// per-labeler limits.
+pub const MAX_SUB: usize = 256;
 
 /// The claims of a labeler token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +74,10 @@ pub struct TokenVerifier {
     verified: moka::sync::Cache<String, Verified>,
     /// Longest accepted `exp - iat`.
     max_ttl: u64,
+    /// Clock leeway, seconds.
+    leeway: u64,
+    /// Whether a token must name its labeler (`sub`).
+    require_sub: bool,
     /// Whether requests without a token are served (local experiments only).
     pub allow_anonymous: bool,
 }
@@ -91,6 +99,8 @@ impl TokenVerifier {
                 .time_to_live(VERIFIED_FOR)
                 .build(),
             max_ttl: auth.max_ttl.as_secs(),
+            leeway: auth.leeway.as_secs(),
+            require_sub: auth.require_sub,
             allow_anonymous: auth.allow_anonymous,
         }
     }
@@ -135,7 +145,7 @@ impl TokenVerifier {
             self.verified.invalidate(token);
             return Ok(None);
         }
-        if hit.claims.exp + LEEWAY_SECS < now_secs() {
+        if hit.claims.exp + self.leeway < now_secs() {
             self.verified.invalidate(token);
             return Err(GatewayError::ExpiredToken);
         }
@@ -143,7 +153,8 @@ impl TokenVerifier {
     }
 
     fn verify_and_remember(&self, token: &str, kid: String, key: Arc<VerifyKey>) -> Result<Claims, GatewayError> {
-        let claims = verify_with(token, &key, self.max_ttl)?;
+        let claims = verify_with(token, &key, self.max_ttl, self.leeway)?;
+        check_sub(&claims, self.require_sub)?;
         let remembered = Verified {
             claims: Arc::new(claims.clone()),
             kid,
@@ -167,9 +178,9 @@ fn kid_of(token: &str) -> Result<String, GatewayError> {
 }
 
 /// Verifies `token` with `key`, whose algorithm is the only one accepted.
-fn verify_with(token: &str, key: &VerifyKey, max_ttl: u64) -> Result<Claims, GatewayError> {
+fn verify_with(token: &str, key: &VerifyKey, max_ttl: u64, leeway: u64) -> Result<Claims, GatewayError> {
     let mut validation = Validation::new(key.alg);
-    validation.leeway = LEEWAY_SECS;
+    validation.leeway = leeway;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
     let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| match e.kind() {
@@ -180,8 +191,29 @@ fn verify_with(token: &str, key: &VerifyKey, max_ttl: u64) -> Result<Claims, Gat
         ErrorKind::MissingRequiredClaim(_) => invalid("`exp` is required"),
         _ => invalid("malformed claims"),
     })?;
-    check_lifetime(&data.claims, now_secs(), max_ttl)?;
+    check_lifetime(&data.claims, now_secs(), max_ttl, leeway)?;
     Ok(data.claims)
+}
+
+/// Why a labeler id cannot be a token's `sub` (for minting: the admin API, the CLI).
+pub fn sub_problem(sub: Option<&str>, required: bool) -> Option<&'static str> {
+    match sub {
+        Some(s) if s.len() > MAX_SUB => Some("must be at most 256 bytes"),
+        Some("") => Some("must not be empty"),
+        None if required => Some("is required: this gateway refuses tokens without one ([auth].require_sub)"),
+        _ => None,
+    }
+}
+
+/// `sub` is at most [`MAX_SUB`] bytes, and present when the gateway requires it.
+fn check_sub(claims: &Claims, required: bool) -> Result<(), GatewayError> {
+    match &claims.sub {
+        Some(sub) if sub.len() > MAX_SUB => Err(invalid("its `sub` is longer than 256 bytes")),
+        None if required => Err(invalid(
+            "it has no `sub`, which this gateway requires ([auth].require_sub)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether the JOSE header has a `crit` member. RFC 7515 §4.1.11: a recipient that does not
@@ -206,13 +238,13 @@ fn now_secs() -> u64 {
 
 /// `exp - iat` (or `exp - now` without `iat`) may not exceed `max_ttl`; `iat` may not lie in
 /// the future. A long-lived token is refused even when its signature is good.
-pub fn check_lifetime(claims: &Claims, now: u64, max_ttl: u64) -> Result<(), GatewayError> {
+pub fn check_lifetime(claims: &Claims, now: u64, max_ttl: u64, leeway: u64) -> Result<(), GatewayError> {
     let issued = match claims.iat {
-        Some(iat) if iat > now + LEEWAY_SECS => return Err(invalid("`iat` is in the future")),
+        Some(iat) if iat > now + leeway => return Err(invalid("`iat` is in the future")),
         Some(iat) => iat,
         None => now,
     };
-    if claims.exp.saturating_sub(issued) > max_ttl + LEEWAY_SECS {
+    if claims.exp.saturating_sub(issued) > max_ttl + leeway {
         return Err(invalid(
             "its lifetime is longer than the gateway allows (`[auth].max_ttl`)",
         ));

@@ -16,6 +16,8 @@ fn verifier() -> TokenVerifier {
         jwks_url: None,
         jwks_refresh: Duration::from_secs(300),
         max_ttl: Duration::from_secs(3600),
+        leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
+        require_sub: false,
         allow_anonymous: false,
     })
 }
@@ -73,7 +75,7 @@ fn a_verified_token_is_remembered_while_its_key_is_current_and_until_it_expires(
 
     // Remembered, current key, but its exp has passed meanwhile: expired.
     let mut old = claims(0);
-    old.exp = now_secs() - LEEWAY_SECS - 1;
+    old.exp = now_secs() - DEFAULT_LEEWAY_SECS - 1;
     let current = v.keys["k1"].clone();
     v.verified.insert(
         t.clone(),
@@ -155,13 +157,14 @@ fn lifetime_longer_than_max_ttl_is_refused() {
         nbf: None,
         sub: None,
     };
-    assert!(check_lifetime(&c, 1_000, 9_000).is_ok());
-    assert!(check_lifetime(&c, 1_000, 8_000).is_err());
+    let leeway = DEFAULT_LEEWAY_SECS;
+    assert!(check_lifetime(&c, 1_000, 9_000, leeway).is_ok());
+    assert!(check_lifetime(&c, 1_000, 8_000, leeway).is_err());
     let no_iat = Claims { iat: None, ..c.clone() };
-    assert!(check_lifetime(&no_iat, 5_000, 5_000).is_ok());
-    assert!(check_lifetime(&no_iat, 500, 5_000).is_err());
+    assert!(check_lifetime(&no_iat, 5_000, 5_000, leeway).is_ok());
+    assert!(check_lifetime(&no_iat, 500, 5_000, leeway).is_err());
     let future = Claims { iat: Some(2_000), ..c };
-    assert!(check_lifetime(&future, 1_000, 100_000).is_err());
+    assert!(check_lifetime(&future, 1_000, 100_000, leeway).is_err());
 }
 
 #[test]
@@ -324,6 +327,8 @@ mod public_keys {
             jwks_url: None,
             jwks_refresh: Duration::from_secs(300),
             max_ttl: Duration::from_secs(3600),
+            leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
+            require_sub: false,
             allow_anonymous: false,
         });
         let ed = EncodingKey::from_ed_pem(ed_private.as_bytes()).unwrap();
@@ -373,4 +378,63 @@ mod public_keys {
         assert!(keys::from_pem(Algorithm::RS256, &ed_public).is_err());
         assert!(keys::from_pem(Algorithm::ES256, "not a pem").is_err());
     }
+}
+
+fn verifier_with(leeway: u64, require_sub: bool) -> TokenVerifier {
+    TokenVerifier::new(&AuthConfig {
+        keys: vec![key("k1")],
+        public_keys: vec![],
+        jwks_url: None,
+        jwks_refresh: Duration::from_secs(300),
+        max_ttl: Duration::from_secs(3600),
+        leeway: Duration::from_secs(leeway),
+        require_sub,
+        allow_anonymous: false,
+    })
+}
+
+#[test]
+fn the_leeway_is_the_configured_one_and_may_be_zero() {
+    let just_expired = mint_claims(&key("k1"), &claims(-5));
+    assert!(
+        verifier_with(30, false).verify_local(&just_expired).is_ok(),
+        "within 30 s"
+    );
+    assert_eq!(
+        verifier_with(0, false).verify_local(&just_expired).unwrap_err(),
+        GatewayError::ExpiredToken
+    );
+    let long_ago = mint_claims(&key("k1"), &claims(-40));
+    assert_eq!(
+        verifier_with(30, false).verify_local(&long_ago).unwrap_err(),
+        GatewayError::ExpiredToken
+    );
+    let not_yet = Claims {
+        nbf: Some(now_secs() + 10),
+        ..claims(600)
+    };
+    let not_yet = mint_claims(&key("k1"), &not_yet);
+    assert!(verifier_with(30, false).verify_local(&not_yet).is_ok());
+    assert!(verifier_with(0, false).verify_local(&not_yet).is_err());
+}
+
+#[test]
+fn sub_is_bounded_and_may_be_required() {
+    let with_sub = |sub: Option<String>| mint_claims(&key("k1"), &Claims { sub, ..claims(600) });
+    let v = verifier_with(30, false);
+    assert!(v.verify_local(&with_sub(Some("u".repeat(256)))).is_ok());
+    assert!(matches!(
+        v.verify_local(&with_sub(Some("u".repeat(257)))),
+        Err(GatewayError::InvalidToken(_))
+    ));
+    assert!(v.verify_local(&with_sub(None)).is_ok());
+    let strict = verifier_with(30, true);
+    assert!(matches!(strict.verify_local(&with_sub(None)), Err(GatewayError::InvalidToken(m)) if m.contains("sub")));
+    assert!(strict.verify_local(&with_sub(Some("labeler-7".into()))).is_ok());
+    assert_eq!(
+        sub_problem(Some(&"u".repeat(257)), false),
+        Some("must be at most 256 bytes")
+    );
+    assert!(sub_problem(None, true).is_some());
+    assert_eq!(sub_problem(Some("labeler-7"), true), None);
 }

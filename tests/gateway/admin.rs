@@ -794,3 +794,76 @@ async fn without_a_master_key_api_storages_are_refused_but_config_ones_serve() {
     .await;
     assert_eq!(served.status, 200);
 }
+
+/// Every admin route checks its org like a created org id, and a NUL or other control
+/// character in any string of a body is a 400 naming the field: nothing reaches the
+/// registry's database (PostgreSQL refuses NUL in text, which used to answer 503).
+#[tokio::test]
+async fn malformed_orgs_and_control_characters_are_400_and_store_nothing() {
+    let (_, url) = crate::support::postgres::database();
+    let settings = format!(
+        "[admin]\ntoken = \"{ADMIN}\"\n[registry]\nurl = \"{url}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.0/8\"]\n",
+        master_key(3)
+    );
+    let gw = TestGateway::start(&format!("{}\n{settings}", config("", ""))).await;
+    let ready = format!("{}/readyz", gw.admin_base);
+    within(std::time::Duration::from_secs(20), "the registry to load", || {
+        let ready = ready.clone();
+        async move { get(&ready, &[]).await.status == 200 }
+    })
+    .await;
+    for org in ["ac%0D%0Ame", "a%00b", "a%20b", "%zz", "..", &"o".repeat(129)] {
+        for path in ["external-id", "storages", "usage", "limits"] {
+            let r = admin(&gw, Method::GET, &format!("/admin/v1/orgs/{org}/{path}"), None).await;
+            assert_eq!(r.status, 400, "{org}/{path}: {}", String::from_utf8_lossy(&r.body));
+        }
+    }
+    let db = {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let stored: i64 = db
+        .query_one("SELECT count(*) FROM assetgate_external_ids", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "no external ID was stored for a malformed org");
+
+    let mut body = keys_body("nul", &[BUCKET], "hidden\u{0}value");
+    let r = admin(&gw, Method::POST, "/admin/v1/orgs/acme/storages", Some(body.clone())).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let fields = &r.json()["error"]["fields"];
+    assert!(fields["credentials.secretAccessKey"].is_string(), "{fields}");
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("hidden"),
+        "the value is not echoed"
+    );
+    body["credentials"]["secretAccessKey"] = json!("fine");
+    body["name"] = json!("line\nbreak");
+    let r = admin(&gw, Method::POST, "/admin/v1/orgs/acme/storages", Some(body)).await;
+    assert!(r.json()["error"]["fields"]["name"].is_string(), "{}", r.json());
+    let r = admin(
+        &gw,
+        Method::POST,
+        "/admin/v1/orgs/acme/tokens",
+        Some(json!({"sub": "labeler\u{0}7"})),
+    )
+    .await;
+    assert!(r.json()["error"]["fields"]["sub"].is_string(), "{}", r.json());
+    let r = admin(
+        &gw,
+        Method::POST,
+        "/admin/v1/orgs/acme/tokens",
+        Some(json!({"sub": "u".repeat(257)})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["fields"]["sub"].is_string(), "{}", r.json());
+    let stored: i64 = db
+        .query_one("SELECT count(*) FROM assetgate_storages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+}

@@ -241,3 +241,64 @@ async fn a_token_listing_critical_extensions_is_refused() {
     assert_eq!((r.status.as_u16(), r.error_code().as_str()), (401, "invalid_token"));
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("crit"));
 }
+
+/// `[auth].leeway` is how long a token stays good after `exp`: 30 s unless configured, and
+/// `0s` means not at all.
+#[tokio::test]
+async fn the_expiry_leeway_is_the_configured_one() {
+    let sw = seaweed();
+    sw.seed("acme-assets", &[("imgs/cat.jpg", b"acme cat")]).await;
+    let org = format!(
+        "[[orgs]]\nid = \"acme\"\n{}",
+        storage("main", &sw.endpoint, &["acme-assets"], &sw.reader)
+    );
+    let just_expired = token_with(&Claims {
+        exp: now() - 5,
+        iat: Some(now() - 300),
+        ..claims("acme")
+    });
+    let default = TestGateway::start(&config("", &org)).await;
+    let url = default.url("acme", "main", "acme-assets", "imgs/cat.jpg");
+    assert_eq!(get(&format!("{url}?token={just_expired}"), &[]).await.status, 200);
+    let strict_config = config("", &org).replace("max_ttl = \"1h\"", "max_ttl = \"1h\"\nleeway = \"0s\"");
+    let strict = TestGateway::start(&strict_config).await;
+    let url = strict.url("acme", "main", "acme-assets", "imgs/cat.jpg");
+    let r = get(&format!("{url}?token={just_expired}"), &[]).await;
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (401, "expired_token"));
+}
+
+/// `sub` names the labeler in every audit line and keys per-labeler limits: at most 256
+/// bytes, and required with `[auth].require_sub`.
+#[tokio::test]
+async fn sub_is_bounded_and_can_be_required() {
+    let sw = seaweed();
+    sw.seed("acme-assets", &[("imgs/cat.jpg", b"acme cat")]).await;
+    let org = format!(
+        "[[orgs]]\nid = \"acme\"\n{}",
+        storage("main", &sw.endpoint, &["acme-assets"], &sw.reader)
+    );
+    let with_sub = |sub: Option<String>| token_with(&Claims { sub, ..claims("acme") });
+    let gw = TestGateway::start(&config("", &org)).await;
+    let url = gw.url("acme", "main", "acme-assets", "imgs/cat.jpg");
+    let ask = |t: String| {
+        let url = url.clone();
+        async move { get(&format!("{url}?token={t}"), &[]).await }
+    };
+    assert_eq!(ask(with_sub(Some("labeler-7".into()))).await.status, 200);
+    assert_eq!(ask(with_sub(Some("u".repeat(256)))).await.status, 200);
+    let long = ask(with_sub(Some("u".repeat(2048)))).await;
+    assert_eq!(
+        (long.status.as_u16(), long.error_code().as_str()),
+        (401, "invalid_token")
+    );
+    assert_eq!(ask(with_sub(None)).await.status, 200, "optional by default");
+
+    let required = config("", &org).replace("max_ttl = \"1h\"", "max_ttl = \"1h\"\nrequire_sub = true");
+    let strict = TestGateway::start(&required).await;
+    let url = strict.url("acme", "main", "acme-assets", "imgs/cat.jpg");
+    let r = get(&format!("{url}?token={}", with_sub(None)), &[]).await;
+    assert_eq!((r.status.as_u16(), r.error_code().as_str()), (401, "invalid_token"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("sub"));
+    let r = get(&format!("{url}?token={}", with_sub(Some("labeler-7".into()))), &[]).await;
+    assert_eq!(r.status, 200);
+}
