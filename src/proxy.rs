@@ -173,6 +173,10 @@ async fn object(
     }
     ex.log.bucket = Some(path.bucket.clone());
     ex.log.key = Some(path.key.clone());
+    // Whatever the token: a server that resolves dot segments would read another bucket.
+    if route::leaves_bucket(&path.key) {
+        return Err(GatewayError::TokenScope("key: its dot segments leave the bucket"));
+    }
     if let Some(claims) = &claims {
         token::check_scope(claims, &path.org, &path.storage, &path.bucket, &path.key)?;
     }

@@ -80,6 +80,31 @@ fn segment(raw: &str, what: &str) -> Result<String, GatewayError> {
     Ok(value)
 }
 
+/// Whether a key would name something outside its bucket if a server (or a proxy on the way)
+/// resolved its dot segments (RFC 3986 §5.2.4): a `..` that climbs above the bucket
+/// (`../other-bucket/k`, `a/../../b`), or dot segments that leave nothing of the key (`.`,
+/// `a/..`: the bucket itself, whose listing is no object). Empty segments count as nothing,
+/// since some servers collapse `//`; backslashes count as separators, since some servers
+/// treat them so. Other keys with dot segments (`a/../b`) stay ordinary keys.
+pub fn leaves_bucket(key: &str) -> bool {
+    let (mut depth, mut dotted) = (0usize, false);
+    for segment in key.split(['/', '\\']) {
+        match segment {
+            ".." => {
+                dotted = true;
+                match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => return true,
+                }
+            }
+            "." => dotted = true,
+            "" => {}
+            _ => depth += 1,
+        }
+    }
+    dotted && depth == 0
+}
+
 /// Percent-decodes once. Malformed escapes (`%`, `%4`, `%zz`) and bytes that are not UTF-8
 /// are refused rather than guessed at: a guess could name another object.
 pub fn decode(raw: &str) -> Result<String, GatewayError> {
@@ -114,6 +139,27 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_whose_dot_segments_leave_the_bucket() {
+        for out in [
+            "../other-bucket/secret",
+            "a/../../b",
+            "..",
+            ".",
+            "a/..",
+            "./",
+            "a/./..",
+            "a//../../b",
+            "a\\..\\..\\b",
+            "a/b/../../../c",
+        ] {
+            assert!(leaves_bucket(out), "{out}");
+        }
+        for inside in ["a/../b", "a/./b", "a//b", "a/", "...", "..a/b", "a/b/../c", "a..b", "x"] {
+            assert!(!leaves_bucket(inside), "{inside}");
+        }
+    }
+
     use super::*;
     use crate::storage::providers::s3::address::encode_key;
     use proptest::prelude::*;

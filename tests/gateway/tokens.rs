@@ -224,6 +224,38 @@ async fn a_prefix_scoped_token_cannot_climb_out_with_dot_segments() {
     }
 }
 
+/// Whatever the token, a key whose dot segments would climb out of its bucket (or leave
+/// nothing of the key) is refused before anything is signed or sent: a server or proxy that
+/// resolves dot segments would read another bucket, or list this one. Other dot segments
+/// stay ordinary key characters.
+#[tokio::test]
+async fn keys_that_leave_their_bucket_are_refused_whatever_the_token() {
+    let upstream = StandIn::replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    let gw = TestGateway::in_front_of(&upstream, "").await;
+    let auth = format!("Bearer {}", token("acme"));
+    let base = format!("{}/v1/orgs/acme/storages/main/objects/b-bucket", gw.base);
+    for path in [
+        "../other-bucket/secret",
+        "%2E%2E/other-bucket/secret",
+        "a/../../other-bucket/secret",
+        "..%5Cother-bucket%5Csecret",
+        "a//../../other-bucket/secret",
+        "a/..",
+        ".",
+    ] {
+        let r = get(&format!("{base}/{path}"), &[("authorization", &auth)]).await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code().as_str()),
+            (403, "token_scope"),
+            "{path}"
+        );
+    }
+    assert_eq!(upstream.count(), 0, "nothing was signed or sent");
+    let r = get(&format!("{base}/a/../b"), &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 200, "a/../b is an ordinary key");
+    assert_eq!(upstream.count(), 1);
+}
+
 #[tokio::test]
 async fn a_token_listing_critical_extensions_is_refused() {
     use base64::Engine as _;
