@@ -77,6 +77,8 @@ pub struct Meter {
     pub in_flight: InFlight,
     /// Concurrent-stream limits this body counts against until it ends.
     pub permits: Vec<crate::limits::StreamPermit>,
+    /// The upstream request's place among those in flight (`[server].max_upstream_requests`).
+    pub upstream: Option<crate::upstream::UpstreamSlot>,
 }
 
 impl<B> HttpBody for Streamed<B>

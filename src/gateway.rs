@@ -105,6 +105,7 @@ impl Gateway {
         let upstream = UpstreamClient::new(
             server.upstream_connect_timeout,
             server.upstream_first_byte_timeout,
+            server.max_upstream_requests,
             EndpointPolicy::new(&config.registry.allow_private_endpoints),
             extra_roots,
         );

@@ -188,7 +188,7 @@ async fn object(
         None => Vec::new(),
     };
     gw.proofs.check(gw, &path.org, entry, &path.bucket).await?;
-    let upstream = match forward(gw, entry, &parts.method, &path, &parts.headers).await? {
+    let mut upstream = match forward(gw, entry, &parts.method, &path, &parts.headers).await? {
         Forwarded::Passed(response) => response,
         Forwarded::Failed {
             status,
@@ -222,6 +222,7 @@ async fn object(
         bytes: gw.metrics.bytes_sent.clone(),
         in_flight: ex.in_flight.take().unwrap_or_else(|| gw.metrics.in_flight()),
         permits,
+        upstream: upstream.extensions_mut().remove::<upstream::UpstreamSlot>(),
     };
     let mut response = Response::new(body::stream(
         upstream.into_body(),

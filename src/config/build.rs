@@ -105,6 +105,10 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
     if max_connections == 0 {
         return Err(ConfigError::at("server.max_connections", "must be at least 1"));
     }
+    let max_upstream_requests = s.max_upstream_requests.unwrap_or(2048);
+    if max_upstream_requests == 0 {
+        return Err(ConfigError::at("server.max_upstream_requests", "must be at least 1"));
+    }
     let streams = s.http2_max_concurrent_streams.unwrap_or(100);
     if streams == 0 {
         return Err(ConfigError::at(
@@ -131,6 +135,7 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
         upstream_idle_timeout: duration("server.upstream_idle_timeout", s.upstream_idle_timeout, "60s")?,
         upstream_ca_file: s.upstream_ca_file.map(Into::into),
         max_connections,
+        max_upstream_requests,
         shutdown_grace: duration("server.shutdown_grace", s.shutdown_grace, "30s")?,
         trusted_proxies: s
             .trusted_proxies

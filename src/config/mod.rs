@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub upstream_ca_file: Option<PathBuf>,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Requests to buckets (and token endpoints) in flight at once, all orgs together; past
+    /// it a request waits up to `upstream_connect_timeout`, then is refused with 503.
+    pub max_upstream_requests: usize,
     /// How long responses in flight may run on after SIGTERM before the process exits.
     pub shutdown_grace: Duration,
     /// Proxies whose `X-Forwarded-For` is believed (the audit's `clientIp`).

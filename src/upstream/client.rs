@@ -1,6 +1,6 @@
 //! The pooled HTTP(S) client towards buckets: hyper-util's pooled client over hyper-rustls
-//! (ring, webpki roots), with connect and first-byte timeouts, and transport failures
-//! classified into gateway errors.
+//! (ring, webpki roots), with connect and first-byte timeouts, a cap on the requests in
+//! flight at once, and transport failures classified into gateway errors.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::guard::{EndpointPolicy, Resolver};
 use crate::error::GatewayError;
@@ -36,7 +37,17 @@ pub struct UpstreamClient {
     policy: Arc<EndpointPolicy>,
     /// How long a bucket may take to send response headers.
     first_byte_timeout: Duration,
+    /// One permit per request in flight (`[server].max_upstream_requests`), held until its
+    /// response body is gone: every socket to a bucket counts, whichever client opened it.
+    slots: Arc<Semaphore>,
+    /// How long a request waits for a permit (the connect timeout) before it is refused.
+    slot_wait: Duration,
 }
+
+/// A request's place among those in flight; its response carries it (in its extensions)
+/// until whoever streams the body takes it along.
+#[derive(Clone)]
+pub struct UpstreamSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 /// Whose endpoint a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +63,7 @@ impl UpstreamClient {
     pub fn new(
         connect_timeout: Duration,
         first_byte_timeout: Duration,
+        max_requests: usize,
         policy: EndpointPolicy,
         extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     ) -> UpstreamClient {
@@ -72,6 +84,8 @@ impl UpstreamClient {
             guarded,
             policy,
             first_byte_timeout,
+            slots: Arc::new(Semaphore::new(max_requests.max(1))),
+            slot_wait: connect_timeout,
         }
     }
 
@@ -81,7 +95,34 @@ impl UpstreamClient {
     }
 
     /// Sends a request (signed, or to a token endpoint) and waits for the response headers.
+    /// The response holds its [`UpstreamSlot`] until it (or the slot taken from it) is
+    /// dropped.
     pub async fn send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        trust: Trust,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
+        let slot = self.slot().await?;
+        let mut response = self.send_now(request, trust).await?;
+        response.extensions_mut().insert(UpstreamSlot(Arc::new(slot)));
+        Ok(response)
+    }
+
+    /// A permit to send, waiting at most `slot_wait` for one.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, GatewayError> {
+        let waiting = self.slots.clone().acquire_owned();
+        match tokio::time::timeout(self.slot_wait, waiting).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                tracing::warn!("server.max_upstream_requests are all in flight; a request was refused");
+                Err(GatewayError::UpstreamUnavailable(
+                    "the gateway has as many requests to buckets in flight as it allows; try again".into(),
+                ))
+            }
+        }
+    }
+
+    async fn send_now(
         &self,
         request: http::Request<Full<Bytes>>,
         trust: Trust,

@@ -21,7 +21,7 @@ use crate::error::GatewayError;
 use crate::range::ByteRange;
 use crate::storage::Storage;
 
-pub use client::{Trust, UpstreamClient};
+pub use client::{Trust, UpstreamClient, UpstreamSlot};
 
 /// Conditional request headers forwarded as they are (RFC 9110 §13).
 const CONDITIONALS: [HeaderName; 5] = [
@@ -144,12 +144,12 @@ impl Target<'_> {
                 // 304, 412, 404...: the answer the client gets anyway.
                 return Ok(head);
             }
+            let head = head.into_parts().0.headers;
             let size: Option<u64> = head
-                .headers()
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
-            let etag = head.headers().get(header::ETAG).cloned();
+            let etag = head.get(header::ETAG).cloned();
             let Some(size) = size else {
                 return self.send(client, self.method, without_range(&headers)).await;
             };

@@ -459,3 +459,82 @@ async fn when_every_connection_has_a_request_in_flight_a_newcomer_is_refused() {
         assert_eq!(b.await.unwrap().body, "held");
     }
 }
+
+/// Requests to buckets in flight are capped for the whole gateway (`max_upstream_requests`):
+/// many HTTP/2 streams cannot open a socket each without end. Past the cap a request waits
+/// up to `upstream_connect_timeout`, then gets 503; a request holds its place while it waits
+/// for the bucket's answer and while its body streams, and gives it back when done.
+#[tokio::test]
+async fn requests_to_buckets_in_flight_are_capped_and_their_places_come_back() {
+    let (held, release) = held_bucket().await;
+    let (endless, _) = endless_bucket().await;
+    let orgs = format!(
+        "[[orgs]]\nid = \"acme\"\n{}{}",
+        storage("main", &held.endpoint(), &["b-bucket"], &any_keys()),
+        storage("stream", &endless.endpoint(), &["b-bucket"], &any_keys())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path(),
+        "max_upstream_requests = 3\nupstream_connect_timeout = \"1s\"",
+        &orgs,
+    );
+    let io = TokioIo::new(TcpStream::connect(served.data).await.unwrap());
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let url = served.url("b-bucket", "held.txt");
+    let ask = |url: String| {
+        let mut sender = sender.clone();
+        tokio::spawn(async move {
+            let response = sender
+                .send_request(Request::get(url.as_str()).body(Empty::<Bytes>::new()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.into_body().collect().await.unwrap().to_bytes())
+        })
+    };
+    // A streaming body holds one place.
+    let streaming = {
+        let mut sender = sender.clone();
+        let url = url.replace("/storages/main/", "/storages/stream/");
+        sender
+            .send_request(Request::get(url.as_str()).body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap()
+    };
+    assert_eq!(streaming.status(), 200);
+    let waiting: Vec<_> = (0..4).map(|_| ask(url.clone())).collect();
+    received(&held, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        held.count(),
+        2,
+        "three places: one streaming, two waiting on the bucket"
+    );
+    // The other two wait a second for a place, and are refused.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut refused = 0;
+    release.add_permits(2);
+    for w in waiting {
+        let (status, body) = w.await.unwrap();
+        match status.as_u16() {
+            200 => assert_eq!(body, "held"),
+            503 => {
+                refused += 1;
+                assert!(String::from_utf8_lossy(&body).contains("upstream_unavailable"));
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(refused, 2, "two waited a second for a place and were refused");
+    // The stream ends: its place comes back, and so do those of the finished requests.
+    drop(streaming);
+    release.add_permits(3);
+    let after: Vec<_> = (0..3).map(|_| ask(url.clone())).collect();
+    for a in after {
+        assert_eq!(a.await.unwrap().0, 200);
+    }
+}
