@@ -160,11 +160,12 @@ fn tenants(c: &mut Criterion) {
         outcome: "complete",
         duration_ms: 3,
         client_ip: Some(peer),
+        truncated: false,
     };
     c.bench_function("audit_line_build_and_serialize", |b| {
         b.iter(|| black_box(serde_json::to_string(&line()).unwrap()))
     });
-    c.bench_function("audit_line_build_and_queue", |b| b.iter(|| audit.write(&line())));
+    c.bench_function("audit_line_build_and_queue", |b| b.iter(|| audit.write(line())));
     println!(
         "audit: {} lines written, {} dropped",
         metrics.written.get(),

@@ -3,6 +3,10 @@
 //! only hand a line over a bounded queue: a slow disk never slows them, and a line that finds
 //! the queue full is counted as dropped rather than waited for. SIGHUP reopens the file, for
 //! logrotate. Never a token or a secret: the line names the token's `sub`, not the token.
+//!
+//! A line is one line for every reader: besides JSON's own escapes, U+2028, U+2029 and
+//! U+0085 (which JavaScript and some log tools take for line breaks) are escaped, and a `key`
+//! or `sub` longer than 1 KiB is cut, with `"truncated": true`.
 
 use std::io;
 use std::net::IpAddr;
@@ -34,6 +38,56 @@ pub struct AuditLine<'a> {
     pub outcome: &'static str,
     pub duration_ms: u64,
     pub client_ip: Option<IpAddr>,
+    /// Set when `key` or `sub` was cut to [`MAX_FIELD`] bytes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// Longest `key` or `sub` written, in bytes.
+pub const MAX_FIELD: usize = 1024;
+
+impl AuditLine<'_> {
+    /// The line with `key` and `sub` cut to [`MAX_FIELD`] bytes (on a character boundary).
+    fn bounded(mut self) -> Self {
+        for field in [&mut self.key, &mut self.sub] {
+            if let Some(text) = field.filter(|t| t.len() > MAX_FIELD) {
+                let mut end = MAX_FIELD;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                *field = Some(&text[..end]);
+                self.truncated = true;
+            }
+        }
+        self
+    }
+}
+
+/// JSON text with U+2028, U+2029 and U+0085 escaped: valid JSON still, and one line for
+/// readers that break lines on them.
+fn one_line(json: Vec<u8>) -> Vec<u8> {
+    const BREAKS: [(&[u8], &[u8]); 3] = [
+        ("\u{2028}".as_bytes(), b"\\u2028"),
+        ("\u{2029}".as_bytes(), b"\\u2029"),
+        ("\u{85}".as_bytes(), b"\\u0085"),
+    ];
+    if !json.iter().any(|&b| b == 0xE2 || b == 0xC2) {
+        return json;
+    }
+    let mut out = Vec::with_capacity(json.len() + 16);
+    let mut i = 0;
+    'bytes: while i < json.len() {
+        for (raw, escaped) in BREAKS {
+            if json[i..].starts_with(raw) {
+                out.extend_from_slice(escaped);
+                i += raw.len();
+                continue 'bytes;
+            }
+        }
+        out.push(json[i]);
+        i += 1;
+    }
+    out
 }
 
 pub struct Audit {
@@ -50,9 +104,11 @@ impl Audit {
         Ok(Audit { lines, dropped })
     }
 
-    /// Hands `line` to the writer, or counts it as dropped when the queue is full.
-    pub fn write(&self, line: &AuditLine<'_>) {
-        let mut text = serde_json::to_vec(line).expect("audit lines serialize");
+    /// Hands `line` to the writer (bounded and on one line), or counts it as dropped when the
+    /// queue is full.
+    pub fn write(&self, line: AuditLine<'_>) {
+        let json = serde_json::to_vec(&line.bounded()).expect("audit lines serialize");
+        let mut text = one_line(json);
         text.push(b'\n');
         if self.lines.push(text).is_err() {
             self.dropped.inc();
@@ -144,7 +200,58 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.5"), &[], &trusted), ip("10.0.0.5"));
     }
 
+    #[test]
+    fn long_keys_and_subs_are_cut_on_a_character_boundary() {
+        let key = format!("{}é{}", "k".repeat(MAX_FIELD - 1), "rest");
+        let line = AuditLine {
+            time: String::new(),
+            request_id: "r",
+            org: None,
+            storage: None,
+            bucket: None,
+            key: Some(&key),
+            sub: Some("short"),
+            method: "GET",
+            range: None,
+            status: 200,
+            bytes: 0,
+            outcome: "complete",
+            duration_ms: 0,
+            client_ip: None,
+            truncated: false,
+        }
+        .bounded();
+        assert_eq!(
+            line.key.unwrap(),
+            "k".repeat(MAX_FIELD - 1),
+            "é would straddle the bound"
+        );
+        assert!(line.truncated);
+        let json = serde_json::to_string(&line).unwrap();
+        assert!(json.contains("\"truncated\":true"), "{json}");
+    }
+
+    #[test]
+    fn line_separators_are_escaped_and_the_json_stays_the_same() {
+        let text = "a\u{2028}b\u{2029}c\u{85}d é ✓";
+        let json = one_line(serde_json::to_vec(&serde_json::json!({ "key": text })).unwrap());
+        let written = String::from_utf8(json.clone()).unwrap();
+        assert_eq!(written, r#"{"key":"a\u2028b\u2029c\u0085d é ✓"}"#);
+        let back: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back["key"], text);
+    }
+
     proptest! {
+        #[test]
+        fn any_key_is_written_as_one_line_of_json_that_reads_back(key in "\\PC{0,40}|[\u{2028}\u{2029}\u{85}a]{0,10}") {
+            let json = one_line(serde_json::to_vec(&serde_json::json!({ "key": key })).unwrap());
+            let text = String::from_utf8(json.clone()).unwrap();
+            let breaks = ['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}'];
+            prop_assert!(!text.contains(breaks), "{}", text);
+            let back: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            prop_assert_eq!(back["key"].as_str().unwrap(), key.as_str());
+        }
+
         #[test]
         fn the_client_is_the_peer_or_an_address_of_the_header(header in "[0-9a-f.:, \\[\\]]{0,60}") {
             let peer: IpAddr = "10.1.2.3".parse().unwrap();
@@ -174,8 +281,9 @@ mod tests {
             outcome: "complete",
             duration_ms: 1,
             client_ip: Some("127.0.0.1".parse().unwrap()),
+            truncated: false,
         };
-        audit.write(&line("one"));
+        audit.write(line("one"));
         let wait = |p: &std::path::Path, n: usize| {
             for _ in 0..100 {
                 if std::fs::read_to_string(p).unwrap_or_default().lines().count() >= n {
@@ -188,7 +296,7 @@ mod tests {
         wait(&path, 1);
         std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
         audit.reopen();
-        audit.write(&line("two"));
+        audit.write(line("two"));
         wait(&path, 1);
         let fresh = std::fs::read_to_string(&path).unwrap();
         let v: serde_json::Value = serde_json::from_str(fresh.lines().next().unwrap()).unwrap();
@@ -201,12 +309,12 @@ mod tests {
         // At shutdown, everything handed over is on disk when finish returns; later lines
         // are counted as dropped, not lost silently.
         for _ in 0..1000 {
-            audit.write(&line("three"));
+            audit.write(line("three"));
         }
         audit.finish();
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.lines().filter(|l| l.contains("\"three\"")).count(), 1000);
-        audit.write(&line("late"));
+        audit.write(line("late"));
         assert_eq!(audit.dropped.get(), 1);
     }
 }

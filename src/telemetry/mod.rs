@@ -213,7 +213,7 @@ impl AccessLog {
             report.usage.record(org, storage, bytes);
         }
         if let Some(audit) = &report.audit {
-            audit.write(&crate::audit::AuditLine {
+            audit.write(crate::audit::AuditLine {
                 time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                 request_id: self.request_id.to_str().unwrap_or(""),
                 org: self.org.as_deref(),
@@ -228,6 +228,7 @@ impl AccessLog {
                 outcome: outcome.label(),
                 duration_ms: self.started.elapsed().as_millis() as u64,
                 client_ip: self.client_ip,
+                truncated: false,
             });
         }
     }

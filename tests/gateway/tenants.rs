@@ -280,6 +280,48 @@ async fn every_object_request_leaves_one_audit_line_without_its_token() {
     );
 }
 
+/// An audit line is one line for every reader: U+2028, U+2029 and U+0085 in a key are
+/// escaped, and a key longer than 1 KiB (an asset URL's, through `/resolve`) is cut with
+/// `"truncated": true`.
+#[tokio::test]
+async fn audit_lines_stay_one_bounded_line_whatever_the_key() {
+    seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sw = seaweed();
+    let orgs = format!(
+        "[audit]\npath = \"{}\"\n[[orgs]]\nid = \"acme\"\n{}",
+        path.display(),
+        storage("main", &sw.endpoint, &[BUCKET], &sw.reader)
+    );
+    let gw = TestGateway::start(&config("", &orgs)).await;
+    let t = labeler_token("acme", "labeler-7");
+    let separated = "a\u{2028}b\u{2029}c\u{85}d.txt";
+    assert_eq!(fetch(&gw, "acme", separated, &t, &[]).await.status, 404);
+    let long_key = "k".repeat(3000);
+    let asset = format!("s3://{BUCKET}/{long_key}");
+    let resolve = format!(
+        "{}/v1/orgs/acme/storages/main/resolve?url={}&token={t}",
+        gw.base,
+        percent_encoding::utf8_percent_encode(&asset, percent_encoding::NON_ALPHANUMERIC)
+    );
+    assert_eq!(get(&resolve, &[]).await.status, 404);
+    let lines = audit_lines(&path, 2).await;
+    let raw = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(raw.lines().count(), 2, "{raw}");
+    for separator in ['\u{2028}', '\u{2029}', '\u{85}'] {
+        assert!(!raw.contains(separator), "raw {separator:?} in {raw}");
+    }
+    assert!(raw.contains(r"a\u2028b\u2029c\u0085d.txt"), "{raw}");
+    let escaped = lines
+        .iter()
+        .find(|l| l["key"] == separated)
+        .expect("the key reads back");
+    assert!(escaped.get("truncated").is_none());
+    let cut = lines.iter().find(|l| l["truncated"] == true).expect("a truncated line");
+    assert_eq!(cut["key"].as_str().unwrap(), &long_key[..1024]);
+}
+
 #[tokio::test]
 async fn a_limited_org_gets_429_while_another_is_served() {
     seed().await;
