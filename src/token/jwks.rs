@@ -118,7 +118,7 @@ impl Jwks {
             .client
             .send(request, Trust::Operator)
             .await
-            .map_err(|e| e.message())?;
+            .map_err(|e| unreachable(&e))?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status().as_u16()));
         }
@@ -128,6 +128,19 @@ impl Jwks {
             .map_err(|_| "the answer is too large or broke off".to_string())?
             .to_bytes();
         parse(&body)
+    }
+}
+
+/// What kept the key set from arriving, in words about the key set's server (the pooled
+/// client's own errors speak of storages).
+fn unreachable(e: &crate::error::GatewayError) -> String {
+    use crate::error::GatewayError;
+    match e {
+        GatewayError::UpstreamTimeout => "the key set's server did not answer in time".into(),
+        GatewayError::UpstreamUnavailable(_) => {
+            "the key set's server cannot be reached (connection refused or reset, the name does not resolve, or TLS failed)".into()
+        }
+        other => format!("the request for the key set failed ({})", other.code()),
     }
 }
 
@@ -151,6 +164,16 @@ pub fn parse(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_fetch_is_described_as_the_key_sets_not_a_storages() {
+        use crate::error::GatewayError;
+        let why = unreachable(&GatewayError::UpstreamUnavailable(
+            "cannot connect to the storage endpoint".into(),
+        ));
+        assert!(why.contains("key set") && !why.contains("storage"), "{why}");
+        assert!(unreachable(&GatewayError::UpstreamTimeout).contains("key set"));
+    }
 
     #[test]
     fn a_set_with_unknown_key_types_keeps_the_known_ones() {

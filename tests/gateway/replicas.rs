@@ -572,3 +572,17 @@ async fn the_shared_registry_is_reached_over_tls_whose_certificate_is_verified()
         untrusted.served.logs()
     );
 }
+
+/// `sslmode=prefer` falls back to plain text whenever the server offers no TLS, which anyone
+/// on the path can arrange: the replica works, and says so at start.
+#[tokio::test]
+async fn sslmode_prefer_is_warned_about_at_start() {
+    let (_, url) = database();
+    let replica = Replica::ready(&registry(&format!("{url}?sslmode=prefer"), "")).await;
+    let logs = replica.served.logs();
+    assert!(
+        logs.contains("sslmode=prefer") && logs.contains("verify-full"),
+        "{logs}"
+    );
+    assert!(!logs.contains(PASSWORD), "the password is never logged");
+}

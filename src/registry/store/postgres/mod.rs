@@ -71,6 +71,12 @@ impl PostgresStore {
             .keepalives_idle(Duration::from_secs(20))
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3);
+        if url.tls == DatabaseTls::Prefer {
+            tracing::warn!(
+                database = %url.describe(),
+                "registry.url has sslmode=prefer: the connection falls back to plain text (the password and sealed records readable on the way) whenever the server does not offer TLS, which anyone on the path can arrange; use sslmode=verify-full (or require)"
+            );
+        }
         let tls = match url.tls {
             DatabaseTls::Disable => None,
             DatabaseTls::Prefer | DatabaseTls::Require => Some(rustls_connector(url, extra_roots)?),
