@@ -10,16 +10,7 @@ fn key(kid: &str) -> TokenKey {
 }
 
 fn verifier() -> TokenVerifier {
-    TokenVerifier::new(&AuthConfig {
-        keys: vec![key("k1")],
-        public_keys: vec![],
-        jwks_url: None,
-        jwks_refresh: Duration::from_secs(300),
-        max_ttl: Duration::from_secs(3600),
-        leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
-        require_sub: false,
-        allow_anonymous: false,
-    })
+    verifier_with(DEFAULT_LEEWAY_SECS, false)
 }
 
 fn claims(exp_in: i64) -> Claims {

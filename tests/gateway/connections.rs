@@ -371,6 +371,16 @@ async fn held_bucket() -> (StandIn, Arc<Semaphore>) {
     (upstream, release)
 }
 
+/// An HTTP/2 connection (prior knowledge, plain TCP) to `addr`, driven in the background.
+async fn h2_client(addr: std::net::SocketAddr) -> H2Sender {
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// Waits until the stand-in has received `n` requests.
 async fn received(upstream: &StandIn, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -389,11 +399,7 @@ async fn one_http2_connection_runs_at_most_the_configured_number_of_streams() {
     let (upstream, release) = held_bucket().await;
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(dir.path(), "http2_max_concurrent_streams = 2", &stand_in_org(&upstream));
-    let io = TokioIo::new(TcpStream::connect(served.data).await.unwrap());
-    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let sender = h2_client(served.data).await;
     let url = served.url("b-bucket", "held.txt");
     // A first exchange, so that the client has the gateway's SETTINGS (a stream opened
     // before them is refused with REFUSED_STREAM, RFC 9113 §5.1.2).
@@ -479,11 +485,7 @@ async fn requests_to_buckets_in_flight_are_capped_and_their_places_come_back() {
         "max_upstream_requests = 3\nupstream_connect_timeout = \"1s\"",
         &orgs,
     );
-    let io = TokioIo::new(TcpStream::connect(served.data).await.unwrap());
-    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let sender = h2_client(served.data).await;
     let url = served.url("b-bucket", "held.txt");
     let ask = |url: String| {
         let mut sender = sender.clone();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::json;
 
-use crate::replicas::{reader_secret, registry, registry_command, seed, storage_body, Replica, BUCKET};
+use crate::replicas::{registry, registry_command, seed, Replica, BUCKET};
 use crate::support::binary::metric;
 use crate::support::client::get;
 use crate::support::postgres::database;
@@ -58,25 +58,13 @@ async fn until_bad_rows(replica: &Replica, count: u64) -> Duration {
     .await
 }
 
-async fn create(replica: &Replica, id: &str) {
-    let r = replica
-        .admin(
-            Method::POST,
-            "/admin/v1/orgs/acme/storages",
-            Some(storage_body(id, &reader_secret())),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-}
-
 #[tokio::test]
 async fn an_unreadable_row_is_skipped_while_the_rest_load_and_change_within_a_second() {
     seed().await;
     let (_, url) = database();
     let a = Replica::ready(&registry(&url, "")).await;
     let b = Replica::ready(&registry(&url, "")).await;
-    create(&a, "first").await;
+    a.create("first").await;
     let db = sql(&url).await;
 
     // A provider written by a newer version, in a rolling upgrade.
@@ -89,7 +77,7 @@ async fn an_unreadable_row_is_skipped_while_the_rest_load_and_change_within_a_se
     assert_eq!(metric(&b.served.metrics().await, "assetgate_registry_bad_rows "), 1.0);
 
     // Changes keep arriving at once: the registry did not count as unreachable.
-    create(&a, "second").await;
+    a.create("second").await;
     let took = within(Duration::from_secs(5), "B to serve the new storage", || async {
         b.object("second", "a.txt").await.status == 200
     })
@@ -132,7 +120,7 @@ async fn a_row_copied_to_another_org_or_edited_in_the_database_is_refused() {
     let (_, url) = database();
     let a = Replica::ready(&registry(&url, "")).await;
     let b = Replica::ready(&registry(&url, "")).await;
-    create(&a, "vault").await;
+    a.create("vault").await;
     within(Duration::from_secs(5), "B to serve the storage", || async {
         b.object("vault", "a.txt").await.status == 200
     })
@@ -189,7 +177,7 @@ async fn a_row_copied_to_another_org_or_edited_in_the_database_is_refused() {
 
     // A record without a tag (written before records were authenticated, or stripped of it)
     // is refused too, until an operator who trusts the database authenticates it.
-    create(&a, "legacy").await;
+    a.create("legacy").await;
     db.execute(
         "UPDATE assetgate_storages SET record = record - 'mac', version = version + 1
          WHERE org = 'acme' AND id = 'legacy'",
@@ -231,7 +219,7 @@ async fn a_flood_of_notices_costs_bounded_memory_and_real_changes_still_arrive()
     let a = Replica::ready(&registry(&url, "")).await;
     let b = Replica::ready(&registry(&url, "")).await;
     for id in ["during", "after"] {
-        create(&a, id).await;
+        a.create(id).await;
     }
     within(Duration::from_secs(5), "B to serve both", || async {
         b.object("during", "a.txt").await.status == 200 && b.object("after", "a.txt").await.status == 200

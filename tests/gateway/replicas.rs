@@ -74,6 +74,19 @@ impl Replica {
         request_body(method, &format!("http://{}{path}", self.served.admin), &all, body).await
     }
 
+    /// Creates storage `id` of org acme on the shared bucket, through this replica.
+    pub(crate) async fn create(&self, id: &str) {
+        let r = self
+            .admin(
+                Method::POST,
+                "/admin/v1/orgs/acme/storages",
+                Some(storage_body(id, &reader_secret())),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    }
+
     /// The data plane's answer for `key` of storage `id` of org acme.
     pub(crate) async fn object(&self, id: &str, key: &str) -> Reply {
         let url = format!(
@@ -493,15 +506,7 @@ async fn an_embedded_store_migrates_idempotently_and_the_master_key_rotates() {
     let external_id = {
         let single = Replica::ready(&embedded).await;
         for id in ["first", "second"] {
-            let r = single
-                .admin(
-                    Method::POST,
-                    "/admin/v1/orgs/acme/storages",
-                    Some(storage_body(id, &reader_secret())),
-                    &[],
-                )
-                .await;
-            assert_eq!(r.status, 201);
+            single.create(id).await;
         }
         single.external_id("acme").await
     };
