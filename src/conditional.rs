@@ -40,6 +40,19 @@ pub enum Verdict {
     PreconditionFailed,
 }
 
+/// Whether the request has a precondition of steps 1 to 4 (most requests have none, and
+/// need no validator parsed).
+pub fn has_preconditions(request: &HeaderMap) -> bool {
+    [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|name| request.contains_key(name))
+}
+
 /// Evaluates the client's preconditions in the RFC's order: `If-Match`, else
 /// `If-Unmodified-Since`; then `If-None-Match`, else `If-Modified-Since`.
 pub fn evaluate(request: &HeaderMap, v: &Validators<'_>) -> Verdict {

@@ -240,7 +240,7 @@ async fn object(
 /// stands.
 fn judge(client: &http::HeaderMap, upstream: &Response<Incoming>) -> Verdict {
     match upstream.status() {
-        StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT if conditional::has_preconditions(client) => {
             conditional::evaluate(client, &Validators::of(upstream.headers()))
         }
         _ => Verdict::Proceed,
@@ -289,7 +289,7 @@ async fn forward(
         // a version the client did not name.
         let changed = match response.status() {
             StatusCode::PRECONDITION_FAILED => if_range,
-            StatusCode::PARTIAL_CONTENT => {
+            StatusCode::PARTIAL_CONTENT if client_headers.contains_key(http::header::IF_RANGE) => {
                 !conditional::if_range_holds(client_headers, &Validators::of(response.headers()))
             }
             _ => false,
