@@ -6,7 +6,7 @@
 //! the database goes away the replica keeps serving what it holds, reconnects with backoff,
 //! and catches up with a comparison as soon as it is back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,9 +22,15 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::fro
 /// Beyond this many differences, a comparison reloads everything in one query.
 const RELOAD_ABOVE: usize = 1000;
 
-/// At most one batch of notices in this time: what arrives meanwhile merges into the next,
-/// so a flood of notices makes a bounded number of queries.
+/// Batches of notices are taken as they come, [`BURST`] at a time; past that, at most one
+/// per `BATCH_GAP` on average, and what arrives meanwhile merges into the next. Changes made
+/// by people arrive at once; a flood of notices makes a bounded number of queries.
 const BATCH_GAP: Duration = Duration::from_millis(50);
+const BURST: usize = 8;
+
+/// Up to this many storages a batch names are read one by one (a change arrives with one
+/// query); more are compared by version in one query first, and only those that differ read.
+const READ_DIRECTLY: usize = 4;
 
 /// At most one full comparison for overflowing notices in this time (a flood that goes on
 /// costs one comparison per gap; once it stops, the last one follows within the gap).
@@ -88,9 +94,12 @@ async fn session(
     *backoff = BACKOFF.0;
     drop(s);
     let mut tick = tokio::time::interval_at(Instant::now() + resync_interval, resync_interval);
-    let (mut last_batch, mut last_overflow) = (Instant::now(), Instant::now());
+    let mut last_overflow = Instant::now();
+    let mut recent: VecDeque<Instant> = VecDeque::with_capacity(BURST);
     loop {
-        tokio::time::sleep_until(last_batch + BATCH_GAP).await;
+        if recent.len() == BURST {
+            tokio::time::sleep_until(recent[0] + BATCH_GAP * BURST as u32).await;
+        }
         tokio::select! {
             batch = listener.pending.next() => {
                 let Some(batch) = batch else {
@@ -102,7 +111,10 @@ async fn session(
                 }
                 let Some(s) = alive(storages) else { return Ok(()) };
                 apply(&s, batch).await?;
-                last_batch = Instant::now();
+                if recent.len() == BURST {
+                    recent.pop_front();
+                }
+                recent.push_back(Instant::now());
             }
             _ = tick.tick() => {
                 let Some(s) = alive(storages) else { return Ok(()) };
@@ -112,9 +124,10 @@ async fn session(
     }
 }
 
-/// Checks what a batch of notices names against the database: the versions of the storages
-/// in one query (only those that differ from what is held are read), external IDs and limits
-/// in one query each. A batch that overflowed is a full comparison.
+/// Checks what a batch of notices names against the database: a few storages read as they
+/// are, many compared by version in one query (only those that differ from what is held are
+/// read); external IDs and limits in one query each. A batch that overflowed is a full
+/// comparison.
 async fn apply(s: &Storages, batch: Batch) -> Result<(), RegistryError> {
     if batch.overflowed {
         tracing::info!("more change notices arrived than are kept; comparing everything instead");
@@ -131,21 +144,21 @@ async fn apply(s: &Storages, batch: Batch) -> Result<(), RegistryError> {
     }
     if !storages.is_empty() {
         let keys = s.keys.as_ref().ok_or(RegistryError::Locked)?;
-        let stored: HashMap<(String, String), u64> = pg
-            .versions_of(&storages)
-            .await?
-            .into_iter()
-            .map(|(org, id, version)| ((org, id), version))
-            .collect();
+        let stored: Option<HashMap<(String, String), u64>> = if storages.len() > READ_DIRECTLY {
+            let versions = pg.versions_of(&storages).await?;
+            Some(versions.into_iter().map(|(org, id, v)| ((org, id), v)).collect())
+        } else {
+            None
+        };
         let _one_at_a_time = s.writes.lock().await;
         for (org, id) in storages {
-            let version = stored.get(&(org.clone(), id.clone())).copied();
-            if s.held_version(&org, &id) == version {
-                continue;
-            }
-            let row = match version {
-                Some(_) => pg.get(&org, &id).await?,
-                None => None,
+            let row = match &stored {
+                None => pg.get(&org, &id).await?,
+                Some(stored) => match stored.get(&(org.clone(), id.clone())).copied() {
+                    version if version == s.held_version(&org, &id) => continue,
+                    Some(_) => pg.get(&org, &id).await?,
+                    None => None,
+                },
             };
             s.apply(&org, &id, row, keys);
         }
