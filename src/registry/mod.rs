@@ -353,26 +353,32 @@ impl Storages {
     /// Makes storage `id` of `org` what the store says: `row`, or gone. A row that cannot be
     /// read is not served (whatever was served before under that id stops) and is reported;
     /// it never keeps the other rows from being applied.
-    fn apply(&self, org: &str, id: &str, row: Option<StoredRow>, keys: &Keys) {
+    /// Says whether anything changed.
+    fn apply(&self, org: &str, id: &str, row: Option<StoredRow>, keys: &Keys) -> bool {
         let key = (org.to_string(), id.to_string());
         match row {
             None => {
-                self.bad_rows.remove(&key);
-                if self.org(org).is_some_and(|o| o.api_storage(id).is_some()) {
+                let was_bad = self.bad_rows.remove(&key).is_some();
+                let held = self.org(org).is_some_and(|o| o.api_storage(id).is_some());
+                if held {
                     self.update_org(org, |o| o.without_api(id));
                 }
+                was_bad || held
             }
-            Some(row) if self.held_version(org, id) != Some(row.version) => match self.open_row(&row, keys) {
-                Ok((storage, record)) => {
-                    self.bad_rows.remove(&key);
-                    self.publish(org, storage, &record);
+            Some(row) if self.held_version(org, id) != Some(row.version) => {
+                match self.open_row(&row, keys) {
+                    Ok((storage, record)) => {
+                        self.bad_rows.remove(&key);
+                        self.publish(org, storage, &record);
+                    }
+                    Err(why) => {
+                        self.update_org(org, |o| o.without_api(id));
+                        self.skip(row, &why);
+                    }
                 }
-                Err(why) => {
-                    self.update_org(org, |o| o.without_api(id));
-                    self.skip(row, &why);
-                }
-            },
-            Some(_) => {}
+                true
+            }
+            Some(_) => false,
         }
     }
 

@@ -22,11 +22,13 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::fro
 /// Beyond this many differences, a comparison reloads everything in one query.
 const RELOAD_ABOVE: usize = 1000;
 
-/// Batches of notices are taken as they come, [`BURST`] at a time; past that, at most one
-/// per `BATCH_GAP` on average, and what arrives meanwhile merges into the next. Changes made
-/// by people arrive at once; a flood of notices makes a bounded number of queries.
+/// Batches of notices are taken as they come while they bring changes. Batches that change
+/// nothing (notices anyone with a login may send) are taken [`BURST`] at a time; past that, at
+/// most one per `BATCH_GAP` on average, and what arrives meanwhile merges into the next. So
+/// real changes, however many, arrive at once, and a flood of notices makes a bounded
+/// number of queries.
 const BATCH_GAP: Duration = Duration::from_millis(50);
-const BURST: usize = 8;
+const BURST: usize = 64;
 
 /// Up to this many storages a batch names are read one by one (a change arrives with one
 /// query); more are compared by version in one query first, and only those that differ read.
@@ -110,11 +112,12 @@ async fn session(
                     last_overflow = Instant::now();
                 }
                 let Some(s) = alive(storages) else { return Ok(()) };
-                apply(&s, batch).await?;
-                if recent.len() == BURST {
-                    recent.pop_front();
+                if !apply(&s, batch).await? {
+                    if recent.len() == BURST {
+                        recent.pop_front();
+                    }
+                    recent.push_back(Instant::now());
                 }
-                recent.push_back(Instant::now());
             }
             _ = tick.tick() => {
                 let Some(s) = alive(storages) else { return Ok(()) };
@@ -127,12 +130,14 @@ async fn session(
 /// Checks what a batch of notices names against the database: a few storages read as they
 /// are, many compared by version in one query (only those that differ from what is held are
 /// read); external IDs and limits in one query each. A batch that overflowed is a full
-/// comparison.
-async fn apply(s: &Storages, batch: Batch) -> Result<(), RegistryError> {
+/// comparison. Says whether a storage or an external ID changed.
+async fn apply(s: &Storages, batch: Batch) -> Result<bool, RegistryError> {
     if batch.overflowed {
         tracing::info!("more change notices arrived than are kept; comparing everything instead");
-        return resync(s).await;
+        resync(s).await?;
+        return Ok(false);
     }
+    let mut changed = false;
     let pg = postgres(s);
     let (mut storages, mut external_ids, mut limits) = (Vec::new(), Vec::new(), Vec::new());
     for notice in batch.notices {
@@ -160,12 +165,12 @@ async fn apply(s: &Storages, batch: Batch) -> Result<(), RegistryError> {
                     None => None,
                 },
             };
-            s.apply(&org, &id, row, keys);
+            changed |= s.apply(&org, &id, row, keys);
         }
     }
     if !external_ids.is_empty() {
         for (org, id) in pg.external_ids_of(&external_ids).await? {
-            s.external_ids.insert(org, id);
+            changed |= s.external_ids.insert(org, id.clone()).is_none_or(|held| held != id);
         }
     }
     if !limits.is_empty() {
@@ -174,7 +179,7 @@ async fn apply(s: &Storages, batch: Batch) -> Result<(), RegistryError> {
             s.hold_limits(&org, found.get(&org).map(String::as_str));
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Makes what is held what is stored: everything at first, then only what differs.
