@@ -11,7 +11,7 @@ use assetgate::config::{AuthConfig, StaticKeys, TokenKey};
 use assetgate::cors::{self, OriginCheck, OriginPattern};
 use assetgate::limits::{Limit, LimitMetrics, Limiter, OrgLimits};
 use assetgate::secret::Secret;
-use assetgate::storage::providers::s3::{address, sign};
+use assetgate::storage::providers::s3::sign;
 use assetgate::token::{self, TokenVerifier};
 use assetgate::usage::{Usage, UsageMetrics};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -26,7 +26,7 @@ fn signing(c: &mut Criterion) {
     let identity = sign::identity(&keys);
     let url = format!(
         "https://bucket.s3.eu-central-1.amazonaws.com/{}",
-        address::encode_key("images/2024/scan (1).jpg")
+        assetgate::route::encode_key("images/2024/scan (1).jpg")
     );
     c.bench_function("sigv4_sign_get_with_range", |b| {
         b.iter(|| {
@@ -77,7 +77,7 @@ fn routes(c: &mut Criterion) {
         b.iter(|| black_box(assetgate::route::parse(black_box(path)).unwrap()))
     });
     c.bench_function("key_encode", |b| {
-        b.iter(|| black_box(address::encode_key(black_box("2024/中文/scan (1)+final.jpg"))))
+        b.iter(|| black_box(assetgate::route::encode_key(black_box("2024/中文/scan (1)+final.jpg"))))
     });
 }
 

@@ -4,6 +4,10 @@
 use http::StatusCode;
 use serde::Serialize;
 
+/// Why a storage endpoint was refused (`endpoint_not_allowed`): the endpoint guard's refusal,
+/// whether found when the storage was checked or on connecting.
+pub const FORBIDDEN: &str = "the storage endpoint resolves only to addresses the gateway may not connect to";
+
 /// Everything that can go wrong while serving a request. Messages are written for the
 /// person reading the JSON (a labeler's developer tools, an org admin); they never contain a
 /// secret, a token or upstream XML.
@@ -59,7 +63,7 @@ pub enum GatewayError {
     OwnershipNotProven { bucket: String, org: String },
     #[error("the bucket answered with an error ({code})")]
     UpstreamError { code: String, hint: Option<&'static str> },
-    #[error("{}", crate::upstream::guard::FORBIDDEN)]
+    #[error("{}", FORBIDDEN)]
     EndpointNotAllowed,
     /// A storage whose credential is a token of the gateway's own identity names an endpoint
     /// that is not its cloud's: no token is asked for or sent (README, "Azure Blob Storage").

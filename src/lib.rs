@@ -45,7 +45,6 @@ pub mod proof;
 pub mod proxy;
 pub mod range;
 pub mod registry;
-pub mod resolve;
 pub mod route;
 pub mod secret;
 pub mod server;

@@ -15,7 +15,6 @@ use crate::cors::{self, OriginCheck};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::registry::StorageEntry;
-use crate::resolve;
 use crate::route::{self, ObjectPath, Route};
 use crate::telemetry::metrics::InFlight;
 use crate::telemetry::{self, AccessLog, Outcome};
@@ -159,7 +158,7 @@ async fn object(
                     "the `url` query parameter is required".into(),
                 ));
             }
-            let (bucket, key) = resolve::locate(&entry.storage, &url)?;
+            let (bucket, key) = crate::storage::asset_url::locate(&entry.storage, &url)?;
             ObjectPath {
                 org,
                 storage,

@@ -1,9 +1,28 @@
 //! Request path -> [`Route`]. Path segments are percent-decoded exactly once; inside an object
-//! key `/`, `..`, `//`, a trailing `/`, `+` and spaces are ordinary characters (SPEC §3).
+//! key `/`, `..`, `//`, a trailing `/`, `+` and spaces are ordinary characters (SPEC §3). And
+//! the other way: a key encoded exactly once for a URL path ([`encode_key`]), as every
+//! provider's requests and our own URLs carry it.
 
-use percent_encoding::percent_decode;
+use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::GatewayError;
+
+/// S3 `UriEncode` for object keys: every byte but `A-Za-z0-9-_.~` and `/` becomes `%XX`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>).
+/// The same string is sent on the wire and used as the SigV4 canonical URI, so signing must
+/// not encode it again.
+const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Encodes an object key for a URL path (S3's rules, which Azure and GCS accept; also safe
+/// for our own routes).
+pub fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_ENCODE_SET).to_string()
+}
 
 /// S3's limit on key length, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -161,7 +180,17 @@ mod tests {
     }
 
     use super::*;
-    use crate::storage::providers::s3::address::encode_key;
+
+    #[test]
+    fn encodes_every_reserved_byte_once_and_keeps_slashes() {
+        assert_eq!(
+            encode_key("a b+c(1)'!*=@&$,;:%.jpg"),
+            "a%20b%2Bc%281%29%27%21%2A%3D%40%26%24%2C%3B%3A%25.jpg"
+        );
+        assert_eq!(encode_key("a//b/./c/../d/"), "a//b/./c/../d/");
+        assert_eq!(encode_key("~-_."), "~-_.");
+        assert_eq!(encode_key("中"), "%E4%B8%AD");
+    }
     use proptest::prelude::*;
 
     fn object(path: &str) -> ObjectPath {

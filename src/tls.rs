@@ -13,7 +13,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::config::TlsFiles;
+/// The certificate and key files of `[server].tls` (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
 
 /// How often certificate files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);

@@ -226,7 +226,7 @@ async fn drain(response: http::Response<hyper::body::Incoming>) {
 pub fn credentials_problem(entry: &StorageEntry, err: &GatewayError) -> Option<String> {
     Some(match err {
         GatewayError::UpstreamCredentialsRejected(code) => credentials_message(code),
-        GatewayError::EndpointNotAllowed => crate::upstream::guard::FORBIDDEN.to_string(),
+        GatewayError::EndpointNotAllowed => crate::error::FORBIDDEN.to_string(),
         GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout => {
             format!("the storage endpoint {} cannot be reached", entry.storage.endpoint())
         }

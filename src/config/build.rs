@@ -118,7 +118,7 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
     }
     Ok(ServerConfig {
         listen: addr("server.listen", s.listen, "0.0.0.0:8080")?,
-        tls: s.tls.map(|t| TlsFiles {
+        tls: s.tls.map(|t| crate::tls::TlsFiles {
             cert: t.cert.into(),
             key: t.key.into(),
         }),

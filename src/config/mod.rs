@@ -62,7 +62,7 @@ pub struct ServerConfig {
     /// Data-plane listen address.
     pub listen: SocketAddr,
     /// Certificate and key files; when set the data plane speaks TLS.
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<crate::tls::TlsFiles>,
     /// From accept to a complete first request head: TLS handshake, protocol detection,
     /// HTTP/2 preface and headers included (slowloris guard).
     pub header_read_timeout: Duration,
@@ -90,12 +90,6 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Proxies whose `X-Forwarded-For` is believed (the audit's `clientIp`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -18,8 +18,8 @@ pub use backend::{serve as serve_s3, Backend};
 
 use crate::body::BoxError;
 use crate::config::Config;
+use crate::route::encode_key;
 use crate::server::{self, ServeOptions};
-use crate::storage::providers::s3::address::encode_key;
 use crate::{token, Gateway};
 
 /// The demo's configuration, with `${DEMO_*}` filled in at start.

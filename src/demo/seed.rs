@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{Endpoint, StaticKeys};
-use crate::storage::providers::s3::address::encode_key;
+use crate::route::encode_key;
 use crate::storage::providers::s3::sign;
 
 /// Writes to one S3-compatible endpoint (plain HTTP, path-style) with one set of keys.

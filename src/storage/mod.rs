@@ -4,6 +4,7 @@
 //! under the `rules`); everything that differs between providers lives in one module per
 //! provider (`providers`).
 
+pub mod asset_url;
 pub mod build;
 pub mod draft;
 pub mod providers;

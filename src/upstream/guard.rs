@@ -210,9 +210,6 @@ impl Resolver {
     }
 }
 
-/// The error a refused resolution ends in; the client maps it to `endpoint_not_allowed`.
-pub const FORBIDDEN: &str = "the storage endpoint resolves only to addresses the gateway may not connect to";
-
 fn is_localhost(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost")
 }
@@ -243,7 +240,7 @@ impl tower_service::Service<Name> for Resolver {
             };
             let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| policy.ip_allowed(a.ip())).collect();
             if allowed.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::PermissionDenied, FORBIDDEN));
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, crate::error::FORBIDDEN));
             }
             Ok(allowed.into_iter())
         })

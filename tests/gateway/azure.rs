@@ -14,7 +14,7 @@ use crate::support::azurite::{azurite, azurite_oauth, ACCOUNT, OTHER_ACCOUNT};
 use crate::support::client::{get, head, request_body, Reply};
 use crate::support::oauth::{self, OAuth};
 use crate::support::*;
-use assetgate::storage::providers::s3::address::encode_key;
+use assetgate::route::encode_key;
 
 const ADMIN: &str = "admin-token-for-azure-tests-0123";
 

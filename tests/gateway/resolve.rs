@@ -62,7 +62,7 @@ async fn every_asset_url_form_reaches_the_right_object() {
     let gw = gateway().await;
     let port = seaweed().endpoint.port.unwrap();
     for key in keys() {
-        let k = assetgate::storage::providers::s3::address::encode_key(key);
+        let k = assetgate::route::encode_key(key);
         let forms = [
             ("aws", format!("https://{BUCKET}.s3.eu-central-1.amazonaws.com/{k}")),
             (

@@ -21,8 +21,8 @@ use super::Storage;
 use crate::config::Endpoint;
 use crate::credentials::{Authorization, CredentialSource};
 use crate::error::GatewayError;
-use crate::resolve::AssetUrl;
 use crate::secret::Secret;
+use crate::storage::asset_url::AssetUrl;
 use crate::upstream::Trust;
 
 /// The kinds of storage, by the names the configuration file and the admin API use.

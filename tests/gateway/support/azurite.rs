@@ -149,10 +149,7 @@ impl Azurite {
         headers.insert("x-ms-blob-type", HeaderValue::from_static("BlockBlob"));
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(data.len()));
-        let path = format!(
-            "/{container}/{}",
-            assetgate::storage::providers::s3::address::encode_key(name)
-        );
+        let path = format!("/{container}/{}", assetgate::route::encode_key(name));
         let put = self
             .send(Method::PUT, &path, None, headers, Bytes::copy_from_slice(data))
             .await;

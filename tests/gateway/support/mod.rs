@@ -20,9 +20,9 @@ pub mod tls;
 use std::time::Duration;
 
 use assetgate::config::{Endpoint, StaticKeys, TokenKey};
+use assetgate::route::encode_key;
 use assetgate::secret::Secret;
 use assetgate::server::{self, ServeOptions};
-use assetgate::storage::providers::s3::address::encode_key;
 use assetgate::token::{self, Claims};
 use assetgate::{Config, Gateway};
 use tokio::sync::oneshot;

@@ -18,14 +18,14 @@ use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Map, Value};
 
-use super::s3::address::encode_key;
 use super::s3::errors::error_code;
 use super::{stored_text, Backend, Kind, Provider};
 use crate::config::{Endpoint, Scheme};
 use crate::credentials::{Authorization, CredentialSource};
 use crate::error::GatewayError;
-use crate::resolve::{foreign, foreign_scheme, path_style, AssetUrl};
+use crate::route::encode_key;
 use crate::secret::Secret;
+use crate::storage::asset_url::{foreign, foreign_scheme, path_style, AssetUrl};
 use crate::storage::build::Context;
 use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;

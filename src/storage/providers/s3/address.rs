@@ -2,25 +2,8 @@
 //! for (endpoint, bucket, key), in path-style or virtual-hosted style, with the key encoded
 //! exactly once by S3's rules.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
 use crate::config::{Endpoint, Scheme};
-
-/// S3 `UriEncode` for object keys: every byte but `A-Za-z0-9-_.~` and `/` becomes `%XX`
-/// (<https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>).
-/// The same string is sent on the wire and used as the SigV4 canonical URI, so signing must
-/// not encode it again (`PercentEncodingMode::Single`).
-const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-/// Encodes an object key for a URL path (S3's rules; also safe for our own routes).
-pub fn encode_key(key: &str) -> String {
-    utf8_percent_encode(key, KEY_ENCODE_SET).to_string()
-}
+use crate::route::encode_key;
 
 /// AWS's regional S3 endpoint (`s3.{region}.amazonaws.com`; `.com.cn` in the China
 /// partition).
@@ -73,17 +56,6 @@ mod tests {
 
     fn endpoint(e: &str) -> Endpoint {
         Endpoint::parse(e).unwrap()
-    }
-
-    #[test]
-    fn encodes_every_reserved_byte_once_and_keeps_slashes() {
-        assert_eq!(
-            encode_key("a b+c(1)'!*=@&$,;:%.jpg"),
-            "a%20b%2Bc%281%29%27%21%2A%3D%40%26%24%2C%3B%3A%25.jpg"
-        );
-        assert_eq!(encode_key("a//b/./c/../d/"), "a//b/./c/../d/");
-        assert_eq!(encode_key("~-_."), "~-_.");
-        assert_eq!(encode_key("中"), "%E4%B8%AD");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::{Flavor, S3};
 use crate::error::GatewayError;
-use crate::resolve::{foreign, foreign_scheme, own_endpoint, path_style, virtual_host, AssetUrl};
+use crate::storage::asset_url::{foreign, foreign_scheme, own_endpoint, path_style, virtual_host, AssetUrl};
 use crate::storage::Storage;
 
 pub fn locate<'a>(s3: &S3, storage: &Storage, asset: &AssetUrl<'a>) -> Result<(String, &'a str), GatewayError> {

@@ -419,7 +419,7 @@ mod tests {
             region in "(us-east-1|eu-central-1|auto)",
             secs in 946_684_800u64..4_102_444_800,
         ) {
-            let path = crate::storage::providers::s3::address::encode_key(&key);
+            let path = crate::route::encode_key(&key);
             let query = query.map(|q| utf8_percent_encode(&q, percent_encoding::CONTROLS).to_string().replace(' ', "%20"));
             let uri = match &query {
                 Some(q) => format!("https://b.s3.amazonaws.com/{path}?{q}"),

@@ -1,9 +1,9 @@
 use super::*;
 use crate::config::{Endpoint, StaticKeys};
+use crate::route::encode_key;
 use crate::secret::Secret;
 use crate::storage::providers::azure::{Azure, AzureCredentials};
 use crate::storage::providers::gcs::{Gcs, GcsCredentials};
-use crate::storage::providers::s3::address::encode_key;
 use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
 use crate::storage::{Kind, Provider};
 use proptest::prelude::*;

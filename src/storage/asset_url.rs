@@ -3,10 +3,10 @@
 //! and re-encode the path, and the key must be the path decoded exactly once. Which hosts
 //! and schemes name a storage's buckets is its provider's to say (`Backend::locate`).
 
+use super::rules::check_bucket;
+use super::Storage;
 use crate::error::GatewayError;
 use crate::route::decode;
-use crate::storage::rules::check_bucket;
-use crate::storage::Storage;
 
 /// The parts of an asset URL we use. Query and fragment (`storageId`, `integrationId`,
 /// anything else) are ignored.
@@ -115,5 +115,5 @@ pub fn foreign(host: &str) -> GatewayError {
 }
 
 #[cfg(test)]
-#[path = "resolve_tests.rs"]
+#[path = "asset_url_tests.rs"]
 mod tests;
