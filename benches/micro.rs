@@ -7,12 +7,13 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use assetgate::audit::{Audit, AuditLine, AuditMetrics};
-use assetgate::config::{AuthConfig, StaticKeys, TokenKey};
 use assetgate::cors::{self, OriginCheck, OriginPattern};
+use assetgate::credentials::StaticKeys;
 use assetgate::limits::{Limit, LimitMetrics, Limiter, OrgLimits};
 use assetgate::secret::Secret;
 use assetgate::storage::providers::s3::sign;
 use assetgate::token::{self, TokenVerifier};
+use assetgate::token::{AuthConfig, TokenKey};
 use assetgate::usage::{Usage, UsageMetrics};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};

@@ -19,11 +19,13 @@ mod postgres;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assetgate::config::{DatabaseUrl, Endpoint, StaticKeys};
+use assetgate::config::DatabaseUrl;
+use assetgate::credentials::StaticKeys;
 use assetgate::registry::{record, sealed::MasterKey, store};
 use assetgate::secret::Secret;
 use assetgate::storage::providers::s3::{Flavor, S3Credentials, S3};
 use assetgate::storage::{Provider, Storage};
+use assetgate::upstream::Endpoint;
 use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
 

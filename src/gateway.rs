@@ -9,12 +9,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
-use crate::config::{AuthConfig, Config, CorsConfig};
+use crate::config::{Config, CorsConfig};
 use crate::credentials::Credentials;
 use crate::registry::{RegistryError, Storages};
 use crate::secret::Secret;
 use crate::telemetry::metrics::Metrics;
 use crate::tls::{self, TlsError};
+use crate::token::AuthConfig;
 use crate::token::TokenVerifier;
 use crate::upstream::guard::EndpointPolicy;
 use crate::upstream::UpstreamClient;

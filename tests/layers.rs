@@ -45,8 +45,8 @@ const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[];
 
 /// A ratchet while the floors are being put back: no more upward imports and mutual pairs
 /// than this. It only ever goes down, to zero.
-const STILL_UPWARD: usize = 41;
-const STILL_MUTUAL: usize = 12;
+const STILL_UPWARD: usize = 24;
+const STILL_MUTUAL: usize = 9;
 
 fn floor_of(module: &str) -> Option<usize> {
     FLOORS.iter().position(|(_, modules)| modules.contains(&module))
@@ -223,9 +223,9 @@ fn no_two_modules_import_each_other() {
 
 #[test]
 fn the_reader_sees_imports_and_skips_comments() {
-    let text = "use crate::config::Endpoint;\n// crate::admin in a comment\nuse crate::{error::GatewayError, secret};\nfn f(g: &crate::Gateway) {} // crate::proxy\n";
+    let text = "use crate::upstream::Endpoint;\n// crate::admin in a comment\nuse crate::{error::GatewayError, secret};\nfn f(g: &crate::Gateway) {} // crate::proxy\n";
     let found = named_modules(&code(text));
-    let expected: BTreeSet<String> = ["config", "error", "secret", "gateway"]
+    let expected: BTreeSet<String> = ["upstream", "error", "secret", "gateway"]
         .iter()
         .map(|s| s.to_string())
         .collect();

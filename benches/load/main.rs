@@ -29,8 +29,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use assetgate::config::{StaticKeys, TokenKey};
+use assetgate::credentials::StaticKeys;
 use assetgate::secret::Secret;
+use assetgate::token::TokenKey;
 use report::{Cell, Memory, Report, Round, Sample, Sts, TlsCell, TlsRound};
 
 const ROLE: &str = "ASSETGATE_BENCH_ROLE";

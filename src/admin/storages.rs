@@ -134,7 +134,7 @@ async fn external_id_for(gw: &Gateway, org: &str, body: &Value) -> Result<Option
 
 /// An endpoint given through the API must not reach the gateway's own network, and must
 /// use TLS unless the operator allowed its host.
-async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::config::Endpoint>) -> Result<(), AdminError> {
+async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::upstream::Endpoint>) -> Result<(), AdminError> {
     let Some(endpoint) = endpoint else { return Ok(()) };
     gw.upstream
         .policy()
@@ -154,7 +154,7 @@ async fn check_token_uri(gw: &Gateway, storage: &Storage) -> Result<(), AdminErr
         return Ok(());
     }
     let problem = |m: String| invalid(Fields::from([("serviceAccountKey.token_uri".into(), m)]));
-    let endpoint = crate::config::Endpoint::parse_with_path(uri)
+    let endpoint = crate::upstream::Endpoint::parse_with_path(uri)
         .map(|(e, _)| e)
         .map_err(problem)?;
     gw.upstream.policy().check(&endpoint).await.map_err(problem)

@@ -10,6 +10,9 @@ use super::env::{interpolate_value, Lookup};
 use super::file::*;
 use super::problem;
 use super::*;
+use crate::credentials::{AzureConfig, GcpConfig, StaticKeys, StsConfig};
+use crate::token::{AuthConfig, PublicKey, TokenKey};
+use crate::upstream::Endpoint;
 
 const MIN_TOKEN_KEY_BYTES: usize = 32;
 

@@ -4,7 +4,6 @@
 
 mod build;
 mod database;
-mod endpoint;
 mod env;
 mod file;
 mod problem;
@@ -14,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use database::{DatabaseTls, DatabaseUrl};
-pub use endpoint::{Endpoint, Scheme};
 pub use env::Lookup;
 
 use crate::cors::OriginPattern;
+use crate::credentials::{AzureConfig, GcpConfig, StsConfig};
 use crate::secret::Secret;
+use crate::token::AuthConfig;
 
 /// A configuration problem, naming the offending key (`orgs[0].storages[1].endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,55 +101,11 @@ pub struct AdminConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct AuthConfig {
-    /// HS256 secrets for labeler tokens, chosen by the token's `kid`; the first signs the
-    /// tokens the gateway mints.
-    pub keys: Vec<TokenKey>,
-    /// Public keys (EdDSA, ES256, RS256) of the platform, chosen by `kid` as well.
-    pub public_keys: Vec<PublicKey>,
-    /// The platform's JSON Web Key Set, and how often it is fetched again.
-    pub jwks_url: Option<String>,
-    pub jwks_refresh: Duration,
-    /// Longest lifetime a token may claim (`exp - iat`).
-    pub max_ttl: Duration,
-    /// Clock leeway for `exp`, `nbf` and `iat`: a token is refused once `exp + leeway` has
-    /// passed.
-    pub leeway: Duration,
-    /// Refuse tokens without a `sub` (every request then names its labeler).
-    pub require_sub: bool,
-    /// Accept requests without a token (local experiments only).
-    pub allow_anonymous: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct PublicKey {
-    pub kid: String,
-    pub key: crate::token::keys::VerifyKey,
-}
-
-#[derive(Debug, Clone)]
-pub struct TokenKey {
-    pub kid: String,
-    pub secret: Secret,
-}
-
-#[derive(Debug, Clone)]
 pub struct CorsConfig {
     /// Origins allowed for every org.
     pub allowed_origins: Vec<OriginPattern>,
     /// `Access-Control-Max-Age` of preflight answers.
     pub max_age: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct StsConfig {
-    pub region: String,
-    pub endpoint: Option<Endpoint>,
-    pub session_duration: Duration,
-    pub refresh_margin: Duration,
-    pub failure_cache: Duration,
-    /// The gateway's own identity; `None` means the standard AWS credential chain.
-    pub credentials: Option<StaticKeys>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,40 +133,6 @@ pub struct Org {
     pub storages: Vec<crate::storage::Storage>,
     /// `limits` and `labeler_limits`; `None` when the file sets neither (the admin API may).
     pub limits: Option<crate::limits::OrgLimits>,
-}
-
-/// Static keys: an IAM user's, an S3-compatible service's, or GCS HMAC keys.
-#[derive(Debug, Clone)]
-pub struct StaticKeys {
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
-}
-
-/// The gateway's own Entra app (`[azure]`), for `entra_delegation` storages.
-#[derive(Debug, Clone)]
-pub struct AzureConfig {
-    /// The multi-tenant app that customer tenants consent to.
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// The token endpoint's base: `{authority}/{tenant}/oauth2/v2.0/token`.
-    pub authority: Endpoint,
-    /// Endpoints besides Azure's own that the app's tokens may be sent to (an emulator, a
-    /// private endpoint).
-    pub endpoints: Vec<Endpoint>,
-}
-
-/// The gateway's own Google identity (`[gcp]`), for `impersonate` storages.
-#[derive(Debug, Clone)]
-pub struct GcpConfig {
-    /// Its service account key; without one, the metadata server's account.
-    pub key: Option<std::sync::Arc<crate::credentials::ServiceAccountKey>>,
-    /// The IAM Credentials API.
-    pub iam_endpoint: Endpoint,
-    /// The metadata server (when there is no key).
-    pub metadata: Endpoint,
-    /// Endpoints besides Google's own that impersonation tokens may be sent to.
-    pub endpoints: Vec<Endpoint>,
 }
 
 impl Config {

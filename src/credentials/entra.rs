@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::config::AzureConfig;
+use crate::credentials::AzureConfig;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::upstream::{Trust, UpstreamClient};

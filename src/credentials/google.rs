@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::entra::{exchange, form, oauth_token};
-use crate::config::GcpConfig;
+use crate::credentials::GcpConfig;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::upstream::{Trust, UpstreamClient};

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod entra;
 pub mod google;
 pub mod pinned;
+pub mod settings;
 pub mod sts;
 
 use std::fmt;
@@ -17,14 +18,16 @@ use std::time::SystemTime;
 
 use crate::storage::providers::s3::sign::SigningKeys;
 
-use crate::config::{Config, Endpoint};
+use crate::config::Config;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::telemetry::metrics::{Issuer, Metrics};
+use crate::upstream::Endpoint;
 use crate::upstream::{Trust, UpstreamClient};
 pub use cache::{CacheMetrics, CredentialCache};
 pub use google::ServiceAccountKey;
 pub use pinned::{Pin, TokenDestinations};
+pub use settings::{AzureConfig, GcpConfig, StaticKeys, StsConfig};
 
 /// What a request to a storage is signed or authorized with.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use http::Uri;
 
-use crate::config::{Endpoint, Scheme};
+use crate::upstream::{Endpoint, Scheme};
 
 /// Google's storage host: `storage.googleapis.com`, and `{bucket}.storage.googleapis.com`
 /// for virtual-hosted requests.

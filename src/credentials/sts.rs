@@ -13,7 +13,7 @@ use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tokio::sync::OnceCell;
 
-use crate::config::StsConfig;
+use crate::credentials::StsConfig;
 use crate::error::GatewayError;
 
 /// AWS's limit on `RoleSessionName`.
@@ -117,7 +117,7 @@ async fn build_client(config: &StsConfig, connect_timeout: Duration) -> aws_sdk_
 /// The signing identity of temporary credentials.
 pub fn identity(t: Temporary) -> crate::storage::providers::s3::sign::SigningKeys {
     let token = crate::secret::Secret::new(t.session_token);
-    crate::storage::providers::s3::sign::identity(&crate::config::StaticKeys {
+    crate::storage::providers::s3::sign::identity(&crate::credentials::StaticKeys {
         access_key_id: t.access_key_id,
         secret_access_key: crate::secret::Secret::new(t.secret_access_key),
         session_token: Some(token),

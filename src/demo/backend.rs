@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::body::BoxError;
-use crate::config::{Endpoint, Scheme, StaticKeys};
+use crate::credentials::StaticKeys;
 use crate::secret::Secret;
+use crate::upstream::{Endpoint, Scheme};
 
 /// A running embedded S3 server. Stops when dropped.
 pub struct Backend {

@@ -16,7 +16,7 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::TokenKey;
+use crate::token::TokenKey;
 use crate::token::{self, Claims};
 
 /// The page.

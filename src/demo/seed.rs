@@ -10,9 +10,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::{Endpoint, StaticKeys};
+use crate::credentials::StaticKeys;
 use crate::route::encode_key;
 use crate::storage::providers::s3::sign;
+use crate::upstream::Endpoint;
 
 /// Writes to one S3-compatible endpoint (plain HTTP, path-style) with one set of keys.
 pub struct S3Writer {

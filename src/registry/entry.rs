@@ -188,7 +188,7 @@ impl OrgEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StaticKeys;
+    use crate::credentials::StaticKeys;
     use crate::secret::Secret;
     use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
     use crate::storage::Provider;

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use super::sealed::{Keys, MasterKey, OpenError};
 use super::store::StoredStorage;
-use crate::config::Endpoint;
 use crate::storage::{providers, Storage};
+use crate::upstream::Endpoint;
 
 /// The associated data that binds a sealed secret to its record.
 fn context(org: &str, id: &str) -> String {
@@ -202,7 +202,7 @@ fn open_secrets(record: &StoredStorage, keys: &Keys) -> Result<Storage, RecordEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StaticKeys;
+    use crate::credentials::StaticKeys;
     use crate::secret::Secret;
     use crate::storage::providers::azure::{Azure, AzureCredentials};
     use crate::storage::providers::s3::{Flavor, S3Credentials, S3};

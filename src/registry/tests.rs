@@ -1,8 +1,8 @@
 use super::*;
-use crate::config::Endpoint;
 use crate::secret::Secret;
 use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
 use crate::storage::Provider;
+use crate::upstream::Endpoint;
 
 fn config(dir: &std::path::Path, orgs: &str) -> Config {
     let text = format!(

@@ -1,11 +1,12 @@
 use super::*;
-use crate::config::{Endpoint, StaticKeys};
+use crate::credentials::StaticKeys;
 use crate::route::encode_key;
 use crate::secret::Secret;
 use crate::storage::providers::azure::{Azure, AzureCredentials};
 use crate::storage::providers::gcs::{Gcs, GcsCredentials};
 use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
 use crate::storage::{Kind, Provider};
+use crate::upstream::Endpoint;
 use proptest::prelude::*;
 
 fn storage(kind: Kind, endpoint: Option<&str>, buckets: &[&str]) -> Storage {

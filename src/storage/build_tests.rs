@@ -320,7 +320,7 @@ fn entra_and_impersonation_storages_keep_to_their_clouds_endpoints() {
     // An operator's list lets a private endpoint through, for that cloud only.
     let listed = crate::credentials::TokenDestinations::new(
         None,
-        vec![crate::config::Endpoint::parse("https://azurite.internal:10000").unwrap()],
+        vec![crate::upstream::Endpoint::parse("https://azurite.internal:10000").unwrap()],
         vec![],
     );
     let cx = Context {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::config::Endpoint;
+use crate::upstream::Endpoint;
 
 /// Field name -> what is wrong with it.
 pub type Fields = BTreeMap<String, String>;

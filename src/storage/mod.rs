@@ -14,7 +14,7 @@ pub use build::{build, update, Context};
 pub use draft::{Fields, Style};
 pub use providers::{Backend, Kind, Provider};
 
-use crate::config::Endpoint;
+use crate::upstream::Endpoint;
 
 /// One registered bucket set with its credentials.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 
 pub mod jwks;
 pub mod keys;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,10 +16,10 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AuthConfig, TokenKey};
 use crate::error::GatewayError;
 use jwks::Jwks;
 use keys::VerifyKey;
+pub use settings::{AuthConfig, PublicKey, TokenKey};
 
 /// The default clock leeway for `exp`, `nbf` and `iat` (`[auth].leeway`).
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;

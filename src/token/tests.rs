@@ -279,7 +279,7 @@ fn bearer_takes_the_scheme_case_insensitively_and_nothing_else() {
 
 mod public_keys {
     use super::*;
-    use crate::config::PublicKey;
+    use crate::token::PublicKey;
     use jsonwebtoken::{encode, EncodingKey, Header};
 
     const RSA_PRIVATE: &str = include_str!("../credentials/google_test_key.pem");

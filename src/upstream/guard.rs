@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use ipnet::IpNet;
 
-use crate::config::{Endpoint, Scheme};
+use crate::upstream::{Endpoint, Scheme};
 
 /// Which private endpoints the operator allows (`[registry].allow_private_endpoints`).
 #[derive(Debug, Clone, Default)]

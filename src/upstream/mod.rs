@@ -5,6 +5,7 @@
 //! (`response`).
 
 pub mod client;
+pub mod endpoint;
 pub mod guard;
 pub mod response;
 
@@ -22,6 +23,7 @@ use crate::range::ByteRange;
 use crate::storage::Storage;
 
 pub use client::{Trust, UpstreamClient, UpstreamSlot};
+pub use endpoint::{Endpoint, Scheme};
 
 /// Conditional request headers forwarded as they are (RFC 9110 §13).
 const CONDITIONALS: [HeaderName; 5] = [

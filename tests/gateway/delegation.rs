@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use assetgate::config::{Endpoint, StaticKeys};
+use assetgate::credentials::StaticKeys;
+use assetgate::upstream::Endpoint;
 
 use crate::support::client::get;
 use crate::support::fake_sts::{FakeSts, Mode};

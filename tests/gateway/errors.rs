@@ -29,7 +29,7 @@ async fn s3_errors_map_to_their_codes() {
     let wrong_secret = "wrong-secret-value-1234567890";
     let mut wrong = sw.reader.clone();
     wrong.secret_access_key = assetgate::secret::Secret::new(wrong_secret);
-    let unknown = assetgate::config::StaticKeys {
+    let unknown = assetgate::credentials::StaticKeys {
         access_key_id: "NOSUCHKEYID".into(),
         ..sw.reader.clone()
     };
@@ -157,7 +157,7 @@ async fn a_backend_that_is_down_is_503() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let endpoint = assetgate::config::Endpoint::parse(&format!("http://127.0.0.1:{closed}")).unwrap();
+    let endpoint = assetgate::upstream::Endpoint::parse(&format!("http://127.0.0.1:{closed}")).unwrap();
     let gw = TestGateway::acme(&config("", ""), "main", &endpoint, &["b-bucket"], &any_keys()).await;
     let r = get(
         &gw.url("acme", "main", "b-bucket", "k"),

@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use assetgate::config::Endpoint;
 use assetgate::credentials::TokenDestinations;
 use assetgate::registry::record;
 use assetgate::registry::sealed::MasterKey;
 use assetgate::secret::Secret;
 use assetgate::storage::{self, Context, Style};
+use assetgate::upstream::Endpoint;
 use http::Method;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;

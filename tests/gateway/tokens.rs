@@ -67,14 +67,14 @@ async fn every_token_failure_has_its_code() {
         ..claims("acme")
     });
     let other_key = assetgate::token::mint_claims(
-        &assetgate::config::TokenKey {
+        &assetgate::token::TokenKey {
             kid: "k1".into(),
             secret: assetgate::secret::Secret::new("a-different-key-0123456789abcdef-xyz"),
         },
         &claims("acme"),
     );
     let unknown_kid = assetgate::token::mint_claims(
-        &assetgate::config::TokenKey {
+        &assetgate::token::TokenKey {
             kid: "k2".into(),
             secret: assetgate::secret::Secret::new(TOKEN_SECRET),
         },

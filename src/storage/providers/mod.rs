@@ -18,11 +18,11 @@ use serde_json::{Map, Value};
 use super::build::Context;
 use super::draft::{Draft, Style};
 use super::Storage;
-use crate::config::Endpoint;
 use crate::credentials::{Authorization, CredentialSource};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::storage::asset_url::AssetUrl;
+use crate::upstream::Endpoint;
 use crate::upstream::Trust;
 
 /// The kinds of storage, by the names the configuration file and the admin API use.

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use assetgate::config::{Endpoint, Scheme};
 use assetgate::storage::providers::azure::{shared_key, VERSION};
+use assetgate::upstream::{Endpoint, Scheme};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use assetgate::config::{Endpoint, Scheme};
+use assetgate::upstream::{Endpoint, Scheme};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};

@@ -19,11 +19,13 @@ pub mod tls;
 
 use std::time::Duration;
 
-use assetgate::config::{Endpoint, StaticKeys, TokenKey};
+use assetgate::credentials::StaticKeys;
 use assetgate::route::encode_key;
 use assetgate::secret::Secret;
 use assetgate::server::{self, ServeOptions};
+use assetgate::token::TokenKey;
 use assetgate::token::{self, Claims};
+use assetgate::upstream::Endpoint;
 use assetgate::{Config, Gateway};
 use tokio::sync::oneshot;
 

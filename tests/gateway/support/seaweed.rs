@@ -5,9 +5,10 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use assetgate::config::{Endpoint, Scheme, StaticKeys};
+use assetgate::credentials::StaticKeys;
 use assetgate::demo::seed::S3Writer;
 use assetgate::secret::Secret;
+use assetgate::upstream::{Endpoint, Scheme};
 
 use super::process::{free_ports, program, scratch_dir, wait_until, Background};
 

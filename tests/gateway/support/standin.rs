@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use assetgate::config::{Endpoint, Scheme, StaticKeys};
+use assetgate::credentials::StaticKeys;
 use assetgate::secret::Secret;
+use assetgate::upstream::{Endpoint, Scheme};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 

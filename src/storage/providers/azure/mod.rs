@@ -20,7 +20,6 @@ use serde_json::{json, Map, Value};
 
 use super::s3::errors::error_code;
 use super::{stored_text, Backend, Kind, Provider};
-use crate::config::{Endpoint, Scheme};
 use crate::credentials::{Authorization, CredentialSource};
 use crate::error::GatewayError;
 use crate::route::encode_key;
@@ -31,6 +30,7 @@ use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;
 use crate::upstream::Trust;
+use crate::upstream::{Endpoint, Scheme};
 
 /// The REST API version every request names (`x-ms-version`).
 pub const VERSION: &str = "2023-11-03";

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::s3::{self, address, errors, sign};
 use super::{stored_text, Backend, Kind, Provider};
-use crate::config::{Endpoint, Scheme, StaticKeys};
+use crate::credentials::StaticKeys;
 use crate::credentials::{google, Authorization, CredentialSource, ServiceAccountKey};
 use crate::error::GatewayError;
 use crate::secret::Secret;
@@ -26,6 +26,7 @@ use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;
 use crate::upstream::Trust;
+use crate::upstream::{Endpoint, Scheme};
 
 /// A GCS storage's settings.
 #[derive(Debug, Clone)]

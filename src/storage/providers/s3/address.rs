@@ -2,8 +2,8 @@
 //! for (endpoint, bucket, key), in path-style or virtual-hosted style, with the key encoded
 //! exactly once by S3's rules.
 
-use crate::config::{Endpoint, Scheme};
 use crate::route::encode_key;
+use crate::upstream::{Endpoint, Scheme};
 
 /// AWS's regional S3 endpoint (`s3.{region}.amazonaws.com`; `.com.cn` in the China
 /// partition).

@@ -17,7 +17,7 @@ use http_body_util::Full;
 use serde_json::{json, Map, Value};
 
 use super::{stored_text, Backend, Kind, Provider};
-use crate::config::{Endpoint, StaticKeys};
+use crate::credentials::StaticKeys;
 use crate::credentials::{sts, Authorization, CredentialSource, Delegation};
 use crate::error::GatewayError;
 use crate::secret::Secret;
@@ -26,6 +26,7 @@ use crate::storage::build::Context;
 use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;
+use crate::upstream::Endpoint;
 use crate::upstream::Trust;
 
 /// AWS itself, or another service speaking its API.

@@ -19,7 +19,7 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ring::{digest, hmac};
 
-use crate::config::StaticKeys;
+use crate::credentials::StaticKeys;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 
