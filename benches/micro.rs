@@ -24,7 +24,7 @@ fn signing(c: &mut Criterion) {
         secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
         session_token: None,
     };
-    let identity = sign::identity(&keys);
+    let identity = assetgate::credentials::SigningKeys::from_static(&keys);
     let url = format!(
         "https://bucket.s3.eu-central-1.amazonaws.com/{}",
         assetgate::route::encode_key("images/2024/scan (1).jpg")

@@ -130,7 +130,7 @@ impl Gateway {
             limiter: crate::limits::Limiter::new(metrics.limits()),
             trusted_proxies: config.server.trusted_proxies.clone(),
             storages,
-            credentials: Credentials::new(config, &metrics, upstream.clone()),
+            credentials: Credentials::new(config.identities(), &metrics, upstream.clone()),
             policy: ArcSwap::from_pointee(Policy::new(config)),
             proofs: crate::proof::Proofs::new(config.sts.failure_cache),
             upstream,

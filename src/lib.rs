@@ -55,6 +55,7 @@ pub mod tls;
 pub mod token;
 pub mod upstream;
 pub mod usage;
+pub mod xml;
 
 pub use config::Config;
 pub use gateway::Gateway;

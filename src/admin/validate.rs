@@ -266,40 +266,9 @@ pub fn bucket_problem(bucket: &str, err: &GatewayError, permission: &str) -> Str
     }
 }
 
-/// The text of the first `<tag>…</tag>` (or `None` for `<tag/>` and absence).
-pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open).or_else(|| {
-        // `<LocationConstraint xmlns="...">`
-        let with_attrs = format!("<{tag} ");
-        xml.find(&with_attrs)
-            .and_then(|i| xml[i..].find('>').map(|j| i + j + 1 - open.len()))
-    })? + open.len();
-    let end = xml[start..].find(&format!("</{tag}>"))?;
-    Some(xml[start..start + end].to_string())
-}
-
-pub fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xml_text_reads_plain_and_attributed_tags() {
-        assert_eq!(xml_text("<a><Key>x/y.jpg</Key></a>", "Key").as_deref(), Some("x/y.jpg"));
-        let loc = r#"<?xml version="1.0"?><LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">eu-west-1</LocationConstraint>"#;
-        assert_eq!(xml_text(loc, "LocationConstraint").as_deref(), Some("eu-west-1"));
-        assert_eq!(xml_text("<LocationConstraint/>", "LocationConstraint"), None);
-        assert_eq!(xml_text("<a></a>", "Key"), None);
-        assert_eq!(xml_unescape("a&amp;b&lt;c"), "a&b<c");
-    }
 
     #[test]
     fn credential_messages_speak_plainly() {

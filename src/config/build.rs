@@ -27,7 +27,7 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
     let sts = sts(f.sts)?;
     let azure = f.azure.map(azure).transpose()?;
     let gcp = gcp(f.gcp)?;
-    let destinations = token_destinations(azure.as_ref(), &gcp);
+    let destinations = crate::credentials::TokenDestinations::of(azure.as_ref(), &gcp);
     let orgs = orgs(f.orgs, azure.is_some(), &destinations)?;
     Ok(Config {
         server: server(f.server)?,

@@ -148,24 +148,20 @@ impl Config {
         Self::from_toml(&text, &|name| std::env::var(name).ok())
     }
 
-    /// Where tokens of the gateway's own identity may go: Azure's and Google's endpoints,
-    /// and those `[azure].endpoints` and `[gcp].endpoints` list.
-    pub fn token_destinations(&self) -> crate::credentials::TokenDestinations {
-        token_destinations(self.azure.as_ref(), &self.gcp)
+    /// The gateway's own identities: AWS (`[sts]`), Entra (`[azure]`) and Google (`[gcp]`).
+    pub fn identities(&self) -> crate::credentials::Identities<'_> {
+        crate::credentials::Identities {
+            sts: &self.sts,
+            azure: self.azure.as_ref(),
+            gcp: &self.gcp,
+            connect_timeout: self.server.upstream_connect_timeout,
+        }
     }
 
     /// The org with this id.
     pub fn org(&self, id: &str) -> Option<&Org> {
         self.orgs.iter().find(|o| o.id == id)
     }
-}
-
-fn token_destinations(azure: Option<&AzureConfig>, gcp: &GcpConfig) -> crate::credentials::TokenDestinations {
-    crate::credentials::TokenDestinations::new(
-        azure.map(|a| &a.authority),
-        azure.map(|a| a.endpoints.clone()).unwrap_or_default(),
-        gcp.endpoints.clone(),
-    )
 }
 
 impl Org {

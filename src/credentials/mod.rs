@@ -10,15 +10,13 @@ pub mod entra;
 pub mod google;
 pub mod pinned;
 pub mod settings;
+pub mod signing_keys;
 pub mod sts;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::storage::providers::s3::sign::SigningKeys;
-
-use crate::config::Config;
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::telemetry::metrics::{Issuer, Metrics};
@@ -28,6 +26,7 @@ pub use cache::{CacheMetrics, CredentialCache};
 pub use google::ServiceAccountKey;
 pub use pinned::{Pin, TokenDestinations};
 pub use settings::{AzureConfig, GcpConfig, StaticKeys, StsConfig};
+pub use signing_keys::SigningKeys;
 
 /// What a request to a storage is signed or authorized with.
 #[derive(Clone)]
@@ -127,19 +126,36 @@ pub struct Credentials {
     destinations: Arc<TokenDestinations>,
 }
 
+/// The gateway's own identities, as configured: what [`Credentials`] are made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Identities<'a> {
+    pub sts: &'a StsConfig,
+    pub azure: Option<&'a AzureConfig>,
+    pub gcp: &'a GcpConfig,
+    /// How long connecting to STS may take.
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Identities<'_> {
+    /// Where tokens of these identities may go.
+    pub fn destinations(&self) -> TokenDestinations {
+        TokenDestinations::of(self.azure, self.gcp)
+    }
+}
+
 impl Credentials {
-    pub fn new(config: &Config, metrics: &Metrics, client: UpstreamClient) -> Credentials {
-        let sts = &config.sts;
+    pub fn new(identities: Identities<'_>, metrics: &Metrics, client: UpstreamClient) -> Credentials {
+        let sts = identities.sts;
         Credentials {
-            sts: sts::Sts::new(sts.clone(), config.server.upstream_connect_timeout),
+            sts: sts::Sts::new(sts.clone(), identities.connect_timeout),
             aws: CredentialCache::new(
                 sts.refresh_margin,
                 sts.failure_cache,
                 metrics.credential_counters(Issuer::Sts),
             ),
-            destinations: Arc::new(config.token_destinations()),
-            entra: entra::Entra::new(config.azure.clone(), client.clone()),
-            google: google::Google::new(config.gcp.clone(), client),
+            destinations: Arc::new(identities.destinations()),
+            entra: entra::Entra::new(identities.azure.cloned(), client.clone()),
+            google: google::Google::new(identities.gcp.clone(), client),
             tokens: CredentialCache::new(
                 sts.refresh_margin,
                 sts.failure_cache,

@@ -67,6 +67,15 @@ impl TokenDestinations {
         }
     }
 
+    /// Where the tokens of the configured identities may go.
+    pub fn of(azure: Option<&super::AzureConfig>, gcp: &super::GcpConfig) -> Self {
+        TokenDestinations::new(
+            azure.map(|a| &a.authority),
+            azure.map(|a| a.endpoints.clone()).unwrap_or_default(),
+            gcp.endpoints.clone(),
+        )
+    }
+
     /// The Azure blob host of `account` in the configured cloud.
     pub fn azure_host(&self, account: &str) -> String {
         format!("{account}.{}", self.azure_suffix)

@@ -115,9 +115,9 @@ async fn build_client(config: &StsConfig, connect_timeout: Duration) -> aws_sdk_
 }
 
 /// The signing identity of temporary credentials.
-pub fn identity(t: Temporary) -> crate::storage::providers::s3::sign::SigningKeys {
+pub fn identity(t: Temporary) -> crate::credentials::SigningKeys {
     let token = crate::secret::Secret::new(t.session_token);
-    crate::storage::providers::s3::sign::identity(&crate::credentials::StaticKeys {
+    crate::credentials::SigningKeys::from_static(&crate::credentials::StaticKeys {
         access_key_id: t.access_key_id,
         secret_access_key: crate::secret::Secret::new(t.secret_access_key),
         session_token: Some(token),
@@ -135,11 +135,7 @@ fn classify(
     };
     // Some STS implementations (moto) wrap errors in `<Errors>`, which the SDK's parser does
     // not read; the code is then taken from the raw body.
-    let raw_code = service
-        .raw()
-        .body()
-        .bytes()
-        .and_then(crate::storage::providers::s3::errors::error_code);
+    let raw_code = service.raw().body().bytes().and_then(crate::xml::error_code);
     let code = service.err().code().or(raw_code.as_deref()).unwrap_or("Unknown");
     tracing::warn!(code, role_arn, "AssumeRole refused");
     match code {

@@ -95,7 +95,7 @@ impl S3Writer {
         let mut request = builder.body(Full::new(body)).map_err(|e| fail(e.to_string()))?;
         sign::sign_request(
             &mut request,
-            &sign::identity(&self.keys),
+            &crate::credentials::SigningKeys::from_static(&self.keys),
             &self.region,
             SystemTime::now(),
         )

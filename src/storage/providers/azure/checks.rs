@@ -7,8 +7,7 @@ use http::HeaderMap;
 
 use super::Azure;
 use crate::admin::validate::{
-    bucket_problem, check, credentials_problem, report, skipped, verdict, xml_text, xml_unescape, Check, Probe, Report,
-    Status,
+    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status,
 };
 use crate::error::GatewayError;
 use crate::registry::StorageEntry;
@@ -124,7 +123,7 @@ fn refused(err: &GatewayError) -> Option<String> {
 fn first_blob(xml: &str) -> Option<String> {
     let blobs = &xml[xml.find("<Blobs>")?..];
     let blob = &blobs[blobs.find("<Blob>")?..];
-    xml_text(blob, "Name").map(|n| xml_unescape(&n))
+    crate::xml::text(blob, "Name").map(|n| crate::xml::unescape(&n))
 }
 
 #[cfg(test)]

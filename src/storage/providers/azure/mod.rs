@@ -18,7 +18,6 @@ use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Map, Value};
 
-use super::s3::errors::error_code;
 use super::{stored_text, Backend, Kind, Provider};
 use crate::credentials::{Authorization, CredentialSource};
 use crate::error::GatewayError;
@@ -31,6 +30,7 @@ use crate::storage::rules;
 use crate::storage::Storage;
 use crate::upstream::Trust;
 use crate::upstream::{Endpoint, Scheme};
+use crate::xml::error_code;
 
 /// The REST API version every request names (`x-ms-version`).
 pub const VERSION: &str = "2023-11-03";

@@ -231,7 +231,9 @@ impl Backend for Gcs {
     fn credential_source(&self, org: &str, storage: &Storage, trust: Trust) -> CredentialSource {
         let storage_id = storage.id.as_str();
         match &self.credentials {
-            GcsCredentials::Hmac(keys) => CredentialSource::Ready(Authorization::SigV4(sign::identity(keys))),
+            GcsCredentials::Hmac(keys) => {
+                CredentialSource::Ready(Authorization::SigV4(crate::credentials::SigningKeys::from_static(keys)))
+            }
             GcsCredentials::ServiceAccount(key) => google::source(org, storage_id, key, trust),
             GcsCredentials::Impersonate { service_account } => CredentialSource::Impersonate {
                 cache_key: format!("google\n{org}\n{storage_id}\nimpersonate\n{service_account}"),
@@ -265,7 +267,7 @@ impl Backend for Gcs {
     }
 
     fn error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> GatewayError {
-        errors::map(status, errors::error_code(body).as_deref())
+        errors::map(status, crate::xml::error_code(body).as_deref())
     }
 
     fn stale_credentials(&self, err: &GatewayError) -> bool {

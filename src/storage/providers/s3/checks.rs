@@ -8,8 +8,7 @@ use http::HeaderMap;
 
 use super::address::bucket_url;
 use crate::admin::validate::{
-    bucket_problem, check, credentials_problem, report, skipped, verdict, xml_text, xml_unescape, Check, Probe, Report,
-    Status,
+    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status,
 };
 use crate::error::GatewayError;
 use crate::registry::StorageEntry;
@@ -84,7 +83,7 @@ impl Lister<'_> {
     /// ListObjectsV2 with max-keys 1: the first key, if any.
     pub async fn list(&self, bucket: &str) -> Result<Option<String>, GatewayError> {
         let xml = self.bucket_xml(bucket, "list-type=2&max-keys=1").await?;
-        Ok(xml_text(&xml, "Key").map(|k| xml_unescape(&k)))
+        Ok(crate::xml::text(&xml, "Key").map(|k| crate::xml::unescape(&k)))
     }
 
     async fn locations(&self, region: &str) -> Check {
@@ -92,7 +91,7 @@ impl Lister<'_> {
         for bucket in &self.probe.entry.storage.buckets {
             match self.bucket_xml(bucket, "location").await {
                 Ok(xml) => {
-                    let location = bucket_region(xml_text(&xml, "LocationConstraint").as_deref());
+                    let location = bucket_region(crate::xml::text(&xml, "LocationConstraint").as_deref());
                     if location != region {
                         problems.push(format!("bucket {bucket} is in {location}, the storage says {region}"));
                     }

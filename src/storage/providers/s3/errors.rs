@@ -6,18 +6,6 @@ use http::StatusCode;
 
 use crate::error::GatewayError;
 
-/// Pulls `<Code>…</Code>` out of an S3 (or GCS, or Azure) XML error body. The body itself never reaches the
-/// client or the logs: it may echo request details.
-pub fn error_code(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let start = text.find("<Code>")? + "<Code>".len();
-    let len = text[start..].find("</Code>")?;
-    let code = text[start..start + len].trim();
-    let plausible =
-        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
-    plausible.then(|| code.to_string())
-}
-
 /// Maps an upstream error status (and S3 error code, absent for HEAD) to a gateway error.
 pub fn map(status: StatusCode, code: Option<&str>) -> GatewayError {
     if let Some(code) = code {
@@ -84,16 +72,6 @@ fn map_code(code: &str) -> Option<GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extracts_the_code_and_nothing_else() {
-        let xml =
-            br#"<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>The key k does not exist</Message></Error>"#;
-        assert_eq!(error_code(xml).as_deref(), Some("NoSuchKey"));
-        assert_eq!(error_code(b"<Error><Code><script></Code></Error>"), None);
-        assert_eq!(error_code(b"not xml"), None);
-        assert_eq!(error_code(&[0xff, 0xfe]), None);
-    }
 
     #[test]
     fn maps_s3_codes() {

@@ -276,7 +276,9 @@ impl Backend for S3 {
     fn credential_source(&self, org: &str, storage: &Storage, _trust: Trust) -> CredentialSource {
         let storage_id = storage.id.as_str();
         match &self.credentials {
-            S3Credentials::AccessKey(keys) => CredentialSource::Ready(Authorization::SigV4(sign::identity(keys))),
+            S3Credentials::AccessKey(keys) => {
+                CredentialSource::Ready(Authorization::SigV4(crate::credentials::SigningKeys::from_static(keys)))
+            }
             S3Credentials::AssumeRole { role_arn, external_id } => CredentialSource::AssumeRole(Delegation {
                 cache_key: format!("{org}\n{storage_id}\n{role_arn}\n{external_id}"),
                 role_arn: role_arn.clone(),
@@ -303,7 +305,7 @@ impl Backend for S3 {
     }
 
     fn error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> GatewayError {
-        errors::map(status, errors::error_code(body).as_deref())
+        errors::map(status, crate::xml::error_code(body).as_deref())
     }
 
     fn stale_credentials(&self, err: &GatewayError) -> bool {

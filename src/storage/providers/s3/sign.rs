@@ -11,17 +11,14 @@
 //! every signature against `aws-sigv4`'s for the same request.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwapOption;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ring::{digest, hmac};
 
-use crate::credentials::StaticKeys;
+pub use crate::credentials::SigningKeys;
 use crate::error::GatewayError;
-use crate::secret::Secret;
 
 /// Signing service name of S3 (and of GCS's and other providers' S3-compatible APIs).
 const SERVICE: &str = "s3";
@@ -33,83 +30,6 @@ const UNSIGNED: [&str; 4] = ["authorization", "user-agent", "x-amzn-trace-id", "
 
 /// Query strings are encoded byte by byte except for the unreserved characters.
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// Keys ready to sign with: static keys or temporary credentials. Clones share one
-/// derived signing key.
-#[derive(Clone)]
-pub struct SigningKeys(Arc<Keys>);
-
-struct Keys {
-    access_key_id: String,
-    secret: Secret,
-    session_token: Option<HeaderValue>,
-    /// The signing key of the day and region signed for last.
-    derived: ArcSwapOption<Derived>,
-}
-
-struct Derived {
-    date: [u8; 8],
-    region: String,
-    key: hmac::Key,
-}
-
-impl std::fmt::Debug for SigningKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKeys({})", self.0.access_key_id)
-    }
-}
-
-impl SigningKeys {
-    /// Keys from their parts; `None` when the session token cannot be a header value.
-    pub fn new(access_key_id: &str, secret_access_key: &str, session_token: Option<&str>) -> Option<SigningKeys> {
-        let session_token = match session_token {
-            Some(t) => {
-                let mut value = HeaderValue::from_str(t).ok()?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        Some(SigningKeys(Arc::new(Keys {
-            access_key_id: access_key_id.to_string(),
-            secret: Secret::new(secret_access_key),
-            session_token,
-            derived: ArcSwapOption::empty(),
-        })))
-    }
-
-    /// The signing key for `date` (`YYYYMMDD`) and `region`: derived once, then reused.
-    fn signing_key(&self, date: [u8; 8], region: &str) -> Arc<Derived> {
-        let keys = &self.0;
-        if let Some(held) = keys.derived.load_full() {
-            if held.date == date && held.region == region {
-                return held;
-            }
-        }
-        let step = |key: &[u8], data: &[u8]| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);
-        let secret = format!("AWS4{}", keys.secret.expose());
-        let k_date = step(secret.as_bytes(), &date);
-        let k_region = step(k_date.as_ref(), region.as_bytes());
-        let k_service = step(k_region.as_ref(), SERVICE.as_bytes());
-        let k_signing = step(k_service.as_ref(), b"aws4_request");
-        let fresh = Arc::new(Derived {
-            date,
-            region: region.to_string(),
-            key: hmac::Key::new(hmac::HMAC_SHA256, k_signing.as_ref()),
-        });
-        keys.derived.store(Some(fresh.clone()));
-        fresh
-    }
-}
-
-/// The signing keys for a set of static or temporary keys.
-pub fn identity(keys: &StaticKeys) -> SigningKeys {
-    let token = keys.session_token.as_ref().map(|t| t.expose());
-    SigningKeys::new(&keys.access_key_id, keys.secret_access_key.expose(), token).unwrap_or_else(|| {
-        // A token no header can carry: sign without it, and the bucket says what is wrong.
-        SigningKeys::new(&keys.access_key_id, keys.secret_access_key.expose(), None).expect("no token to refuse")
-    })
-}
 
 /// `YYYYMMDDTHHMMSSZ` of `secs` since the epoch, UTC: RFC 3339 without its separators.
 fn amz_date(secs: u64) -> String {
@@ -205,7 +125,7 @@ pub fn sign_request<B>(
         HeaderName::from_static("x-amz-content-sha256"),
         HeaderValue::from_static(UNSIGNED_PAYLOAD),
     );
-    if let Some(token) = &keys.0.session_token {
+    if let Some(token) = keys.session_token() {
         headers.insert(HeaderName::from_static("x-amz-security-token"), token.clone());
     }
 
@@ -262,10 +182,10 @@ pub fn sign_request<B>(
     let hashed = crate::hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()).as_ref());
     let string_to_sign = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashed}");
     let signature =
-        crate::hex::encode(hmac::sign(&keys.signing_key(date, region).key, string_to_sign.as_bytes()).as_ref());
+        crate::hex::encode(hmac::sign(&keys.signing_key(date, region, SERVICE), string_to_sign.as_bytes()).as_ref());
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        keys.0.access_key_id
+        keys.access_key_id()
     );
     let mut value = HeaderValue::from_str(&authorization).map_err(|_| GatewayError::Internal)?;
     value.set_sensitive(true);
@@ -276,6 +196,7 @@ pub fn sign_request<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::StaticKeys;
     use crate::secret::Secret;
     use proptest::prelude::*;
     use std::time::Duration;
@@ -326,7 +247,7 @@ mod tests {
         let request = request.body(()).unwrap();
         let want = reference(&request, keys, region, time);
         let mut got = request.clone();
-        sign_request(&mut got, &identity(keys), region, time).unwrap();
+        sign_request(&mut got, &SigningKeys::from_static(keys), region, time).unwrap();
         for name in [
             "authorization",
             "x-amz-date",
@@ -351,14 +272,16 @@ mod tests {
 
     #[test]
     fn the_signing_key_is_derived_again_for_another_day_or_region() {
-        let k = identity(&keys(None));
-        let a = k.signing_key(*b"20261201", "us-east-1");
-        assert!(
-            Arc::ptr_eq(&a, &k.clone().signing_key(*b"20261201", "us-east-1")),
+        let k = SigningKeys::from_static(&keys(None));
+        let tag = |key: ring::hmac::Key| ring::hmac::sign(&key, b"probe").as_ref().to_vec();
+        let a = tag(k.signing_key(*b"20261201", "us-east-1", SERVICE));
+        assert_eq!(
+            a,
+            tag(k.clone().signing_key(*b"20261201", "us-east-1", SERVICE)),
             "clones share it"
         );
-        assert!(!Arc::ptr_eq(&a, &k.signing_key(*b"20261202", "us-east-1")));
-        assert!(!Arc::ptr_eq(&a, &k.signing_key(*b"20261201", "eu-west-1")));
+        assert_ne!(a, tag(k.signing_key(*b"20261202", "us-east-1", SERVICE)));
+        assert_ne!(a, tag(k.signing_key(*b"20261201", "eu-west-1", SERVICE)));
         // Signatures across a change of day agree with the reference on both sides.
         let night = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_199);
         for t in [night, night + Duration::from_secs(1), night] {
@@ -448,7 +371,7 @@ mod tests {
     fn signed(uri: &str, token: Option<&str>) -> http::Request<()> {
         let mut req = http::Request::get(uri).body(()).unwrap();
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160);
-        sign_request(&mut req, &identity(&keys(token)), "us-east-1", time).unwrap();
+        sign_request(&mut req, &SigningKeys::from_static(&keys(token)), "us-east-1", time).unwrap();
         req
     }
 
@@ -505,7 +428,13 @@ mod tests {
             .header("range", "bytes=0-")
             .body(())
             .unwrap();
-        sign_request(&mut req, &identity(&keys(None)), "us-east-1", SystemTime::now()).unwrap();
+        sign_request(
+            &mut req,
+            &SigningKeys::from_static(&keys(None)),
+            "us-east-1",
+            SystemTime::now(),
+        )
+        .unwrap();
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
