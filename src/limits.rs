@@ -13,7 +13,6 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
-use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
 use crate::error::GatewayError;
@@ -99,14 +98,7 @@ impl Drop for StreamPermit {
     }
 }
 
-/// Refusals, by scope (`org`, `labeler`) and reason (`rate`, `streams`).
-#[derive(Clone, Default)]
-pub struct LimitMetrics {
-    pub org_rate: Counter,
-    pub org_streams: Counter,
-    pub labeler_rate: Counter,
-    pub labeler_streams: Counter,
-}
+pub use crate::telemetry::metrics::LimitMetrics;
 
 pub struct Limiter {
     orgs: Cache<String, Arc<Counters>>,

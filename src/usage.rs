@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::metrics::counter::Counter;
-
 use crate::registry::store::UsageCount;
 use crate::registry::{RegistryError, Storages};
 
@@ -20,12 +18,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Org, storage and day (days since the Unix epoch, UTC: no date is formatted per request).
 type Key = (String, String, u64);
 
-/// Flushes by result.
-#[derive(Debug, Clone, Default)]
-pub struct UsageMetrics {
-    pub flushed: Counter,
-    pub failed: Counter,
-}
+pub use crate::telemetry::metrics::UsageMetrics;
 
 pub struct Usage {
     pending: Mutex<HashMap<Key, (u64, u64)>>,

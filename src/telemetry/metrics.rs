@@ -84,6 +84,29 @@ pub enum Issuer {
     OAuth,
 }
 
+/// The JWKS fetches (`[auth].jwks_url`): `ok` and `failed`.
+#[derive(Debug, Clone, Default)]
+pub struct JwksMetrics {
+    pub ok: Counter,
+    pub failed: Counter,
+}
+
+/// Usage flushes to the registry by result.
+#[derive(Debug, Clone, Default)]
+pub struct UsageMetrics {
+    pub flushed: Counter,
+    pub failed: Counter,
+}
+
+/// 429 refusals, by scope (`org`, `labeler`) and reason (`rate`, `streams`).
+#[derive(Debug, Clone, Default)]
+pub struct LimitMetrics {
+    pub org_rate: Counter,
+    pub org_streams: Counter,
+    pub labeler_rate: Counter,
+    pub labeler_streams: Counter,
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -253,36 +276,36 @@ impl Metrics {
     }
 
     /// The counters of the JWKS fetches.
-    pub fn jwks(&self) -> crate::token::jwks::JwksMetrics {
+    pub fn jwks(&self) -> JwksMetrics {
         let count = |result| self.jwks_fetches.get_or_create(&ResultLabels { result }).clone();
-        crate::token::jwks::JwksMetrics {
+        JwksMetrics {
             ok: count("ok"),
             failed: count("failed"),
         }
     }
 
     /// The audit's counters.
-    pub fn audit(&self) -> crate::audit::AuditMetrics {
+    pub fn audit(&self) -> super::lines::Counters {
         let count = |result| self.audit_lines.get_or_create(&ResultLabels { result }).clone();
-        crate::audit::AuditMetrics {
+        super::lines::Counters {
             written: count("written"),
             dropped: count("dropped"),
         }
     }
 
     /// The usage flusher's counters.
-    pub fn usage(&self) -> crate::usage::UsageMetrics {
+    pub fn usage(&self) -> UsageMetrics {
         let count = |result| self.usage_flushes.get_or_create(&ResultLabels { result }).clone();
-        crate::usage::UsageMetrics {
+        UsageMetrics {
             flushed: count("ok"),
             failed: count("failed"),
         }
     }
 
     /// The limiter's refusal counters.
-    pub fn limits(&self) -> crate::limits::LimitMetrics {
+    pub fn limits(&self) -> LimitMetrics {
         let count = |scope, reason| self.rate_limited.get_or_create(&LimitLabels { scope, reason }).clone();
-        crate::limits::LimitMetrics {
+        LimitMetrics {
             org_rate: count("org", "rate"),
             org_streams: count("org", "streams"),
             labeler_rate: count("labeler", "rate"),

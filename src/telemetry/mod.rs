@@ -1,12 +1,11 @@
-//! Request ids, metrics (`metrics`) and the access log: one structured line per request, written when the last
-//! byte has been sent (or the transfer was cut), with no secret, token or `Authorization`.
+//! What the gateway says about itself: request ids, metric handles (`metrics`), and the
+//! process's log, written in batches off the requests' tasks (`lines`), in which no verbosity
+//! setting can put a secret, a token or an `Authorization` value.
 
 pub mod lines;
 pub mod metrics;
 
-use std::time::Instant;
-
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue};
 
 /// Crates whose debug and trace events can print request details: canonical requests with
 /// session tokens (aws-sigv4), STS responses with credentials (the smithy runtime), header
@@ -123,133 +122,6 @@ fn is_valid_request_id(v: &[u8]) -> bool {
 
 fn new_request_id() -> HeaderValue {
     HeaderValue::try_from(crate::hex::random_id()).expect("hex is a valid header value")
-}
-
-/// What the access log line says about a request; filled in along the request's path.
-#[derive(Debug, Clone)]
-pub struct AccessLog {
-    pub request_id: HeaderValue,
-    pub method: Method,
-    pub org: Option<String>,
-    pub storage: Option<String>,
-    pub bucket: Option<String>,
-    pub key: Option<String>,
-    /// The token's `sub`.
-    pub sub: Option<String>,
-    /// The `Range` asked for.
-    pub range: Option<String>,
-    pub client_ip: Option<std::net::IpAddr>,
-    pub status: u16,
-    pub upstream_status: Option<u16>,
-    pub error: Option<&'static str>,
-    /// Where an object request is reported when it ends: the audit trail, and usage once
-    /// its storage is known.
-    pub report: Option<Report>,
-    started: Instant,
-}
-
-/// The sinks an object request ends in.
-#[derive(Clone)]
-pub struct Report {
-    pub audit: Option<std::sync::Arc<crate::audit::Audit>>,
-    pub usage: std::sync::Arc<crate::usage::Usage>,
-    /// Set once the org and storage exist: only then is it usage.
-    pub counts: bool,
-}
-
-impl std::fmt::Debug for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Report(audit: {}, counts: {})", self.audit.is_some(), self.counts)
-    }
-}
-
-impl Outcome {
-    /// `complete`, `aborted` or `client_gone`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Complete => "complete",
-            Outcome::Aborted => "aborted",
-            Outcome::ClientGone => "client_gone",
-        }
-    }
-}
-
-/// How a response body ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every byte was sent.
-    Complete,
-    /// The upstream failed or stalled mid-body; the client connection was aborted.
-    Aborted,
-    /// The client went away before the end.
-    ClientGone,
-}
-
-impl AccessLog {
-    pub fn new(request_id: HeaderValue, method: Method) -> AccessLog {
-        AccessLog {
-            request_id,
-            method,
-            org: None,
-            storage: None,
-            bucket: None,
-            key: None,
-            sub: None,
-            range: None,
-            client_ip: None,
-            status: 0,
-            upstream_status: None,
-            error: None,
-            report: None,
-            started: Instant::now(),
-        }
-    }
-
-    /// Writes the line, and reports an object request to usage and the audit trail.
-    pub fn finish(&self, bytes: u64, outcome: Outcome) {
-        self.log(bytes, outcome);
-        let Some(report) = &self.report else { return };
-        if let (true, Some(org), Some(storage)) = (report.counts, &self.org, &self.storage) {
-            report.usage.record(org, storage, bytes);
-        }
-        if let Some(audit) = &report.audit {
-            audit.write(crate::audit::AuditLine {
-                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-                request_id: self.request_id.to_str().unwrap_or(""),
-                org: self.org.as_deref(),
-                storage: self.storage.as_deref(),
-                bucket: self.bucket.as_deref(),
-                key: self.key.as_deref(),
-                sub: self.sub.as_deref(),
-                method: self.method.as_str(),
-                range: self.range.as_deref(),
-                status: self.status,
-                bytes,
-                outcome: outcome.label(),
-                duration_ms: self.started.elapsed().as_millis() as u64,
-                client_ip: self.client_ip,
-                truncated: false,
-            });
-        }
-    }
-
-    fn log(&self, bytes: u64, outcome: Outcome) {
-        tracing::info!(
-            target: "assetgate::access",
-            request_id = self.request_id.to_str().unwrap_or(""),
-            method = %self.method,
-            org = self.org.as_deref().unwrap_or("-"),
-            storage = self.storage.as_deref().unwrap_or("-"),
-            bucket = self.bucket.as_deref().unwrap_or("-"),
-            status = self.status,
-            upstream_status = self.upstream_status.unwrap_or(0),
-            error = self.error.unwrap_or("-"),
-            bytes,
-            outcome = ?outcome,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
-    }
 }
 
 #[cfg(test)]

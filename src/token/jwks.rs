@@ -12,7 +12,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Request};
 use http_body_util::{BodyExt, Full, Limited};
-use prometheus_client::metrics::counter::Counter;
 
 use super::keys::{from_jwk, VerifyKey};
 use crate::upstream::{Trust, UpstreamClient};
@@ -26,12 +25,7 @@ const MAX_SET: usize = 1024 * 1024;
 /// Longest a fetch may take, body included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Fetch counters: `ok` and `failed`.
-#[derive(Debug, Clone, Default)]
-pub struct JwksMetrics {
-    pub ok: Counter,
-    pub failed: Counter,
-}
+pub use crate::telemetry::metrics::JwksMetrics;
 
 pub struct Jwks {
     url: String,

@@ -2,6 +2,9 @@
 //! forward -> stream back. Every response, success or error, carries the request id and,
 //! for an allowed origin, the CORS headers.
 
+pub mod report;
+pub mod stream;
+
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -16,10 +19,11 @@ use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::registry::StorageEntry;
 use crate::route::{self, ObjectPath, Route};
+use crate::telemetry;
 use crate::telemetry::metrics::InFlight;
-use crate::telemetry::{self, AccessLog, Outcome};
 use crate::token;
 use crate::upstream;
+use report::{AccessLog, Outcome};
 
 /// Per-request facts every response needs.
 struct Exchange {
@@ -114,7 +118,7 @@ async fn object(
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
             .map(|r| r.chars().take(100).collect());
-        ex.log.report = Some(telemetry::Report {
+        ex.log.report = Some(report::Report {
             audit: gw.audit.clone(),
             usage: gw.usage.clone(),
             counts: false,
@@ -217,13 +221,13 @@ async fn object(
         *response.headers_mut() = headers;
         return Ok(response);
     }
-    let meter = body::Meter {
+    let meter = stream::Meter {
         bytes: gw.metrics.bytes_sent.clone(),
         in_flight: ex.in_flight.take().unwrap_or_else(|| gw.metrics.in_flight()),
         permits,
         upstream: upstream.extensions_mut().remove::<upstream::UpstreamSlot>(),
     };
-    let mut response = Response::new(body::stream(
+    let mut response = Response::new(stream::stream(
         upstream.into_body(),
         gw.idle_timeout,
         ex.log.clone(),
