@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::credentials::CredentialSource;
 use crate::error::GatewayError;
 use crate::registry::StorageEntry;
-use crate::upstream::{self, Trust};
+use crate::upstream::Trust;
 use crate::Gateway;
 
 /// The object each bucket holds, its content the org's external ID.
@@ -86,7 +86,7 @@ impl Proofs {
 /// org's external ID.
 pub async fn read(gw: &Gateway, org: &str, entry: &StorageEntry, bucket: &str) -> Result<(), GatewayError> {
     let auth = gw.credentials.authorize(&entry.credentials).await?;
-    let target = upstream::Target {
+    let target = crate::storage::request::Target {
         storage: &entry.storage,
         trust: entry.trust(),
         auth: &auth,
@@ -104,12 +104,12 @@ pub async fn read(gw: &Gateway, org: &str, entry: &StorageEntry, bucket: &str) -
     match response.status() {
         StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
         StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE => {
-            return match upstream::read_error(&entry.storage, response).await {
+            return match crate::storage::request::read_error(&entry.storage, response).await {
                 GatewayError::NoSuchKey | GatewayError::RangeNotSatisfiable => Err(not_proven()),
                 other => Err(other),
             };
         }
-        _ => return Err(upstream::read_error(&entry.storage, response).await),
+        _ => return Err(crate::storage::request::read_error(&entry.storage, response).await),
     }
     let body = tokio::time::timeout(
         Duration::from_secs(10),

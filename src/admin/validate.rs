@@ -14,7 +14,6 @@ use crate::proof;
 use crate::registry::StorageEntry;
 use crate::storage::providers::{azure, gcs, s3};
 use crate::storage::Provider;
-use crate::upstream;
 use crate::Gateway;
 
 /// Largest bucket-level answer read.
@@ -127,7 +126,7 @@ impl<'a> Probe<'a> {
     /// A signed GET of `url`: the body of a 200, else the mapped error.
     pub async fn text(&self, url: &str, headers: HeaderMap) -> Result<String, GatewayError> {
         let storage = &self.entry.storage;
-        let response = upstream::send_signed(
+        let response = crate::storage::request::send_signed(
             &self.gw.upstream,
             storage,
             self.entry.trust(),
@@ -138,7 +137,7 @@ impl<'a> Probe<'a> {
         )
         .await?;
         if response.status() != StatusCode::OK {
-            return Err(upstream::read_error(storage, response).await);
+            return Err(crate::storage::request::read_error(storage, response).await);
         }
         let body = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
@@ -175,7 +174,7 @@ impl<'a> Probe<'a> {
                 format!("bucket {bucket} is not part of this storage"),
             );
         }
-        let target = upstream::Target {
+        let target = crate::storage::request::Target {
             storage,
             trust: self.entry.trust(),
             auth: &self.auth,
@@ -186,7 +185,7 @@ impl<'a> Probe<'a> {
         let head = target.fetch(&self.gw.upstream, HeaderMap::new()).await;
         let mut one_byte = HeaderMap::new();
         one_byte.insert(http::header::RANGE, HeaderValue::from_static("bytes=0-0"));
-        let get = upstream::Target {
+        let get = crate::storage::request::Target {
             method: &Method::GET,
             ..target
         };
@@ -196,7 +195,7 @@ impl<'a> Probe<'a> {
                     drain(r).await;
                     continue;
                 }
-                Ok(r) => upstream::read_error(storage, r).await,
+                Ok(r) => crate::storage::request::read_error(storage, r).await,
                 Err(e) => e,
             };
             let message = match failure {

@@ -276,7 +276,7 @@ async fn forward(
     let mut refreshed = false;
     loop {
         let auth = gw.credentials.authorize(&entry.credentials).await?;
-        let target = upstream::Target {
+        let target = crate::storage::request::Target {
             storage: &entry.storage,
             trust: entry.trust(),
             auth: &auth,
@@ -313,7 +313,7 @@ async fn forward(
             return Ok(Forwarded::Passed(response));
         }
         let content_range = response.headers().get(header::CONTENT_RANGE).cloned();
-        let error = upstream::read_error(&entry.storage, response).await;
+        let error = crate::storage::request::read_error(&entry.storage, response).await;
         let stale = entry.credentials.is_temporary() && entry.storage.backend().stale_credentials(&error);
         if !refreshed && stale {
             tracing::info!(storage = %entry.storage.id, "the bucket refused temporary credentials; refreshing once");

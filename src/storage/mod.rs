@@ -8,6 +8,7 @@ pub mod asset_url;
 pub mod build;
 pub mod draft;
 pub mod providers;
+pub mod request;
 pub mod rules;
 
 pub use build::{build, update, Context};
