@@ -46,8 +46,8 @@ const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[];
 
 /// A ratchet while the floors are being put back: no more upward imports and mutual pairs
 /// than this. It only ever goes down, to zero.
-const STILL_UPWARD: usize = 10;
-const STILL_MUTUAL: usize = 4;
+const STILL_UPWARD: usize = 1;
+const STILL_MUTUAL: usize = 2;
 
 fn floor_of(module: &str) -> Option<usize> {
     FLOORS.iter().position(|(_, modules)| modules.contains(&module))

@@ -1,78 +1,24 @@
-//! Storage validation (SPEC §6, §10): does the storage work, and if not, what should an org
-//! admin fix? The checks are the provider's (`crate::storage::providers::*::checks`); this
-//! module holds the report and what they share: requests signed as the storage's, reading an
-//! object, naming a problem in words an admin understands.
+//! Storage validation through the admin API and `assetgate validate`: the provider's checks
+//! (`crate::storage::validation`) with the storage's credentials, and for a keyless API
+//! storage its proof of ownership (`crate::proof`).
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use serde::Serialize;
-
-use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::proof;
 use crate::registry::StorageEntry;
-use crate::storage::providers::{azure, gcs, s3};
-use crate::storage::Provider;
+use crate::storage::validation::{self, bucket_problem, check, verdict, Check, Report, Status, Subject};
 use crate::Gateway;
-
-/// Largest bucket-level answer read.
-const MAX_ANSWER: usize = 256 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Fail,
-    Skip,
-}
-
-/// One check of the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub status: Status,
-    pub message: String,
-}
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub valid: bool,
-    pub checks: Vec<Check>,
-}
-
-pub fn check(name: &'static str, status: Status, message: impl Into<String>) -> Check {
-    Check {
-        name,
-        status,
-        message: message.into(),
-    }
-}
-
-/// The report of `checks`: valid when none failed.
-pub fn report(checks: Vec<Check>) -> Report {
-    Report {
-        valid: checks.iter().all(|c| c.status != Status::Fail),
-        checks,
-    }
-}
-
-/// Every check `names` skipped for `why`.
-pub fn skipped(checks: &mut Vec<Check>, names: &[&'static str], why: &str) {
-    for name in names {
-        checks.push(check(name, Status::Skip, format!("skipped: {why}")));
-    }
-}
 
 /// Runs the provider's checks on `org`'s storage `entry`; `object` (`bucket/key`) is read if
 /// given. A delegated API storage adds `ownership` (see [`crate::proof`]).
 pub async fn run(gw: &Gateway, org: &str, entry: &StorageEntry, object: Option<&str>) -> Report {
-    let mut report = match &entry.storage.provider {
-        Provider::S3(_) => s3::checks::run(gw, entry, object).await,
-        Provider::Gcs(_) => gcs::checks::run(gw, entry, object).await,
-        Provider::Azure(_) => azure::checks::run(gw, entry, object).await,
+    let subject = Subject {
+        storage: &entry.storage,
+        trust: entry.trust(),
+        client: &gw.upstream,
+        delegated: entry.credentials.is_delegated(),
     };
+    let auth = gw.credentials.authorize(&entry.credentials).await;
+    let mut report = validation::run(subject, auth, object).await;
     if proof::required(entry) {
         let check = if report
             .checks
@@ -107,172 +53,4 @@ async fn ownership(gw: &Gateway, org: &str, entry: &StorageEntry) -> Check {
         problems,
         "every bucket holds this organization's external ID in .assetgate-org",
     )
-}
-
-/// Requests signed as the storage's.
-pub struct Probe<'a> {
-    pub gw: &'a Gateway,
-    pub entry: &'a StorageEntry,
-    pub auth: Authorization,
-}
-
-impl<'a> Probe<'a> {
-    /// The storage's authorization (AssumeRole, a token exchange...), or why there is none.
-    pub async fn authorize(gw: &'a Gateway, entry: &'a StorageEntry) -> Result<Probe<'a>, GatewayError> {
-        let auth = gw.credentials.authorize(&entry.credentials).await?;
-        Ok(Probe { gw, entry, auth })
-    }
-
-    /// A signed GET of `url`: the body of a 200, else the mapped error.
-    pub async fn text(&self, url: &str, headers: HeaderMap) -> Result<String, GatewayError> {
-        let storage = &self.entry.storage;
-        let response = crate::storage::request::send_signed(
-            &self.gw.upstream,
-            storage,
-            self.entry.trust(),
-            &self.auth,
-            &Method::GET,
-            url,
-            headers,
-        )
-        .await?;
-        if response.status() != StatusCode::OK {
-            return Err(crate::storage::request::read_error(storage, response).await);
-        }
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|_| GatewayError::UpstreamError {
-                code: "BodyTooLarge".into(),
-                hint: None,
-            })?;
-        Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
-    }
-
-    /// `object_read`: HEAD and a one-byte ranged GET of `object` (`bucket/key`), the way the
-    /// data plane asks for objects; `permission` names what the credentials would lack.
-    pub async fn object_read(&self, object: Option<&str>, permission: &str) -> Check {
-        let storage = &self.entry.storage;
-        let Some(object) = object else {
-            return check(
-                "object_read",
-                Status::Skip,
-                "no object to read: the buckets are empty; name one with {\"object\": \"bucket/key\"}",
-            );
-        };
-        let Some((bucket, key)) = object.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()) else {
-            return check(
-                "object_read",
-                Status::Fail,
-                format!("`{object}` is not of the form bucket/key"),
-            );
-        };
-        if !storage.buckets.iter().any(|b| b == bucket) {
-            return check(
-                "object_read",
-                Status::Fail,
-                format!("bucket {bucket} is not part of this storage"),
-            );
-        }
-        let target = crate::storage::request::Target {
-            storage,
-            trust: self.entry.trust(),
-            auth: &self.auth,
-            method: &Method::HEAD,
-            bucket,
-            key,
-        };
-        let head = target.fetch(&self.gw.upstream, HeaderMap::new()).await;
-        let mut one_byte = HeaderMap::new();
-        one_byte.insert(http::header::RANGE, HeaderValue::from_static("bytes=0-0"));
-        let get = crate::storage::request::Target {
-            method: &Method::GET,
-            ..target
-        };
-        for result in [head, get.fetch(&self.gw.upstream, one_byte).await] {
-            let failure = match result {
-                Ok(r) if r.status().is_success() => {
-                    drain(r).await;
-                    continue;
-                }
-                Ok(r) => crate::storage::request::read_error(storage, r).await,
-                Err(e) => e,
-            };
-            let message = match failure {
-                GatewayError::NoSuchKey => format!("object {object} does not exist"),
-                ref e => bucket_problem(bucket, e, permission),
-            };
-            return check("object_read", Status::Fail, message);
-        }
-        check(
-            "object_read",
-            Status::Pass,
-            format!("{object} can be read (HEAD and a one-byte ranged GET)"),
-        )
-    }
-}
-
-async fn drain(response: http::Response<hyper::body::Incoming>) {
-    let _ = Limited::new(response.into_body(), 1024)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_else(|_| Bytes::new());
-}
-
-/// The `credentials` check of the first request's outcome: fail with the reason when the
-/// storage refused the credentials or cannot be reached; `None` to go on.
-pub fn credentials_problem(entry: &StorageEntry, err: &GatewayError) -> Option<String> {
-    Some(match err {
-        GatewayError::UpstreamCredentialsRejected(code) => credentials_message(code),
-        GatewayError::EndpointNotAllowed => crate::error::FORBIDDEN.to_string(),
-        GatewayError::UpstreamUnavailable(_) | GatewayError::UpstreamTimeout => {
-            format!("the storage endpoint {} cannot be reached", entry.storage.endpoint())
-        }
-        _ => return None,
-    })
-}
-
-fn credentials_message(code: &str) -> String {
-    match code {
-        "InvalidAccessKeyId" => "the access key ID is not known to the storage".into(),
-        "SignatureDoesNotMatch" => "the secret key is wrong (the storage computed another signature)".into(),
-        "RequestTimeTooSkewed" => "the clocks of the gateway and the storage differ too much".into(),
-        "AuthenticationFailed" => {
-            "the storage refused the credentials: the account key or SAS is wrong, or has expired".into()
-        }
-        other => format!("the storage rejected the credentials ({other})"),
-    }
-}
-
-pub fn verdict(name: &'static str, problems: Vec<String>, ok: &str) -> Check {
-    if problems.is_empty() {
-        check(name, Status::Pass, ok)
-    } else {
-        check(name, Status::Fail, problems.join("; "))
-    }
-}
-
-/// What an error on a bucket means for an org admin.
-pub fn bucket_problem(bucket: &str, err: &GatewayError, permission: &str) -> String {
-    match err {
-        GatewayError::NoSuchBucket => format!("bucket {bucket} does not exist"),
-        GatewayError::UpstreamAccessDenied(_) => {
-            format!("the credentials have no {permission} permission on bucket {bucket}")
-        }
-        GatewayError::UpstreamError { code, hint: Some(hint) } => format!("bucket {bucket}: {hint} ({code})"),
-        other => format!("bucket {bucket}: {}", other.message()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credential_messages_speak_plainly() {
-        assert!(credentials_message("SignatureDoesNotMatch").contains("secret key is wrong"));
-        assert!(credentials_message("InvalidAccessKeyId").contains("access key ID"));
-        assert!(credentials_message("AuthenticationFailed").contains("account key or SAS"));
-    }
 }

@@ -10,6 +10,7 @@ pub mod draft;
 pub mod providers;
 pub mod request;
 pub mod rules;
+pub mod validation;
 
 pub use build::{build, update, Context};
 pub use draft::{Fields, Style};

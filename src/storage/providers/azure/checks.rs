@@ -6,24 +6,24 @@
 use http::HeaderMap;
 
 use super::Azure;
-use crate::admin::validate::{
-    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status,
-};
+use crate::credentials::Authorization;
 use crate::error::GatewayError;
-use crate::registry::StorageEntry;
-use crate::storage::Provider;
-use crate::Gateway;
+use crate::storage::validation::{
+    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status, Subject,
+};
 
 /// What a role assignment must grant, in the words of Azure's portal.
 const READER: &str = "read (the Storage Blob Data Reader role, or a SAS with r and l)";
 
-pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
-    let Provider::Azure(azure) = &entry.storage.provider else {
-        unreachable!("Azure checks for an Azure storage")
-    };
+pub async fn run(
+    azure: &Azure,
+    subject: Subject<'_>,
+    auth: Result<Authorization, GatewayError>,
+    object: Option<&str>,
+) -> Report {
     let mut checks = Vec::new();
-    let probe = match Probe::authorize(gw, entry).await {
-        Ok(probe) => probe,
+    let probe = match auth {
+        Ok(auth) => Probe { subject, auth },
         Err(err) => {
             checks.push(check("credentials", Status::Fail, err.message()));
             skipped(
@@ -35,8 +35,8 @@ pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Re
         }
     };
     let containers = Containers { probe: &probe, azure };
-    if let Err(err) = containers.list(&entry.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(entry, &err).or_else(|| refused(&err)) {
+    if let Err(err) = containers.list(&subject.storage.buckets[0]).await {
+        if let Some(problem) = credentials_problem(subject.storage, &err).or_else(|| refused(&err)) {
             checks.push(check("credentials", Status::Fail, problem));
             skipped(
                 &mut checks,
@@ -69,7 +69,7 @@ impl Containers<'_> {
     /// List Blobs with `maxresults=1`: the first blob's name, if any.
     async fn list(&self, container: &str) -> Result<Option<String>, GatewayError> {
         let url = self.azure.container_url(
-            &self.probe.entry.storage,
+            self.probe.storage(),
             container,
             "restype=container&comp=list&maxresults=1",
         );
@@ -81,10 +81,10 @@ impl Containers<'_> {
     /// and read blobs but not read container properties (some SAS) leave it to `list`.
     async fn exist(&self) -> Check {
         let mut problems = Vec::new();
-        for container in &self.probe.entry.storage.buckets {
+        for container in &self.probe.storage().buckets {
             let url = self
                 .azure
-                .container_url(&self.probe.entry.storage, container, "restype=container");
+                .container_url(self.probe.storage(), container, "restype=container");
             match self.probe.text(&url, HeaderMap::new()).await {
                 Ok(_) | Err(GatewayError::UpstreamAccessDenied(_)) => {}
                 Err(GatewayError::NoSuchBucket) => problems.push(format!("container {container} does not exist")),
@@ -98,7 +98,7 @@ impl Containers<'_> {
     async fn lists(&self) -> (Check, Option<String>) {
         let mut problems = Vec::new();
         let mut first = None;
-        for container in &self.probe.entry.storage.buckets {
+        for container in &self.probe.storage().buckets {
             match self.list(container).await {
                 Ok(Some(blob)) if first.is_none() => first = Some(format!("{container}/{blob}")),
                 Ok(_) => {}

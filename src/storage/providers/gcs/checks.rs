@@ -2,19 +2,21 @@
 //! listing is not refused for its credentials), `list` (on every bucket, as S3's), and
 //! `object_read`.
 
-use crate::admin::validate::{check, credentials_problem, report, skipped, Probe, Report, Status};
-use crate::registry::StorageEntry;
+use super::Gcs;
+use crate::credentials::Authorization;
+use crate::error::GatewayError;
 use crate::storage::providers::s3::checks::Lister;
-use crate::storage::Provider;
-use crate::Gateway;
+use crate::storage::validation::{check, credentials_problem, report, skipped, Probe, Report, Status, Subject};
 
-pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
-    let Provider::Gcs(gcs) = &entry.storage.provider else {
-        unreachable!("GCS checks for a GCS storage")
-    };
+pub async fn run(
+    gcs: &Gcs,
+    subject: Subject<'_>,
+    auth: Result<Authorization, GatewayError>,
+    object: Option<&str>,
+) -> Report {
     let mut checks = Vec::new();
-    let probe = match Probe::authorize(gw, entry).await {
-        Ok(probe) => probe,
+    let probe = match auth {
+        Ok(auth) => Probe { subject, auth },
         Err(err) => {
             checks.push(check("credentials", Status::Fail, err.message()));
             skipped(&mut checks, &["list", "object_read"], "no access token could be had");
@@ -25,8 +27,8 @@ pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Re
         probe: &probe,
         path_style: gcs.path_style,
     };
-    if let Err(err) = lister.list(&entry.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(entry, &err) {
+    if let Err(err) = lister.list(&subject.storage.buckets[0]).await {
+        if let Some(problem) = credentials_problem(subject.storage, &err) {
             checks.push(check("credentials", Status::Fail, problem));
             skipped(&mut checks, &["list", "object_read"], "the credentials do not work");
             return report(checks);

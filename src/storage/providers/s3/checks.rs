@@ -7,28 +7,29 @@
 use http::HeaderMap;
 
 use super::address::bucket_url;
-use crate::admin::validate::{
-    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status,
-};
+use super::S3;
+use crate::credentials::Authorization;
 use crate::error::GatewayError;
-use crate::registry::StorageEntry;
-use crate::storage::Provider;
-use crate::Gateway;
+use crate::storage::validation::{
+    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status, Subject,
+};
 
-pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Report {
-    let Provider::S3(s3) = &entry.storage.provider else {
-        unreachable!("S3 checks for an S3 storage")
-    };
+pub async fn run(
+    s3: &S3,
+    subject: Subject<'_>,
+    auth: Result<Authorization, GatewayError>,
+    object: Option<&str>,
+) -> Report {
     let mut checks = Vec::new();
-    let delegated = entry.credentials.is_delegated();
-    let probe = match Probe::authorize(gw, entry).await {
-        Ok(probe) => {
+    let delegated = subject.delegated;
+    let probe = match auth {
+        Ok(auth) => {
             checks.push(if delegated {
                 check("assume_role", Status::Pass, "the role was assumed")
             } else {
                 check("assume_role", Status::Skip, "the storage uses access keys, not a role")
             });
-            probe
+            Probe { subject, auth }
         }
         Err(err) => {
             checks.push(check("assume_role", Status::Fail, err.message()));
@@ -44,8 +45,8 @@ pub async fn run(gw: &Gateway, entry: &StorageEntry, object: Option<&str>) -> Re
         probe: &probe,
         path_style: s3.path_style,
     };
-    if let Err(err) = lister.list(&entry.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(entry, &err) {
+    if let Err(err) = lister.list(&subject.storage.buckets[0]).await {
+        if let Some(problem) = credentials_problem(subject.storage, &err) {
             checks.push(check("credentials", Status::Fail, problem));
             skipped(
                 &mut checks,
@@ -76,7 +77,7 @@ pub struct Lister<'a> {
 
 impl Lister<'_> {
     async fn bucket_xml(&self, bucket: &str, query: &str) -> Result<String, GatewayError> {
-        let url = bucket_url(&self.probe.entry.storage.endpoint(), self.path_style, bucket, query);
+        let url = bucket_url(&self.probe.storage().endpoint(), self.path_style, bucket, query);
         self.probe.text(&url, HeaderMap::new()).await
     }
 
@@ -88,7 +89,7 @@ impl Lister<'_> {
 
     async fn locations(&self, region: &str) -> Check {
         let mut problems = Vec::new();
-        for bucket in &self.probe.entry.storage.buckets {
+        for bucket in &self.probe.storage().buckets {
             match self.bucket_xml(bucket, "location").await {
                 Ok(xml) => {
                     let location = bucket_region(crate::xml::text(&xml, "LocationConstraint").as_deref());
@@ -106,7 +107,7 @@ impl Lister<'_> {
     pub async fn lists(&self) -> (Check, Option<String>) {
         let mut problems = Vec::new();
         let mut first = None;
-        for bucket in &self.probe.entry.storage.buckets {
+        for bucket in &self.probe.storage().buckets {
             match self.list(bucket).await {
                 Ok(Some(key)) if first.is_none() => first = Some(format!("{bucket}/{key}")),
                 Ok(_) => {}
