@@ -140,6 +140,15 @@ impl Gateway {
         })
     }
 
+    /// What reading a bucket's ownership marker takes.
+    pub fn proof_means(&self) -> crate::proof::Means<'_> {
+        crate::proof::Means {
+            credentials: &self.credentials,
+            client: &self.upstream,
+            storages: &self.storages,
+        }
+    }
+
     /// Whether `[azure]` gives the gateway an Entra app (for `entra_delegation` storages).
     pub fn has_entra_app(&self) -> bool {
         self.credentials.has_entra_app()

@@ -16,11 +16,19 @@ use http_body_util::{BodyExt, Limited};
 use moka::future::Cache;
 use subtle::ConstantTimeEq;
 
-use crate::credentials::CredentialSource;
+use crate::credentials::{CredentialSource, Credentials};
 use crate::error::GatewayError;
-use crate::registry::StorageEntry;
-use crate::upstream::Trust;
-use crate::Gateway;
+use crate::registry::{StorageEntry, Storages};
+use crate::upstream::{Trust, UpstreamClient};
+
+/// What reading a marker takes: the storage's credentials, the client towards buckets, and
+/// the registry, which knows the org's external ID.
+#[derive(Clone, Copy)]
+pub struct Means<'a> {
+    pub credentials: &'a Credentials,
+    pub client: &'a UpstreamClient,
+    pub storages: &'a Storages,
+}
 
 /// The object each bucket holds, its content the org's external ID.
 pub const MARKER: &str = ".assetgate-org";
@@ -62,7 +70,13 @@ impl Proofs {
     /// Ok when `bucket` of `org`'s storage `entry` needs no proof or has shown one; else
     /// `ownership_not_proven`, or why the marker could not be read. Concurrent first
     /// requests share one read.
-    pub async fn check(&self, gw: &Gateway, org: &str, entry: &StorageEntry, bucket: &str) -> Result<(), GatewayError> {
+    pub async fn check(
+        &self,
+        means: Means<'_>,
+        org: &str,
+        entry: &StorageEntry,
+        bucket: &str,
+    ) -> Result<(), GatewayError> {
         if !required(entry) {
             return Ok(());
         }
@@ -72,7 +86,7 @@ impl Proofs {
         }
         let result = self
             .proven
-            .try_get_with(key.clone(), Box::pin(read(gw, org, entry, bucket)))
+            .try_get_with(key.clone(), Box::pin(read(means, org, entry, bucket)))
             .await
             .map_err(|e| (*e).clone());
         if let Err(err @ GatewayError::OwnershipNotProven { .. }) = &result {
@@ -84,8 +98,8 @@ impl Proofs {
 
 /// Reads the marker of `bucket` with the storage's credentials and compares it with the
 /// org's external ID.
-pub async fn read(gw: &Gateway, org: &str, entry: &StorageEntry, bucket: &str) -> Result<(), GatewayError> {
-    let auth = gw.credentials.authorize(&entry.credentials).await?;
+pub async fn read(means: Means<'_>, org: &str, entry: &StorageEntry, bucket: &str) -> Result<(), GatewayError> {
+    let auth = means.credentials.authorize(&entry.credentials).await?;
     let target = crate::storage::request::Target {
         storage: &entry.storage,
         trust: entry.trust(),
@@ -96,7 +110,7 @@ pub async fn read(gw: &Gateway, org: &str, entry: &StorageEntry, bucket: &str) -
     };
     let mut headers = HeaderMap::new();
     headers.insert(http::header::RANGE, HeaderValue::from_static("bytes=0-1023"));
-    let response = target.fetch(&gw.upstream, headers).await?;
+    let response = target.fetch(means.client, headers).await?;
     let not_proven = || GatewayError::OwnershipNotProven {
         bucket: bucket.to_string(),
         org: org.to_string(),
@@ -120,7 +134,7 @@ pub async fn read(gw: &Gateway, org: &str, entry: &StorageEntry, bucket: &str) -
     .map_err(|_| not_proven())?
     .to_bytes();
     // An org without an external ID yet cannot have written it into a marker.
-    let own = gw.storages.known_external_id(org).ok_or_else(not_proven)?;
+    let own = means.storages.known_external_id(org).ok_or_else(not_proven)?;
     if matches_id(&body, &own) {
         Ok(())
     } else {

@@ -2,6 +2,7 @@
 //! signals: SIGHUP reloads the config (and the TLS certificate), SIGTERM or Ctrl+C drains
 //! and stops. An invalid new config is refused, logged, and the old one kept.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,13 +64,56 @@ pub async fn serve(path: &Path) -> Result<(), ServeError> {
         "assetgate serving"
     );
     tokio::spawn(reload_on_hangup(path.to_path_buf(), gateway.clone(), certs));
-    server::serve_gateway(gateway.clone(), data, Some(admin), options, terminate()).await;
+    serve_gateway(gateway.clone(), data, Some(admin), options, terminate()).await;
     // What was counted and logged since the last flush, before the process goes.
     gateway.usage.flush(&gateway.storages).await;
     if let Some(audit) = &gateway.audit {
         audit.finish();
     }
     Ok(())
+}
+
+/// Runs the data plane on `data` and, when given, the admin API on `admin`, until
+/// `shutdown` completes; both stop accepting at once and drain their connections. While
+/// draining, `/readyz` answers 503 so that load balancers stop sending traffic.
+pub async fn serve_gateway(
+    gateway: Arc<Gateway>,
+    data: TcpListener,
+    admin: Option<TcpListener>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let draining = gateway.clone();
+    let (trigger, stop) = server::Stop::after(async move {
+        shutdown.await;
+        draining.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let gw = gateway.clone();
+    let data_plane = server::run(
+        data,
+        move |r| crate::proxy::handle(gw.clone(), r),
+        options.clone(),
+        gateway.metrics.connections("data"),
+        stop.clone().wait(),
+    );
+    let admin_options = ServeOptions {
+        tls: None,
+        ..options.clone()
+    };
+    let admin_plane = async {
+        if let Some(listener) = admin {
+            let gw = gateway.clone();
+            server::run(
+                listener,
+                move |r| crate::admin::handle(gw.clone(), r),
+                admin_options,
+                gateway.metrics.connections("admin"),
+                stop.clone().wait(),
+            )
+            .await;
+        }
+    };
+    tokio::join!(data_plane, admin_plane, trigger);
 }
 
 /// On every SIGHUP: the config file again, the TLS certificate, and the audit file.

@@ -39,7 +39,7 @@ pub async fn run(gw: &Gateway, org: &str, entry: &StorageEntry, object: Option<&
 async fn ownership(gw: &Gateway, org: &str, entry: &StorageEntry) -> Check {
     let mut problems = Vec::new();
     for bucket in &entry.storage.buckets {
-        match proof::read(gw, org, entry, bucket).await {
+        match proof::read(gw.proof_means(), org, entry, bucket).await {
             Ok(()) => {}
             Err(GatewayError::OwnershipNotProven { .. }) => problems.push(format!(
                 "bucket {bucket} has no object {} holding this organization's external ID",

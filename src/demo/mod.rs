@@ -175,7 +175,7 @@ impl Demo {
         } = self;
         let (trigger, stop) = server::Stop::after(shutdown);
         tokio::join!(
-            server::serve_gateway(gateway, listener, None, options, stop.clone().wait()),
+            crate::service::serve_gateway(gateway, listener, None, options, stop.clone().wait()),
             editor::serve(editor_listener, editor_config, stop.clone().wait()),
             trigger
         );

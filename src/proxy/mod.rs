@@ -190,7 +190,9 @@ async fn object(
         Some(limits) => gw.limiter.admit(&path.org, ex.log.sub.as_deref(), &limits)?,
         None => Vec::new(),
     };
-    gw.proofs.check(gw, &path.org, entry, &path.bucket).await?;
+    gw.proofs
+        .check(gw.proof_means(), &path.org, entry, &path.bucket)
+        .await?;
     let mut upstream = match forward(gw, entry, &parts.method, &path, &parts.headers).await? {
         Forwarded::Passed(response) => response,
         Forwarded::Failed {

@@ -165,49 +165,6 @@ impl Trigger {
     }
 }
 
-/// Runs the data plane on `data` and, when given, the admin API on `admin`, until
-/// `shutdown` completes; both stop accepting at once and drain their connections. While
-/// draining, `/readyz` answers 503 so that load balancers stop sending traffic.
-pub async fn serve_gateway(
-    gateway: Arc<crate::Gateway>,
-    data: TcpListener,
-    admin: Option<TcpListener>,
-    options: ServeOptions,
-    shutdown: impl Future<Output = ()>,
-) {
-    let draining = gateway.clone();
-    let (trigger, stop) = Stop::after(async move {
-        shutdown.await;
-        draining.draining.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let gw = gateway.clone();
-    let data_plane = run(
-        data,
-        move |r| crate::proxy::handle(gw.clone(), r),
-        options.clone(),
-        gateway.metrics.connections("data"),
-        stop.clone().wait(),
-    );
-    let admin_options = ServeOptions {
-        tls: None,
-        ..options.clone()
-    };
-    let admin_plane = async {
-        if let Some(listener) = admin {
-            let gw = gateway.clone();
-            run(
-                listener,
-                move |r| crate::admin::handle(gw.clone(), r),
-                admin_options,
-                gateway.metrics.connections("admin"),
-                stop.clone().wait(),
-            )
-            .await;
-        }
-    };
-    tokio::join!(data_plane, admin_plane, trigger);
-}
-
 /// One shutdown signal shared by several servers: every clone's [`Stop::wait`] completes once
 /// the trigger of [`Stop::after`] has run.
 #[derive(Clone)]

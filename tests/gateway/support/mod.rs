@@ -22,7 +22,7 @@ use std::time::Duration;
 use assetgate::credentials::StaticKeys;
 use assetgate::route::encode_key;
 use assetgate::secret::Secret;
-use assetgate::server::{self, ServeOptions};
+use assetgate::server::ServeOptions;
 use assetgate::token::TokenKey;
 use assetgate::token::{self, Claims};
 use assetgate::upstream::Endpoint;
@@ -130,7 +130,7 @@ impl TestGateway {
         }
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_base = format!("http://{}", admin.local_addr().unwrap());
-        let serve = server::serve_gateway(gateway.clone(), listener, Some(admin), options, async {
+        let serve = assetgate::service::serve_gateway(gateway.clone(), listener, Some(admin), options, async {
             let _ = stopped.await;
         });
         let task = tokio::spawn(serve);
