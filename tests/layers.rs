@@ -44,7 +44,6 @@ const FLOORS: &[(&str, &[&str])] = &[
 /// Imports that may run upward, each with why (at most five; ideally none).
 const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[];
 
-
 fn floor_of(module: &str) -> Option<usize> {
     FLOORS.iter().position(|(_, modules)| modules.contains(&module))
 }
@@ -182,11 +181,7 @@ fn every_module_names_only_its_own_floor_or_below() {
         println!("  {line}");
     }
     assert!(ALLOWED_UPWARD.len() <= 5, "at most five allowed exceptions");
-    assert!(
-        upward.is_empty(),
-        "imports that run upward:\n{}",
-        upward.join("\n")
-    );
+    assert!(upward.is_empty(), "imports that run upward:\n{}", upward.join("\n"));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use crate::error::GatewayError;
 use crate::proof;
 use crate::registry::StorageEntry;
-use crate::storage::validation::{self, bucket_problem, check, verdict, Check, Report, Status, Subject};
+use crate::storage::validation::{bucket_problem, check, verdict, Check, Report, Status, Subject};
 use crate::Gateway;
 
 /// Runs the provider's checks on `org`'s storage `entry`; `object` (`bucket/key`) is read if
@@ -18,7 +18,7 @@ pub async fn run(gw: &Gateway, org: &str, entry: &StorageEntry, object: Option<&
         delegated: entry.credentials.is_delegated(),
     };
     let auth = gw.credentials.authorize(&entry.credentials).await;
-    let mut report = validation::run(subject, auth, object).await;
+    let mut report = crate::storage::providers::validate(subject, auth, object).await;
     if proof::required(entry) {
         let check = if report
             .checks

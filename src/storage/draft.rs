@@ -12,6 +12,21 @@ use serde_json::{Map, Value};
 
 use crate::upstream::Endpoint;
 
+/// Who builds the storage, and with what.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub style: Style,
+    /// The org's own external ID, for a delegated storage of the admin API (SPEC §6: the
+    /// gateway, not the customer, chooses external IDs).
+    pub org_external_id: Option<&'a str>,
+    /// Whether the gateway has an Entra app (`[azure]`), without which Entra delegation
+    /// cannot work.
+    pub entra_app: bool,
+    /// Where tokens of the gateway's own identity may go: the endpoints Entra-delegated and
+    /// impersonating storages may have.
+    pub destinations: &'a crate::credentials::TokenDestinations,
+}
+
 /// Field name -> what is wrong with it.
 pub type Fields = BTreeMap<String, String>;
 

@@ -12,8 +12,8 @@ pub mod request;
 pub mod rules;
 pub mod validation;
 
-pub use build::{build, update, Context};
-pub use draft::{Fields, Style};
+pub use build::{build, update};
+pub use draft::{Context, Fields, Style};
 pub use providers::{Backend, Kind, Provider};
 
 use crate::upstream::Endpoint;

@@ -1,6 +1,6 @@
 //! Storage validation (README, "Validation"): does a storage work, and if not, what should an
 //! org admin fix? The checks are the provider's (`super::providers::*::checks`), run through
-//! [`run`]; this module holds the report and what they share: requests signed as the
+//! `super::providers::validate`; this module holds the report and what they share: requests signed as the
 //! storage's, reading an object, naming a problem in words an admin understands. What only
 //! the registry knows (a keyless API storage's proof of ownership) the admin API adds.
 
@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 
-use super::{providers, Provider, Storage};
+use super::Storage;
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::upstream::{Trust, UpstreamClient};
@@ -72,16 +72,6 @@ pub struct Subject<'a> {
     pub client: &'a UpstreamClient,
     /// Whether its credentials come from AssumeRole (the `assume_role` check).
     pub delegated: bool,
-}
-
-/// Runs the checks of `subject`'s provider with the storage's authorization (or why there is
-/// none); `object` (`bucket/key`) is read if given.
-pub async fn run(subject: Subject<'_>, auth: Result<Authorization, GatewayError>, object: Option<&str>) -> Report {
-    match &subject.storage.provider {
-        Provider::S3(s3) => providers::s3::checks::run(s3, subject, auth, object).await,
-        Provider::Gcs(gcs) => providers::gcs::checks::run(gcs, subject, auth, object).await,
-        Provider::Azure(azure) => providers::azure::checks::run(azure, subject, auth, object).await,
-    }
 }
 
 /// Requests signed as the storage's.

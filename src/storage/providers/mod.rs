@@ -15,7 +15,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Map, Value};
 
-use super::build::Context;
+use super::draft::Context;
 use super::draft::{Draft, Style};
 use super::Storage;
 use crate::credentials::{Authorization, CredentialSource};
@@ -184,6 +184,20 @@ pub fn from_draft(kind: Kind, d: &mut Draft<'_>, cx: &Context<'_>) -> Option<Pro
         Kind::Aws | Kind::S3Compatible => s3::from_draft(kind, d, cx).map(Provider::S3),
         Kind::Gcs => gcs::from_draft(d, cx).map(Provider::Gcs),
         Kind::Azure => azure::from_draft(d, cx).map(Provider::Azure),
+    }
+}
+
+/// Runs the validation checks of `subject`'s provider with the storage's authorization (or
+/// why there is none); `object` (`bucket/key`) is read if given.
+pub async fn validate(
+    subject: super::validation::Subject<'_>,
+    auth: Result<Authorization, GatewayError>,
+    object: Option<&str>,
+) -> super::validation::Report {
+    match &subject.storage.provider {
+        Provider::S3(p) => s3::checks::run(p, subject, auth, object).await,
+        Provider::Gcs(p) => gcs::checks::run(p, subject, auth, object).await,
+        Provider::Azure(p) => azure::checks::run(p, subject, auth, object).await,
     }
 }
 

@@ -24,7 +24,7 @@ use crate::error::GatewayError;
 use crate::route::encode_key;
 use crate::secret::Secret;
 use crate::storage::asset_url::{foreign, foreign_scheme, path_style, AssetUrl};
-use crate::storage::build::Context;
+use crate::storage::draft::Context;
 use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;

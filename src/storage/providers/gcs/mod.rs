@@ -21,7 +21,7 @@ use crate::credentials::{google, Authorization, CredentialSource, ServiceAccount
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::storage::asset_url::{foreign, foreign_scheme, own_endpoint, path_style, virtual_host, AssetUrl};
-use crate::storage::build::Context;
+use crate::storage::draft::Context;
 use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;

@@ -22,7 +22,7 @@ use crate::credentials::{sts, Authorization, CredentialSource, Delegation};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::storage::asset_url::AssetUrl;
-use crate::storage::build::Context;
+use crate::storage::draft::Context;
 use crate::storage::draft::{Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;
