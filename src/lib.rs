@@ -31,6 +31,7 @@
 pub mod admin;
 pub mod audit;
 pub mod body;
+pub mod cli;
 pub mod conditional;
 pub mod config;
 pub mod cors;

@@ -310,11 +310,8 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
     if let Some(problem) = token::sub_problem(sub.as_deref(), policy.auth.require_sub) {
         fields.insert("sub".into(), problem.into());
     }
-    if ttl.is_zero() || ttl > policy.auth.max_ttl {
-        fields.insert(
-            "ttl".into(),
-            format!("must be at most {}", humantime::format_duration(policy.auth.max_ttl)),
-        );
+    if let Some(problem) = token::ttl_problem(ttl, policy.auth.max_ttl) {
+        fields.insert("ttl".into(), problem);
     }
     if !fields.is_empty() {
         return Err(invalid(fields));

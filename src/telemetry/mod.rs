@@ -62,17 +62,16 @@ pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
 /// The log's line queue, once logging is installed.
 static LOG_LINES: std::sync::OnceLock<lines::LineQueue> = std::sync::OnceLock::new();
 
-/// Installs the process's logger on standard error: `RUST_LOG` (default `info`) through
-/// [`log_filter`] and [`may_log`], as text or JSON lines. Lines are written in batches by a
+/// Installs the process's logger on standard error: `directives` (`RUST_LOG`'s, default
+/// `info`) through [`log_filter`] and [`may_log`], as text or JSON lines. Lines are written in batches by a
 /// thread of their own (see [`lines`]), so a request never waits for a `write(2)`;
 /// [`finish_logging`] writes what is queued before the process ends.
-pub fn init_logging(json: bool) {
+pub fn init_logging(directives: &str, json: bool) {
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
-    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let filter = log_filter(&directives).and(tracing_subscriber::filter::filter_fn(may_log));
+    let filter = log_filter(directives).and(tracing_subscriber::filter::filter_fn(may_log));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let make_writer = match lines::LineQueue::start("assetgate-log", lines::Sink::stderr(), lines::Counters::default())
     {

@@ -196,6 +196,17 @@ fn verify_with(token: &str, key: &VerifyKey, max_ttl: u64, leeway: u64) -> Resul
     Ok(data.claims)
 }
 
+/// Why a token cannot be minted with lifetime `ttl` (the admin API, the CLI): it must be
+/// longer than zero and at most `[auth].max_ttl`, which verification enforces too.
+pub fn ttl_problem(ttl: Duration, max_ttl: Duration) -> Option<String> {
+    (ttl.is_zero() || ttl > max_ttl).then(|| {
+        format!(
+            "must be longer than zero and at most {} ([auth].max_ttl)",
+            humantime::format_duration(max_ttl)
+        )
+    })
+}
+
 /// Why a labeler id cannot be a token's `sub` (for minting: the admin API, the CLI).
 pub fn sub_problem(sub: Option<&str>, required: bool) -> Option<&'static str> {
     match sub {
