@@ -266,12 +266,24 @@ pub fn check_lifetime(claims: &Claims, now: u64, max_ttl: u64, leeway: u64) -> R
 
 /// Whether the claims cover this object: org, then storage, then `{bucket}/{key}` prefix.
 pub fn check_scope(claims: &Claims, org: &str, storage: &str, bucket: &str, key: &str) -> Result<(), GatewayError> {
+    check_storage_scope(claims, org, storage)?;
+    check_object_scope(claims, bucket, key)
+}
+
+/// Whether the claims cover this org, then this storage (checked before the request learns
+/// whether either exists).
+pub fn check_storage_scope(claims: &Claims, org: &str, storage: &str) -> Result<(), GatewayError> {
     if claims.org != org {
         return Err(GatewayError::TokenScope("organization"));
     }
     if claims.sto.as_deref().is_some_and(|s| s != storage) {
         return Err(GatewayError::TokenScope("storage"));
     }
+    Ok(())
+}
+
+/// Whether the claims' prefix covers `{bucket}/{key}`.
+pub fn check_object_scope(claims: &Claims, bucket: &str, key: &str) -> Result<(), GatewayError> {
     if let Some(prefix) = &claims.pfx {
         let object = format!("{bucket}/{key}");
         if !object.starts_with(prefix.as_str()) {
