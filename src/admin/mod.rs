@@ -2,6 +2,7 @@
 //! and token minting, behind a bearer token compared in constant time. Responses use the
 //! envelope `{"status":"success","data":…}` / `{"status":"error","error":{code,message,fields}}`.
 
+mod error;
 mod orgs;
 mod storages;
 pub mod validate;
@@ -18,10 +19,10 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::body::{self, Body};
-use crate::registry::RegistryError;
 use crate::route::decode;
 use crate::storage::Fields;
 use crate::{token, Gateway};
+pub use error::AdminError;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -31,48 +32,6 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default lifetime of minted tokens.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// An admin API error: status, code, message, and per-field problems.
-struct AdminError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    fields: Option<Fields>,
-}
-
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> AdminError {
-    AdminError {
-        status,
-        code,
-        message: message.into(),
-        fields: None,
-    }
-}
-
-fn not_found(what: &str) -> AdminError {
-    error(StatusCode::NOT_FOUND, "not_found", what)
-}
-
-impl From<RegistryError> for AdminError {
-    fn from(e: RegistryError) -> AdminError {
-        let (status, code) = match &e {
-            RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            RegistryError::ReadOnly(_) => (StatusCode::CONFLICT, "read_only"),
-            RegistryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            RegistryError::Changed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
-            RegistryError::Locked => (StatusCode::SERVICE_UNAVAILABLE, "registry_locked"),
-            RegistryError::Unavailable(_) | RegistryError::Startup(_) => {
-                tracing::error!(error = %e, "the storage registry failed; nothing was changed");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "registry_unavailable",
-                    "the storage registry cannot be read or written right now; nothing was changed, try again",
-                );
-            }
-        };
-        error(status, code, e.to_string())
-    }
-}
 
 /// A successful answer: status, `data`, and the `ETag` of the storage it shows.
 struct Answer {
@@ -109,23 +68,8 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
         Ok(()) => {
             let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
                 Ok(Ok(b)) => b.to_bytes(),
-                Ok(Err(_)) => {
-                    return respond(
-                        Err(error(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "validation_error",
-                            "the body is too large",
-                        )),
-                        true,
-                    )
-                }
-                Err(_) => {
-                    let message = "the request body did not arrive in time";
-                    return respond(
-                        Err(error(StatusCode::REQUEST_TIMEOUT, "invalid_request", message)),
-                        true,
-                    );
-                }
+                Ok(Err(_)) => return respond(Err(AdminError::TooLarge), true),
+                Err(_) => return respond(Err(AdminError::BodyTimeout), true),
             };
             let request = storages::Call {
                 method: &parts.method,
@@ -142,7 +86,7 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
 /// `Authorization: Bearer <admin token>`, compared in constant time (on SHA-256 digests, so
 /// that not even the length leaks).
 fn authorize(gw: &Gateway, headers: &http::HeaderMap) -> Result<(), AdminError> {
-    let unauthorized = |m: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let unauthorized = AdminError::Unauthorized;
     let policy = gw.policy.load();
     let Some(expected) = &policy.admin_token else {
         return Err(unauthorized(
@@ -165,14 +109,12 @@ fn authorize(gw: &Gateway, headers: &http::HeaderMap) -> Result<(), AdminError> 
 async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
     let rest = path
         .strip_prefix("/admin/v1/orgs/")
-        .ok_or_else(|| not_found("no such admin route"))?;
-    let segments: Vec<String> = rest.split('/').map(decode).collect::<Result<_, _>>().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the path is not validly percent-encoded",
-        )
-    })?;
+        .ok_or(AdminError::NotFound("no such admin route"))?;
+    let segments: Vec<String> = rest
+        .split('/')
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .map_err(|_| AdminError::BadRequest("the path is not validly percent-encoded"))?;
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     // Every route names an org first, checked like a created org id before anything is read
     // or stored for it.
@@ -204,12 +146,8 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
             | [_, "tokens"]
             | [_, "usage"]
             | [_, "limits"],
-        ) => Err(error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed here"),
-        )),
-        _ => Err(not_found("no such admin route")),
+        ) => Err(AdminError::MethodNotAllowed(method.to_string())),
+        _ => Err(AdminError::NotFound("no such admin route")),
     }
 }
 
@@ -217,20 +155,13 @@ fn json_body(body: &[u8]) -> Result<Value, AdminError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let mut err = error(
-            StatusCode::BAD_REQUEST,
-            "validation_error",
-            "the body is not valid JSON",
-        );
-        err.fields = Some(Fields::from([("body".into(), format!("not valid JSON: {e}"))]));
-        err
-    })?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| AdminError::field("body", format!("not valid JSON: {e}")))?;
     match control_character(&value, "") {
-        Some(field) => Err(invalid(Fields::from([(
-            field,
-            "must not contain control characters (NUL, line breaks, ...)".into(),
-        )]))),
+        Some(field) => Err(AdminError::field(
+            &field,
+            "must not contain control characters (NUL, line breaks, ...)",
+        )),
         None => Ok(value),
     }
 }
@@ -272,17 +203,8 @@ fn control_character(value: &Value, at: &str) -> Option<String> {
     }
 }
 
-fn invalid(fields: Fields) -> AdminError {
-    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
-    let message = format!("invalid fields: {}", names.join(", "));
-    AdminError {
-        fields: Some(fields),
-        ..error(StatusCode::BAD_REQUEST, "validation_error", message)
-    }
-}
-
 fn check_org(org: &str) -> Result<(), AdminError> {
-    crate::storage::rules::check_id(org).map_err(|m| invalid(Fields::from([("organization".into(), m)])))
+    crate::storage::rules::check_id(org).map_err(|m| AdminError::field("organization", m))
 }
 
 fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
@@ -314,13 +236,9 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         fields.insert("ttl".into(), problem);
     }
     if !fields.is_empty() {
-        return Err(invalid(fields));
+        return Err(AdminError::Invalid(fields));
     }
-    let key = policy
-        .auth
-        .keys
-        .first()
-        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_signing_key", "auth.keys is empty"))?;
+    let key = policy.auth.keys.first().ok_or(AdminError::NoSigningKey)?;
     let claims = token::claims(org, storage.as_deref(), prefix.as_deref(), sub.as_deref(), ttl);
     let token = token::mint_claims(key, &claims);
     let expires = std::time::SystemTime::now() + ttl;
@@ -354,11 +272,12 @@ fn respond(result: Reply, no_store: bool) -> Response<Body> {
     let (status, value, etag) = match result {
         Ok(a) => (a.status, json!({ "status": "success", "data": a.data }), a.etag),
         Err(e) => {
-            let mut error = json!({ "code": e.code, "message": e.message });
-            if let Some(fields) = e.fields {
+            e.log();
+            let mut error = json!({ "code": e.code(), "message": e.message() });
+            if let Some(fields) = e.fields() {
                 error["fields"] = json!(fields);
             }
-            (e.status, json!({ "status": "error", "error": error }), None)
+            (e.status(), json!({ "status": "error", "error": error }), None)
         }
     };
     let mut response = Response::new(body::full(serde_json::to_vec(&value).expect("JSON values serialize")));

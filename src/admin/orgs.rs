@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{answer, check_org, invalid, AdminError, Reply};
+use super::{answer, check_org, AdminError, Reply};
 use crate::limits::OrgLimits;
 use crate::route::query_param;
 use crate::storage::Fields;
@@ -50,16 +50,16 @@ pub async fn usage(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
     };
     let (from, to) = (day("from"), day("to"));
     let (Some((from, from_at)), Some((to, to_at))) = (from, to) else {
-        return Err(invalid(fields));
+        return Err(AdminError::Invalid(fields));
     };
     let span = to_at
         .duration_since(from_at)
-        .map_err(|_| invalid(Fields::from([("to".into(), "must not be before from".into())])))?;
+        .map_err(|_| AdminError::field("to", "must not be before from"))?;
     if span > Duration::from_secs(MAX_DAYS * 86_400) {
-        return Err(invalid(Fields::from([(
-            "to".into(),
+        return Err(AdminError::field(
+            "to",
             format!("must be at most {MAX_DAYS} days after from"),
-        )])));
+        ));
     }
     let counts = gw.usage.of(&gw.storages, org, &from, &to).await?;
     let rows: Vec<Value> = counts
@@ -93,10 +93,10 @@ pub fn read_limits(gw: &Gateway, org: &str) -> Reply {
 pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
     check_org(org)?;
     let parsed: OrgLimits = serde_json::from_value(body.clone()).map_err(|e| {
-        invalid(Fields::from([(
-            "body".into(),
+        AdminError::field(
+            "body",
             format!("must be {{\"limits\": {{...}}, \"labeler_limits\": {{...}}}} with requests_per_second, burst and concurrent_streams: {e}"),
-        )]))
+        )
     })?;
     let mut fields = Fields::new();
     for (name, limit) in [("limits", &parsed.limits), ("labeler_limits", &parsed.labeler_limits)] {
@@ -105,7 +105,7 @@ pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::
         }
     }
     if !fields.is_empty() {
-        return Err(invalid(fields));
+        return Err(AdminError::Invalid(fields));
     }
     let stored = (parsed.limits.is_some() || parsed.labeler_limits.is_some()).then_some(parsed);
     gw.storages.set_limits(org, stored).await?;

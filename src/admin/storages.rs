@@ -7,10 +7,10 @@ use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{answer, check_org, error, invalid, json_body, not_found, view, AdminError, Answer, Reply};
+use super::{answer, check_org, json_body, view, AdminError, Answer, Reply};
 use crate::registry::{RegistryError, Source, StorageEntry};
 use crate::route::query_param;
-use crate::storage::{self, Context, Fields, Provider, Storage, Style};
+use crate::storage::{self, Context, Provider, Storage, Style};
 use crate::Gateway;
 
 /// How often an unconditional update retries after racing another change.
@@ -65,14 +65,6 @@ impl IfMatch {
     }
 }
 
-fn precondition_failed() -> AdminError {
-    error(
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-        "the storage changed since the ETag given in If-Match; read it again",
-    )
-}
-
 fn with_etag(status: StatusCode, org: &str, entry: &StorageEntry) -> Answer {
     Answer {
         etag: Some(entry.etag()),
@@ -84,26 +76,20 @@ pub fn list(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
     let number = |name: &str, default: usize| -> Result<usize, AdminError> {
         match query_param(query, name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                invalid(Fields::from([(
-                    name.to_string(),
-                    "must be a positive whole number".to_string(),
-                )]))
-            }),
+            Some(v) => v
+                .parse()
+                .map_err(|_| AdminError::field(name, "must be a positive whole number")),
         }
     };
     let (page, limit) = (number("page", 1)?, number("limit", 10)?);
     if !(1..=100).contains(&limit) {
-        return Err(invalid(Fields::from([(
-            "limit".into(),
-            "must be within 1..100".into(),
-        )])));
+        return Err(AdminError::field("limit", "must be within 1..100"));
     }
     let Some(skip) = page.checked_sub(1).and_then(|p| p.checked_mul(limit)) else {
-        return Err(invalid(Fields::from([(
-            "page".into(),
-            "must be at least 1, and page × limit a number of storages".into(),
-        )])));
+        return Err(AdminError::field(
+            "page",
+            "must be at least 1, and page × limit a number of storages",
+        ));
     };
     let (total, storages) = match gw.storages.org(org) {
         None => (0, Vec::new()),
@@ -140,7 +126,7 @@ async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::upstream::Endpoin
         .policy()
         .check(endpoint)
         .await
-        .map_err(|m| invalid(Fields::from([("endpoint".into(), m)])))
+        .map_err(|m| AdminError::field("endpoint", m))
 }
 
 /// A service account key's `token_uri` is Google's, or one the operator allows like an
@@ -153,7 +139,7 @@ async fn check_token_uri(gw: &Gateway, storage: &Storage) -> Result<(), AdminErr
     if uri == crate::credentials::google::GOOGLE_TOKEN_URI {
         return Ok(());
     }
-    let problem = |m: String| invalid(Fields::from([("serviceAccountKey.token_uri".into(), m)]));
+    let problem = |m: String| AdminError::field("serviceAccountKey.token_uri", m);
     let endpoint = crate::upstream::Endpoint::parse_with_path(uri)
         .map(|(e, _)| e)
         .map_err(problem)?;
@@ -174,7 +160,7 @@ async fn built(gw: &Gateway, org: &str, body: &Value, current: Option<&Storage>)
         None => storage::build(body, &cx),
         Some(current) => storage::update(current, body, &cx),
     }
-    .map_err(invalid)?;
+    .map_err(AdminError::Invalid)?;
     check_token_uri(gw, &storage).await?;
     Ok(storage)
 }
@@ -194,7 +180,7 @@ fn served(gw: &Gateway, org: &str, id: &str) -> Result<std::sync::Arc<StorageEnt
     gw.storages
         .org(org)
         .and_then(|o| o.storage(id).cloned())
-        .ok_or_else(|| not_found("no such storage"))
+        .ok_or(AdminError::NotFound("no such storage"))
 }
 
 /// The API storage to change: 404, 409 `read_only` for a config one, 412 for a stale
@@ -210,7 +196,7 @@ fn changeable(
         return Err(RegistryError::ReadOnly(format!("storage `{id}`")).into());
     }
     if if_match.is_some_and(|m| !m.matches(&entry.etag())) {
-        return Err(precondition_failed());
+        return Err(AdminError::Stale);
     }
     Ok(entry)
 }
@@ -241,11 +227,7 @@ pub async fn update(gw: &Gateway, org: &str, id: &str, call: &Call<'_>) -> Reply
             Err(e) => return Err(e.into()),
         }
     }
-    Err(error(
-        StatusCode::CONFLICT,
-        "conflict",
-        "the storage kept changing while this update was applied; try again",
-    ))
+    Err(AdminError::KeptChanging("this update was applied"))
 }
 
 pub async fn delete(gw: &Gateway, org: &str, id: &str, call: &Call<'_>) -> Reply {
@@ -265,11 +247,7 @@ pub async fn delete(gw: &Gateway, org: &str, id: &str, call: &Call<'_>) -> Reply
             Err(e) => return Err(e.into()),
         }
     }
-    Err(error(
-        StatusCode::CONFLICT,
-        "conflict",
-        "the storage kept changing while it was deleted; try again",
-    ))
+    Err(AdminError::KeptChanging("it was deleted"))
 }
 
 pub async fn validate(gw: &Gateway, org: &str, id: &str, body: &[u8]) -> Reply {
@@ -278,10 +256,7 @@ pub async fn validate(gw: &Gateway, org: &str, id: &str, body: &[u8]) -> Reply {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            return Err(invalid(Fields::from([(
-                "object".into(),
-                "must be \"bucket/key\"".into(),
-            )])))
+            return Err(AdminError::field("object", "must be \"bucket/key\""));
         }
     };
     let entry = served(gw, org, id)?;
