@@ -81,8 +81,33 @@ pub enum GatewayError {
     UpstreamUnavailable(String),
     #[error("the storage did not answer in time")]
     UpstreamTimeout,
+    /// `[server].max_upstream_requests` are all in flight: the gateway's own limit.
+    #[error("the gateway has as many requests to buckets in flight as it allows; try again")]
+    UpstreamCapacity,
+    /// A fault of the gateway's own, with its cause for the log (never a secret); the client
+    /// is told no more than "internal error".
     #[error("internal error")]
-    Internal,
+    Internal(String),
+}
+
+/// Who failed: the client (what it asked for or sent), the upstream side (the bucket, STS,
+/// a token endpoint, or how the storage is set up), or the gateway itself. The access log
+/// names it, and `assetgate_errors_total{side}` counts by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Client,
+    Upstream,
+    Gateway,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Gateway => "gateway",
+        }
+    }
 }
 
 /// The JSON body of SPEC §7.
@@ -126,7 +151,8 @@ impl GatewayError {
             | EndpointNotAllowed => StatusCode::BAD_GATEWAY,
             StsUnavailable | TokenServiceUnavailable(_) | UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            UpstreamCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -162,7 +188,50 @@ impl GatewayError {
             TokenServiceUnavailable(_) => "token_service_unavailable",
             UpstreamUnavailable(_) => "upstream_unavailable",
             UpstreamTimeout => "upstream_timeout",
-            Internal => "internal_error",
+            UpstreamCapacity => "upstream_unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    /// A fault of the gateway's own, with its cause.
+    pub fn internal(cause: impl Into<String>) -> GatewayError {
+        GatewayError::Internal(cause.into())
+    }
+
+    /// Who failed.
+    pub fn side(&self) -> Side {
+        use GatewayError::*;
+        match self {
+            InvalidRequest(_)
+            | UrlOutsideStorage(_)
+            | RouteNotFound
+            | MissingToken
+            | InvalidToken(_)
+            | ExpiredToken
+            | TokenScope(_)
+            | OriginNotAllowed
+            | BucketNotAllowed(_)
+            | UnknownOrg(_)
+            | UnknownStorage(_)
+            | NoSuchKey
+            | NoSuchBucket
+            | MethodNotAllowed
+            | PreconditionFailed
+            | RangeNotSatisfiable
+            | RateLimited { .. } => Side::Client,
+            UpstreamAccessDenied(_)
+            | UpstreamCredentialsRejected(_)
+            | AssumeRoleDenied(_)
+            | TokenExchangeDenied(_)
+            | OwnershipNotProven { .. }
+            | UpstreamError { .. }
+            | EndpointNotAllowed
+            | TokenNotForEndpoint(_)
+            | StsUnavailable
+            | TokenServiceUnavailable(_)
+            | UpstreamUnavailable(_)
+            | UpstreamTimeout => Side::Upstream,
+            UpstreamCapacity | Internal(_) => Side::Gateway,
         }
     }
 
@@ -259,6 +328,21 @@ mod tests {
         for (err, status, code) in cases {
             assert_eq!((err.status().as_u16(), err.code()), (status, code));
         }
+    }
+
+    #[test]
+    fn every_error_says_who_failed_and_internal_causes_stay_out_of_the_answer() {
+        use GatewayError::*;
+        assert_eq!(NoSuchKey.side(), Side::Client);
+        assert_eq!(ExpiredToken.side(), Side::Client);
+        assert_eq!(UpstreamCredentialsRejected("x".into()).side(), Side::Upstream);
+        assert_eq!(StsUnavailable.side(), Side::Upstream);
+        assert_eq!(UpstreamCapacity.side(), Side::Gateway);
+        let internal = GatewayError::internal("x-amz-date cannot be a header value");
+        assert_eq!((internal.side(), internal.code()), (Side::Gateway, "internal_error"));
+        let body = String::from_utf8(internal.to_json("r")).unwrap();
+        assert!(!body.contains("x-amz-date"), "{body}");
+        assert_eq!(UpstreamCapacity.code(), "upstream_unavailable");
     }
 
     #[test]

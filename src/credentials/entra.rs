@@ -55,7 +55,7 @@ impl Entra {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|_| GatewayError::Internal)?;
+            .map_err(|e| GatewayError::internal(format!("the Entra token request cannot be built: {e}")))?;
         let (status, answer) = exchange(&self.client, request, Trust::Operator, "Entra").await?;
         if status.is_success() {
             return oauth_token(&answer, "Entra");

@@ -90,9 +90,10 @@ impl ServiceAccountKey {
         });
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.private_key_id.clone();
-        let key =
-            EncodingKey::from_rsa_pem(self.private_key.expose().as_bytes()).map_err(|_| GatewayError::Internal)?;
-        jsonwebtoken::encode(&header, &claims, &key).map_err(|_| GatewayError::Internal)
+        let key = EncodingKey::from_rsa_pem(self.private_key.expose().as_bytes())
+            .map_err(|e| GatewayError::internal(format!("the service account key cannot sign: {e}")))?;
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|e| GatewayError::internal(format!("the JWT-bearer assertion cannot be signed: {e}")))
     }
 }
 
@@ -160,7 +161,7 @@ impl Google {
         let request = Request::get(url)
             .header("metadata-flavor", "Google")
             .body(Full::new(Bytes::new()))
-            .map_err(|_| GatewayError::Internal)?;
+            .map_err(|e| GatewayError::internal(format!("the Google token request cannot be built: {e}")))?;
         let (status, answer) = exchange(&self.client, request, Trust::Operator, "the metadata server").await?;
         if !status.is_success() {
             return Err(GatewayError::TokenServiceUnavailable("the metadata server".into()));
@@ -181,7 +182,7 @@ impl Google {
             .header(header::AUTHORIZATION, format!("Bearer {}", own.expose()))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|_| GatewayError::Internal)?;
+            .map_err(|e| GatewayError::internal(format!("the impersonation request cannot be built: {e}")))?;
         let (status, answer) = exchange(&self.client, request, Trust::Operator, "Google IAM").await?;
         if status.is_success() {
             return impersonated_token(&answer);

@@ -146,6 +146,11 @@ fn preflight(parts: &Parts, check: &OriginCheck, policy: &Policy) -> Response<Bo
 
 fn error_response(err: &GatewayError, ex: &mut Exchange) -> Response<Body> {
     ex.log.error = Some(err.code());
+    ex.log.side = Some(err.side().label());
+    if let GatewayError::Internal(cause) = err {
+        let request_id = ex.log.request_id.to_str().unwrap_or("");
+        tracing::error!(request_id, cause = cause.as_str(), "internal error");
+    }
     let request_id = ex.log.request_id.to_str().unwrap_or("");
     let mut response = json_response(err.status(), body::full(err.to_json(request_id)));
     if *err == GatewayError::MethodNotAllowed {
@@ -183,6 +188,9 @@ fn finish_headers(gw: &Gateway, response: &mut Response<Body>, ex: &mut Exchange
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
         cors::apply_response_headers(headers, &ex.cors);
+    }
+    if let Some(side) = ex.log.side {
+        gw.metrics.error(side);
     }
     if ex.in_flight.is_some() {
         ex.log.status = response.status().as_u16();

@@ -23,6 +23,8 @@ pub struct AccessLog {
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub error: Option<&'static str>,
+    /// Who failed, for an error answer: `client`, `upstream` or `gateway`.
+    pub side: Option<&'static str>,
     /// Where an object request is reported when it ends: the audit trail, and usage once
     /// its storage is known.
     pub report: Option<Report>,
@@ -81,6 +83,7 @@ impl AccessLog {
             status: 0,
             upstream_status: None,
             error: None,
+            side: None,
             report: None,
             started: Instant::now(),
         }
@@ -125,6 +128,7 @@ impl AccessLog {
             status = self.status,
             upstream_status = self.upstream_status.unwrap_or(0),
             error = self.error.unwrap_or("-"),
+            side = self.side.unwrap_or("-"),
             bytes,
             outcome = ?outcome,
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,

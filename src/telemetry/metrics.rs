@@ -33,6 +33,12 @@ pub struct LimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SideLabels {
+    /// `client`, `upstream` or `gateway`: who failed.
+    pub side: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     /// `data` or `admin`.
     pub listener: &'static str,
@@ -111,6 +117,7 @@ pub struct LimitMetrics {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    errors: Family<SideLabels, Counter>,
     pub bytes_sent: Counter,
     pub upstream_latency: Histogram,
     pub in_flight: Gauge<i64, AtomicI64>,
@@ -143,6 +150,12 @@ impl Metrics {
             "requests",
             "Requests answered, by route and status class",
             requests.clone(),
+        );
+        let errors = Family::<SideLabels, Counter>::default();
+        registry.register(
+            "errors",
+            "Error answers of the data plane, by who failed (client, upstream, gateway)",
+            errors.clone(),
         );
         let bytes_sent = Counter::default();
         registry.register("response_body_bytes", "Body bytes sent to clients", bytes_sent.clone());
@@ -234,6 +247,7 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            errors,
             bytes_sent,
             upstream_latency,
             in_flight,
@@ -273,6 +287,11 @@ impl Metrics {
             _ => "5xx",
         };
         self.requests.get_or_create(&RequestLabels { route, status }).inc();
+    }
+
+    /// Counts one error answer, by who failed.
+    pub fn error(&self, side: &'static str) {
+        self.errors.get_or_create(&SideLabels { side }).inc();
     }
 
     /// The counters of the JWKS fetches.

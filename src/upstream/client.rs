@@ -115,9 +115,7 @@ impl UpstreamClient {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
                 tracing::warn!("server.max_upstream_requests are all in flight; a request was refused");
-                Err(GatewayError::UpstreamUnavailable(
-                    "the gateway has as many requests to buckets in flight as it allows; try again".into(),
-                ))
+                Err(GatewayError::UpstreamCapacity)
             }
         }
     }

@@ -298,7 +298,8 @@ impl Backend for Azure {
     ) -> Result<(), GatewayError> {
         let headers = request.headers_mut();
         headers.insert("x-ms-version", HeaderValue::from_static(VERSION));
-        let date = HeaderValue::from_str(&httpdate::fmt_http_date(now)).map_err(|_| GatewayError::Internal)?;
+        let date = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+            .map_err(|_| GatewayError::internal("x-ms-date cannot be a header value"))?;
         headers.insert("x-ms-date", date);
         let value = match auth {
             Authorization::SharedKey { account, key } => {
@@ -319,14 +320,20 @@ impl Backend for Azure {
                     None => format!("{}?{}", uri.path(), token.expose()),
                 };
                 let mut parts = uri.clone().into_parts();
-                parts.path_and_query = Some(joined.parse().map_err(|_| GatewayError::Internal)?);
-                *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| GatewayError::Internal)?;
+                parts.path_and_query = Some(
+                    joined
+                        .parse()
+                        .map_err(|_| GatewayError::internal("the SAS cannot be added to the URL"))?,
+                );
+                *request.uri_mut() = http::Uri::from_parts(parts)
+                    .map_err(|e| GatewayError::internal(format!("the URL with the SAS is not valid: {e}")))?;
                 return Ok(());
             }
             Authorization::Bearer { token, .. } => format!("Bearer {}", token.expose()),
-            Authorization::SigV4(_) => return Err(GatewayError::Internal),
+            Authorization::SigV4(_) => return Err(GatewayError::internal("an Azure storage was handed SigV4 keys")),
         };
-        let value = HeaderValue::from_str(&value).map_err(|_| GatewayError::Internal)?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| GatewayError::internal("the Authorization value cannot be a header value"))?;
         request.headers_mut().insert(header::AUTHORIZATION, value);
         Ok(())
     }

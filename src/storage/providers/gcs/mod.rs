@@ -257,12 +257,14 @@ impl Backend for Gcs {
             // GCS's XML API takes SigV4 with HMAC keys, in region `auto`.
             Authorization::SigV4(identity) => sign::sign_request(request, identity, &self.region, now),
             Authorization::Bearer { token, .. } => {
-                let value =
-                    HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| GatewayError::Internal)?;
+                let value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| GatewayError::internal("the access token cannot be a header value"))?;
                 request.headers_mut().insert(header::AUTHORIZATION, value);
                 Ok(())
             }
-            _ => Err(GatewayError::Internal),
+            _ => Err(GatewayError::internal(
+                "a GCS storage was handed another provider's kind of credentials",
+            )),
         }
     }
 

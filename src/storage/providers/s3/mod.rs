@@ -300,7 +300,9 @@ impl Backend for S3 {
     ) -> Result<(), GatewayError> {
         match auth {
             Authorization::SigV4(identity) => sign::sign_request(request, identity, &self.region, now),
-            _ => Err(GatewayError::Internal),
+            _ => Err(GatewayError::internal(
+                "an S3 storage was handed another provider's kind of credentials",
+            )),
         }
     }
 

@@ -112,14 +112,14 @@ pub fn sign_request<B>(
 ) -> Result<(), GatewayError> {
     let secs = time
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_err(|_| GatewayError::Internal)?
+        .map_err(|_| GatewayError::internal("the clock is before 1970"))?
         .as_secs();
     let stamp = amz_date(secs);
     let date: [u8; 8] = stamp.as_bytes()[..8].try_into().expect("eight digits");
     let headers = request.headers_mut();
     headers.insert(
         HeaderName::from_static("x-amz-date"),
-        HeaderValue::from_str(&stamp).map_err(|_| GatewayError::Internal)?,
+        HeaderValue::from_str(&stamp).map_err(|_| GatewayError::internal("x-amz-date cannot be a header value"))?,
     );
     headers.insert(
         HeaderName::from_static("x-amz-content-sha256"),
@@ -132,7 +132,7 @@ pub fn sign_request<B>(
     let uri = request.uri();
     let host = match request.headers().contains_key(HOST) {
         true => None,
-        false => Some(host_of(uri).ok_or(GatewayError::Internal)?),
+        false => Some(host_of(uri).ok_or_else(|| GatewayError::internal("the request URL has no host to sign"))?),
     };
     let mut names: Vec<&str> = request
         .headers()
@@ -161,7 +161,9 @@ pub fn sign_request<B>(
             let mut first = true;
             for value in request.headers().get_all(*name) {
                 // A value that is not text cannot be signed (nor would the bucket agree).
-                let value = value.to_str().map_err(|_| GatewayError::Internal)?;
+                let value = value
+                    .to_str()
+                    .map_err(|_| GatewayError::internal("a header value to sign is not text"))?;
                 if !first {
                     creq.push(',');
                 }
@@ -187,7 +189,8 @@ pub fn sign_request<B>(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         keys.access_key_id()
     );
-    let mut value = HeaderValue::from_str(&authorization).map_err(|_| GatewayError::Internal)?;
+    let mut value = HeaderValue::from_str(&authorization)
+        .map_err(|_| GatewayError::internal("the Authorization value cannot be a header value"))?;
     value.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, value);
     Ok(())
