@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use assetgate::config::DatabaseUrl;
 use assetgate::credentials::StaticKeys;
-use assetgate::registry::{record, sealed::MasterKey, store};
+use assetgate::registry::{record, store};
+use assetgate::sealed::MasterKey;
 use assetgate::secret::Secret;
 use assetgate::storage::providers::s3::{Flavor, S3Credentials, S3};
 use assetgate::storage::{Provider, Storage};

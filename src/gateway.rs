@@ -17,7 +17,6 @@ use crate::telemetry::metrics::Metrics;
 use crate::tls::{self, TlsError};
 use crate::token::AuthConfig;
 use crate::token::TokenVerifier;
-use crate::upstream::guard::EndpointPolicy;
 use crate::upstream::UpstreamClient;
 
 /// The settings a reload swaps in at once.
@@ -46,7 +45,7 @@ impl Policy {
             auth: config.auth.clone(),
             admin_token: config.admin.token.clone(),
             cors: config.cors.clone(),
-            cache_control: HeaderValue::from_str(&config.cache_control).expect("validated in config"),
+            cache_control: config.cache_control.clone(),
         }
     }
 }
@@ -107,7 +106,7 @@ impl Gateway {
             server.upstream_connect_timeout,
             server.upstream_first_byte_timeout,
             server.max_upstream_requests,
-            EndpointPolicy::new(&config.registry.allow_private_endpoints),
+            config.registry.allow_private_endpoints.clone(),
             extra_roots,
         );
         let jwks = match &config.auth.jwks_url {
@@ -180,12 +179,12 @@ impl Gateway {
 
 /// The key set of `url`, fetched once now and every `refresh` while the gateway lives.
 async fn key_set(
-    url: &str,
+    url: &http::Uri,
     client: UpstreamClient,
     metrics: &Metrics,
     refresh: Duration,
 ) -> Arc<crate::token::jwks::Jwks> {
-    let set = Arc::new(crate::token::jwks::Jwks::new(url.to_string(), client, metrics.jwks()));
+    let set = Arc::new(crate::token::jwks::Jwks::new(url.clone(), client, metrics.jwks()));
     set.refresh().await;
     let weak = Arc::downgrade(&set);
     tokio::spawn(async move {

@@ -47,6 +47,7 @@ pub mod proxy;
 pub mod range;
 pub mod registry;
 pub mod route;
+pub mod sealed;
 pub mod secret;
 pub mod server;
 pub mod service;

@@ -27,6 +27,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "tls",
             "body",
             "xml",
+            "sealed",
         ],
     ),
     ("telemetry", &["telemetry"]),

@@ -4,8 +4,6 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
-
 use super::env::{interpolate_value, Lookup};
 use super::file::*;
 use super::problem;
@@ -204,7 +202,10 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
         None => None,
         Some(url) => {
             Endpoint::parse_with_path(&url).map_err(|m| ConfigError::at("auth.jwks_url", m))?;
-            Some(url)
+            Some(
+                url.parse::<http::Uri>()
+                    .map_err(|_| ConfigError::at("auth.jwks_url", "is not a URL"))?,
+            )
         }
     };
     let jwks_refresh = duration("auth.jwks_refresh", a.jwks_refresh, "5m")?;
@@ -243,7 +244,7 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
 /// The default `Cache-Control`. Assets are private to their org: `public` and `s-maxage`
 /// (which let shared caches and CDNs keep them) are refused, and `private` is added when
 /// missing, as for every `Cache-Control` a bucket sends.
-fn cache_control(value: Option<String>) -> Result<String, ConfigError> {
+fn cache_control(value: Option<String>) -> Result<http::HeaderValue, ConfigError> {
     let value = value.unwrap_or_else(|| "private, max-age=300".into());
     let at = "cache.cache_control";
     http::HeaderValue::from_str(&value).map_err(|_| ConfigError::at(at, "is not a valid header value"))?;
@@ -254,7 +255,8 @@ fn cache_control(value: Option<String>) -> Result<String, ConfigError> {
             "must not allow shared caches (`public`, `s-maxage`): assets are private; use e.g. \"private, max-age=300\"",
         ));
     }
-    Ok(crate::upstream::response::private_cache_control(&value))
+    http::HeaderValue::from_str(&crate::upstream::response::private_cache_control(&value))
+        .map_err(|_| ConfigError::at(at, "is not a valid header value"))
 }
 
 fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
@@ -291,45 +293,41 @@ fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
 }
 
 fn registry(r: RegistryFile) -> Result<RegistryConfig, ConfigError> {
-    let master_key = r.master_key.filter(|k| !k.is_empty());
-    if let Some(key) = &master_key {
-        check_master_key("registry.master_key", key)?;
-    }
-    for (i, key) in r.previous_master_keys.iter().enumerate() {
-        check_master_key(&format!("registry.previous_master_keys[{i}]"), key)?;
-    }
-    if master_key.is_none() && !r.previous_master_keys.is_empty() {
-        return Err(ConfigError::at(
-            "registry.previous_master_keys",
-            "needs registry.master_key: previous keys only open, the current one seals",
-        ));
-    }
+    let key =
+        |at: String, k: &str| crate::sealed::MasterKey::parse(&Secret::new(k)).map_err(|m| ConfigError::at(at, m));
+    let previous = r
+        .previous_master_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| key(format!("registry.previous_master_keys[{i}]"), k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let master_keys = match r.master_key.filter(|k| !k.is_empty()) {
+        Some(current) => Some(std::sync::Arc::new(crate::sealed::Keys {
+            current: key("registry.master_key".into(), &current)?,
+            previous,
+        })),
+        None if !previous.is_empty() => {
+            return Err(ConfigError::at(
+                "registry.previous_master_keys",
+                "needs registry.master_key: previous keys only open, the current one seals",
+            ))
+        }
+        None => None,
+    };
     let url = r
         .url
         .filter(|u| !u.is_empty())
         .map(|u| DatabaseUrl::parse(&u).map_err(|m| ConfigError::at("registry.url", m)))
         .transpose()?;
+    let allow_private_endpoints = crate::upstream::guard::EndpointPolicy::parse(&r.allow_private_endpoints)
+        .map_err(|(i, m)| ConfigError::at(format!("registry.allow_private_endpoints[{i}]"), m))?;
     Ok(RegistryConfig {
         data_dir: r.data_dir.unwrap_or_else(|| "data".into()).into(),
         url,
         resync_interval: positive("registry.resync_interval", r.resync_interval, "30s")?,
-        master_key: master_key.map(Secret::new),
-        previous_master_keys: r.previous_master_keys.into_iter().map(Secret::new).collect(),
-        allow_private_endpoints: r.allow_private_endpoints,
+        master_keys,
+        allow_private_endpoints,
     })
-}
-
-fn check_master_key(at: &str, key: &str) -> Result<(), ConfigError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(key.trim())
-        .map_err(|_| ConfigError::at(at, "is not valid base64"))?;
-    if bytes.len() != 32 {
-        return Err(ConfigError::at(
-            at,
-            "must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
-        ));
-    }
-    Ok(())
 }
 
 fn orgs(

@@ -46,8 +46,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub cors: CorsConfig,
-    /// `Cache-Control` sent when the upstream sends none.
-    pub cache_control: String,
+    /// `Cache-Control` sent when the upstream sends none (always private).
+    pub cache_control: http::HeaderValue,
     pub sts: StsConfig,
     pub registry: RegistryConfig,
     pub azure: Option<AzureConfig>,
@@ -117,11 +117,12 @@ pub struct RegistryConfig {
     /// How often the shared registry is compared whole with what this replica holds, in
     /// case a change notice was lost.
     pub resync_interval: Duration,
-    /// 32-byte key encrypting stored secrets; without it, API-created storages are refused.
-    pub master_key: Option<Secret>,
-    /// Keys that still open secrets sealed before a rotation (never used to seal).
-    pub previous_master_keys: Vec<Secret>,
-    pub allow_private_endpoints: Vec<String>,
+    /// The master key sealing stored records (`master_key`), and the keys that still open
+    /// what was sealed before a rotation (`previous_master_keys`, never used to seal);
+    /// without them, API-created storages are refused.
+    pub master_keys: Option<std::sync::Arc<crate::sealed::Keys>>,
+    /// Which internal endpoints API-created storages may still reach.
+    pub allow_private_endpoints: crate::upstream::guard::EndpointPolicy,
 }
 
 /// An organization and the storages it registered.

@@ -12,7 +12,6 @@
 pub mod entry;
 pub mod record;
 mod replication;
-pub mod sealed;
 pub mod store;
 pub mod tools;
 
@@ -27,9 +26,9 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, Org};
 use crate::limits::OrgLimits;
+use crate::sealed::Keys;
 use crate::storage::Storage;
 pub use entry::{OrgEntry, Source, StorageEntry};
-use sealed::{Keys, MasterKey};
 use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredRow, StoredStorage};
 
 /// Why a registry operation failed; the admin API maps these to its error codes.
@@ -83,7 +82,7 @@ pub struct Storages {
     bad_rows: DashMap<(String, String), BadRow>,
     /// `None`: no master key and no stored data; only config storages.
     store: Option<Store>,
-    keys: Option<Keys>,
+    keys: Option<Arc<Keys>>,
     /// One write (or applied remote change) at a time: a change is committed and published
     /// before the next one reads what it changes.
     writes: tokio::sync::Mutex<()>,
@@ -100,14 +99,7 @@ impl Storages {
     /// naming it, `/readyz` and `/metrics`: it never keeps the others from being served.
     pub async fn open(config: &Config) -> Result<Arc<Storages>, RegistryError> {
         let registry = &config.registry;
-        let keys = registry.master_key.as_ref().map(|current| Keys {
-            current: MasterKey::from_base64(current).expect("validated in config"),
-            previous: registry
-                .previous_master_keys
-                .iter()
-                .map(|k| MasterKey::from_base64(k).expect("validated in config"))
-                .collect(),
-        });
+        let keys = registry.master_keys.clone();
         let file = registry.data_dir.join("registry.redb");
         let store = match &registry.url {
             Some(url) => {

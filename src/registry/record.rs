@@ -8,8 +8,8 @@
 
 use serde_json::{json, Value};
 
-use super::sealed::{Keys, MasterKey, OpenError};
 use super::store::StoredStorage;
+use crate::sealed::{Keys, MasterKey, OpenError};
 use crate::storage::{providers, Storage};
 use crate::upstream::Endpoint;
 

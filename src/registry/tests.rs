@@ -1,4 +1,5 @@
 use super::*;
+use crate::sealed::MasterKey;
 use crate::secret::Secret;
 use crate::storage::providers::s3::{Flavor, S3Credentials, S3};
 use crate::storage::Provider;

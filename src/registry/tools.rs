@@ -5,20 +5,17 @@
 use std::path::Path;
 
 use super::record;
-use super::sealed::{Keys, MasterKey};
 use super::store::{self, EmbeddedStore, PostgresStore, Store, StoreError};
 use super::RegistryError;
 use crate::config::Config;
+use crate::sealed::Keys;
 
-fn keys(config: &Config) -> Result<Keys, RegistryError> {
-    let current = config.registry.master_key.as_ref().ok_or_else(|| {
-        RegistryError::Startup("[registry].master_key is required: it seals the secrets written".into())
-    })?;
-    let open = |k| MasterKey::from_base64(k).expect("validated in config");
-    Ok(Keys {
-        current: open(current),
-        previous: config.registry.previous_master_keys.iter().map(open).collect(),
-    })
+fn keys(config: &Config) -> Result<std::sync::Arc<Keys>, RegistryError> {
+    config
+        .registry
+        .master_keys
+        .clone()
+        .ok_or_else(|| RegistryError::Startup("[registry].master_key is required: it seals the secrets written".into()))
 }
 
 fn shared(config: &Config) -> Result<PostgresStore, RegistryError> {

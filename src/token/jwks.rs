@@ -28,7 +28,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub use crate::telemetry::metrics::JwksMetrics;
 
 pub struct Jwks {
-    url: String,
+    url: http::Uri,
     client: UpstreamClient,
     keys: ArcSwap<HashMap<String, Arc<VerifyKey>>>,
     /// When the last refetch for an unknown `kid` began; held while one runs, so concurrent
@@ -38,7 +38,7 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(url: String, client: UpstreamClient, metrics: JwksMetrics) -> Jwks {
+    pub fn new(url: http::Uri, client: UpstreamClient, metrics: JwksMetrics) -> Jwks {
         Jwks {
             url,
             client,
@@ -104,7 +104,7 @@ impl Jwks {
     }
 
     async fn download(&self) -> Result<HashMap<String, Arc<VerifyKey>>, String> {
-        let request = Request::get(&self.url)
+        let request = Request::get(self.url.clone())
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::new()))
             .map_err(|_| "the URL is not valid".to_string())?;

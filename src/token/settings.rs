@@ -14,7 +14,7 @@ pub struct AuthConfig {
     /// Public keys (EdDSA, ES256, RS256) of the platform, chosen by `kid` as well.
     pub public_keys: Vec<PublicKey>,
     /// The platform's JSON Web Key Set, and how often it is fetched again.
-    pub jwks_url: Option<String>,
+    pub jwks_url: Option<http::Uri>,
     pub jwks_refresh: Duration,
     /// Longest lifetime a token may claim (`exp - iat`).
     pub max_ttl: Duration,

@@ -25,20 +25,24 @@ pub struct EndpointPolicy {
 }
 
 impl EndpointPolicy {
-    /// From the configured list: CIDR networks (`10.20.0.0/16`), single addresses, host names.
-    pub fn new(allowed: &[String]) -> EndpointPolicy {
+    /// From the configured list: CIDR networks (`10.20.0.0/16`), single addresses, host
+    /// names. An entry that is none of them (a mistyped network, a URL) is refused with its
+    /// index, rather than taken for a host name that never matches.
+    pub fn parse(allowed: &[String]) -> Result<EndpointPolicy, (usize, &'static str)> {
         let mut policy = EndpointPolicy::default();
-        for entry in allowed {
+        for (i, entry) in allowed.iter().enumerate() {
             let entry = entry.trim().to_ascii_lowercase();
             if let Ok(net) = entry.parse::<IpNet>() {
                 policy.networks.push(net);
             } else if let Ok(ip) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
                 policy.networks.push(IpNet::from(ip));
-            } else {
+            } else if is_host_name(&entry) {
                 policy.hosts.push(entry);
+            } else {
+                return Err((i, "is not a network like 10.20.0.0/16, an address, or a host name"));
             }
         }
-        policy
+        Ok(policy)
     }
 
     fn host_allowed(&self, host: &str) -> bool {
@@ -210,6 +214,22 @@ impl Resolver {
     }
 }
 
+/// A DNS name: dot-separated labels of letters, digits and `-` (and `_`), none empty, not all
+/// digits and dots (that would be a mistyped address).
+fn is_host_name(name: &str) -> bool {
+    let labels_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    labels_ok && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
 fn is_localhost(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost")
 }
@@ -253,6 +273,31 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_mistyped_entry_is_refused_not_taken_for_a_host() {
+        for bad in [
+            "10.20.0.0/33",
+            "10.20.0/16",
+            "https://minio.internal",
+            "minio internal",
+            "1.2.3",
+            "-a.b",
+        ] {
+            assert!(EndpointPolicy::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+        let ok = [
+            "10.0.0.0/8",
+            "fd00::/8",
+            "::1",
+            "[::1]",
+            "127.0.0.1",
+            "minio.internal",
+            "s3-gw_1.corp",
+        ];
+        assert!(EndpointPolicy::parse(&ok.map(String::from)).is_ok());
+        assert_eq!(EndpointPolicy::parse(&["a.b".into(), "x/y".into()]).unwrap_err().0, 1);
     }
 
     #[test]
@@ -318,7 +363,7 @@ mod tests {
 
     #[test]
     fn allow_list_takes_networks_addresses_and_hosts() {
-        let p = EndpointPolicy::new(&["10.20.0.0/16".into(), "127.0.0.1".into(), "MinIO.internal".into()]);
+        let p = EndpointPolicy::parse(&["10.20.0.0/16".into(), "127.0.0.1".into(), "MinIO.internal".into()]).unwrap();
         assert!(p.ip_allowed(ip("10.20.3.4")));
         assert!(!p.ip_allowed(ip("10.21.0.1")));
         assert!(p.ip_allowed(ip("127.0.0.1")));
@@ -342,7 +387,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
-        let allowed = Resolver::guarded(Arc::new(EndpointPolicy::new(&["127.0.0.0/8".into()])));
+        let allowed = Resolver::guarded(Arc::new(EndpointPolicy::parse(&["127.0.0.0/8".into()]).unwrap()));
         assert_eq!(allowed.clone().call(name("x.localhost")).await.unwrap().count(), 1);
     }
 
@@ -364,7 +409,7 @@ mod tests {
             p.check_literal(&Endpoint::parse("http://localhost").unwrap()).is_ok(),
             "names are left to the resolver"
         );
-        let allowed = EndpointPolicy::new(&["127.0.0.0/8".into(), "minio.internal".into()]);
+        let allowed = EndpointPolicy::parse(&["127.0.0.0/8".into(), "minio.internal".into()]).unwrap();
         assert!(allowed
             .check(&Endpoint::parse("http://127.0.0.1:9000").unwrap())
             .await
@@ -377,7 +422,7 @@ mod tests {
 
     #[tokio::test]
     async fn plain_http_is_only_for_allowed_hosts() {
-        let p = EndpointPolicy::new(&["10.20.0.0/16".into()]);
+        let p = EndpointPolicy::parse(&["10.20.0.0/16".into()]).unwrap();
         let err = p.check(&Endpoint::parse("http://8.8.8.8").unwrap()).await.unwrap_err();
         assert!(err.contains("https"), "{err}");
         assert!(p.check(&Endpoint::parse("https://8.8.8.8").unwrap()).await.is_ok());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use assetgate::credentials::TokenDestinations;
 use assetgate::registry::record;
-use assetgate::registry::sealed::MasterKey;
+use assetgate::sealed::MasterKey;
 use assetgate::secret::Secret;
 use assetgate::storage::{self, Context, Style};
 use assetgate::upstream::Endpoint;

@@ -33,11 +33,20 @@ const RECORD_MAC: &[u8] = b"assetgate registry record authentication v1";
 pub struct OpenError;
 
 impl MasterKey {
-    /// From the configured base64 of 32 bytes (validated when the config was loaded).
+    /// From the configured base64 of 32 bytes.
     pub fn from_base64(encoded: &Secret) -> Option<MasterKey> {
-        let bytes = STANDARD.decode(encoded.expose().trim()).ok()?;
-        let key = UnboundKey::new(&AES_256_GCM, &bytes).ok()?;
-        Some(MasterKey {
+        MasterKey::parse(encoded).ok()
+    }
+
+    /// From the configured base64 of 32 bytes, or what is wrong with it (in words for the
+    /// configuration file; never the key).
+    pub fn parse(encoded: &Secret) -> Result<MasterKey, &'static str> {
+        let bytes = STANDARD
+            .decode(encoded.expose().trim())
+            .map_err(|_| "is not valid base64")?;
+        let key = UnboundKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| "must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")?;
+        Ok(MasterKey {
             key: LessSafeKey::new(key),
             mac: derive(&bytes, RECORD_MAC),
             rng: SystemRandom::new(),
@@ -102,8 +111,15 @@ fn derive(master: &[u8], purpose: &[u8]) -> hmac::Key {
     hmac::Key::from(okm)
 }
 
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(***)")
+    }
+}
+
 /// The master key that seals, and the previous ones that still open, while a key is being
 /// rotated (`[registry].previous_master_keys`, then `assetgate registry reseal`).
+#[derive(Debug)]
 pub struct Keys {
     pub current: MasterKey,
     pub previous: Vec<MasterKey>,
