@@ -13,9 +13,21 @@ impl Secret {
         Self(value.into())
     }
 
+    /// Whether there is no secret at all (an empty string in the file).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The secret itself, for the few places that must use it (signing, HMAC keys).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// Read as a plain string (a configuration file's secret), and never printed after.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
     }
 }
 
@@ -40,5 +52,17 @@ mod tests {
         let s = Secret::new("wJalrXUtnFEMI");
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert_eq!(s.expose(), "wJalrXUtnFEMI");
+    }
+
+    #[test]
+    fn a_deserialized_secret_prints_nothing_either() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct File {
+            key: Secret,
+        }
+        let file: File = serde_json::from_str(r#"{"key": "hunter2"}"#).unwrap();
+        assert_eq!(file.key.expose(), "hunter2");
+        assert!(!format!("{file:?}").contains("hunter2"));
     }
 }

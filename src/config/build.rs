@@ -31,7 +31,7 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
         server: server(f.server)?,
         admin: AdminConfig {
             listen: addr("admin.listen", f.admin.listen, "127.0.0.1:9090")?,
-            token: f.admin.token.filter(|t| !t.is_empty()).map(Secret::new),
+            token: f.admin.token.filter(|t| !t.is_empty()),
         },
         auth: auth(f.auth)?,
         cors: CorsConfig {
@@ -73,7 +73,7 @@ fn azure(a: AzureFile) -> Result<AzureConfig, ConfigError> {
     }
     Ok(AzureConfig {
         client_id: a.client_id,
-        client_secret: Secret::new(a.client_secret),
+        client_secret: a.client_secret,
         authority: endpoint("azure.authority", a.authority, "https://login.microsoftonline.com")?,
         endpoints: endpoints("azure.endpoints", &a.endpoints)?,
     })
@@ -83,7 +83,9 @@ fn gcp(g: GcpFile) -> Result<GcpConfig, ConfigError> {
     let key = g
         .key_json
         .filter(|k| !k.is_empty())
-        .map(|k| crate::credentials::ServiceAccountKey::parse(&k).map_err(|m| ConfigError::at("gcp.key_json", m)))
+        .map(|k| {
+            crate::credentials::ServiceAccountKey::parse(k.expose()).map_err(|m| ConfigError::at("gcp.key_json", m))
+        })
         .transpose()?;
     Ok(GcpConfig {
         key: key.map(std::sync::Arc::new),
@@ -166,16 +168,13 @@ fn auth(a: AuthFile) -> Result<AuthConfig, ConfigError> {
         }
         match (k.alg.as_str(), k.secret, k.public_key) {
             ("HS256", Some(secret), None) => {
-                if secret.len() < MIN_TOKEN_KEY_BYTES {
+                if secret.expose().len() < MIN_TOKEN_KEY_BYTES {
                     return Err(ConfigError::at(
                         at("secret"),
                         format!("must be at least {MIN_TOKEN_KEY_BYTES} bytes long"),
                     ));
                 }
-                keys.push(TokenKey {
-                    kid: k.kid,
-                    secret: Secret::new(secret),
-                });
+                keys.push(TokenKey { kid: k.kid, secret });
             }
             ("HS256", _, _) => {
                 return Err(ConfigError::at(
@@ -293,8 +292,7 @@ fn sts(s: StsFile) -> Result<StsConfig, ConfigError> {
 }
 
 fn registry(r: RegistryFile) -> Result<RegistryConfig, ConfigError> {
-    let key =
-        |at: String, k: &str| crate::sealed::MasterKey::parse(&Secret::new(k)).map_err(|m| ConfigError::at(at, m));
+    let key = |at: String, k: &Secret| crate::sealed::MasterKey::parse(k).map_err(|m| ConfigError::at(at, m));
     let previous = r
         .previous_master_keys
         .iter()
@@ -317,7 +315,7 @@ fn registry(r: RegistryFile) -> Result<RegistryConfig, ConfigError> {
     let url = r
         .url
         .filter(|u| !u.is_empty())
-        .map(|u| DatabaseUrl::parse(&u).map_err(|m| ConfigError::at("registry.url", m)))
+        .map(|u| DatabaseUrl::parse(u.expose()).map_err(|m| ConfigError::at("registry.url", m)))
         .transpose()?;
     let allow_private_endpoints = crate::upstream::guard::EndpointPolicy::parse(&r.allow_private_endpoints)
         .map_err(|(i, m)| ConfigError::at(format!("registry.allow_private_endpoints[{i}]"), m))?;
@@ -395,7 +393,7 @@ fn storage(
     })
 }
 
-fn static_keys(at: &str, id: String, secret: String, token: Option<String>) -> Result<StaticKeys, ConfigError> {
+fn static_keys(at: &str, id: String, secret: Secret, token: Option<Secret>) -> Result<StaticKeys, ConfigError> {
     if id.is_empty() {
         return Err(ConfigError::at(format!("{at}.access_key_id"), "must not be empty"));
     }
@@ -404,8 +402,8 @@ fn static_keys(at: &str, id: String, secret: String, token: Option<String>) -> R
     }
     Ok(StaticKeys {
         access_key_id: id,
-        secret_access_key: Secret::new(secret),
-        session_token: token.filter(|t| !t.is_empty()).map(Secret::new),
+        secret_access_key: secret,
+        session_token: token.filter(|t| !t.is_empty()),
     })
 }
 

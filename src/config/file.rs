@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 /// The whole file. Every section is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,7 +32,7 @@ pub struct AuditFile {
 #[serde(deny_unknown_fields)]
 pub struct AzureFile {
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Secret,
     pub authority: Option<String>,
     #[serde(default)]
     pub endpoints: Vec<String>,
@@ -39,7 +41,7 @@ pub struct AzureFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcpFile {
-    pub key_json: Option<String>,
+    pub key_json: Option<Secret>,
     pub iam_endpoint: Option<String>,
     pub metadata_endpoint: Option<String>,
     pub endpoints: Vec<String>,
@@ -75,7 +77,7 @@ pub struct TlsFile {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminFile {
     pub listen: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,7 +97,7 @@ pub struct AuthFile {
 pub struct KeyFile {
     pub kid: String,
     pub alg: String,
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub public_key: Option<String>,
 }
 
@@ -127,22 +129,23 @@ pub struct StsFile {
 #[serde(deny_unknown_fields)]
 pub struct StsCredentialsFile {
     pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryFile {
     pub data_dir: Option<String>,
-    pub url: Option<String>,
+    /// Carries the database password.
+    pub url: Option<Secret>,
     pub resync_interval: Option<String>,
-    pub master_key: Option<String>,
-    pub previous_master_keys: Vec<String>,
+    pub master_key: Option<Secret>,
+    pub previous_master_keys: Vec<Secret>,
     pub allow_private_endpoints: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgFile {
     pub id: String,
@@ -153,4 +156,42 @@ pub struct OrgFile {
     pub storages: Vec<serde_json::Value>,
     pub limits: Option<crate::limits::Limit>,
     pub labeler_limits: Option<crate::limits::Limit>,
+}
+
+/// Storages hold credentials as written, so only their number is printed.
+impl std::fmt::Debug for OrgFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrgFile")
+            .field("id", &self.id)
+            .field("cors_origins", &self.cors_origins)
+            .field("storages", &self.storages.len())
+            .field("limits", &self.limits)
+            .field("labeler_limits", &self.labeler_limits)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_a_file_shows_no_secret() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [admin]
+            token = "admin-hunter2"
+            [registry]
+            url = "postgres://u:db-hunter2@127.0.0.1/r"
+            master_key = "mk-hunter2"
+            [[orgs]]
+            id = "acme"
+            storages = [{ id = "s", provider = "s3", secret_access_key = "s3-hunter2" }]
+            "#,
+        )
+        .unwrap();
+        let printed = format!("{file:?}");
+        assert!(printed.contains("acme"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
 }
