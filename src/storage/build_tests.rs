@@ -381,6 +381,42 @@ fn the_config_style_spells_keys_in_snake_case_and_refuses_unknown_ones() {
     assert!(build(&gcs, &CONFIG).is_ok());
 }
 
+#[test]
+fn every_provider_names_the_credentials_field_that_is_missing_or_mistyped() {
+    let file = |provider: &str, credentials: Value| {
+        let mut storage = json!({"id": "s", "provider": provider, "buckets": ["b-bucket"], "account": "acmeassets"});
+        if !credentials.is_null() {
+            storage["credentials"] = credentials;
+        }
+        build(&storage, &CONFIG).unwrap_err()
+    };
+    let cases = [
+        (
+            "aws",
+            json!({"type": "assume_role", "external_id": "e"}),
+            "credentials.role_arn",
+        ),
+        ("gcs", json!({"type": "service_account"}), "credentials.key_json"),
+        ("gcs", json!({"type": "impersonate"}), "credentials.service_account"),
+        ("azure", json!({"type": "sas"}), "credentials.token"),
+        ("azure", json!({"account_key": "a2V5"}), "credentials.type"),
+        ("aws", json!({"type": "static"}), "credentials.type"),
+        ("gcs", Value::Null, "credentials"),
+    ];
+    for (provider, credentials, field) in cases {
+        let f = file(provider, credentials.clone());
+        assert!(f.contains_key(field), "{provider} {credentials}: {f:?}");
+    }
+    let f = file("aws", json!({"type": "static"}));
+    assert_eq!(f["credentials.type"], "is not one of access_key, assume_role");
+    // An admin API body giving two kinds at once is refused as such.
+    let f = create_err(
+        json!({"type": "gcs", "buckets": ["b-bucket"], "serviceAccount": "r@p.iam.gserviceaccount.com",
+        "accessKeyId": "AK", "secretAccessKey": "SK"}),
+    );
+    assert_eq!(f["credentials"], "give one kind of credentials, not several");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

@@ -44,6 +44,25 @@ pub struct Name {
     pub api: &'static [&'static str],
 }
 
+/// The configuration file's `credentials.type`.
+const TYPE: Name = Name {
+    config: "type",
+    api: &[],
+};
+
+/// One kind of credentials a provider takes (an access key, a role, a key file...).
+pub struct CredentialKind<'f, T> {
+    /// Its `credentials.type` in the configuration file.
+    pub type_name: &'static str,
+    /// The fields that give it: any of them names this kind in an admin API body, and the
+    /// first is reported missing when a configuration file's table of this type has none.
+    pub fields: &'static [Name],
+    /// What the first field's problem says when it is missing.
+    pub required: &'static str,
+    /// Reads the kind's fields (recording their problems).
+    pub read: &'f dyn Fn(&mut Draft<'_>) -> Option<T>,
+}
+
 /// Reads one storage object.
 pub struct Draft<'a> {
     pub style: Style,
@@ -299,24 +318,53 @@ impl<'a> Draft<'a> {
         ok.then_some(names)
     }
 
-    /// The config file's credentials `type`; `None` for the admin API (inferred there).
-    pub fn credential_type(&mut self) -> Option<String> {
-        let name = Name {
-            config: "type",
-            api: &["type"],
-        };
-        if self.style != Style::Config {
-            return None;
+    /// The one kind of credentials the draft gives, read by that kind's reader: named by
+    /// `credentials.type` in the configuration file, found by its fields in an admin API
+    /// body. `None` with a problem recorded when the draft gives none, several, or a bad one;
+    /// `None` without a problem when an admin API change leaves them as they are (`keep`).
+    /// `hint` says what an API body may give.
+    pub fn pick_credentials<T>(&mut self, kinds: &[CredentialKind<'_, T>], keep: bool, hint: &str) -> Option<T> {
+        if self.style == Style::Config {
+            return self.credentials_by_type(kinds);
         }
-        match self.creds {
-            None => None,
-            Some(_) => self.cred_text(name),
+        let given: Vec<&CredentialKind<'_, T>> = kinds
+            .iter()
+            .filter(|k| k.fields.iter().any(|f| self.has_cred(*f)))
+            .collect();
+        match given.as_slice() {
+            [kind] => (kind.read)(self),
+            [] => {
+                if !keep {
+                    self.fail_at("credentials", hint);
+                }
+                None
+            }
+            _ => {
+                self.fail_at("credentials", "give one kind of credentials, not several");
+                None
+            }
         }
     }
 
-    /// Whether a credentials table was given at all.
-    pub fn has_credentials(&self) -> bool {
-        self.creds.is_some()
+    fn credentials_by_type<T>(&mut self, kinds: &[CredentialKind<'_, T>]) -> Option<T> {
+        let types = || kinds.iter().map(|k| k.type_name).collect::<Vec<_>>().join(", ");
+        if self.creds.is_none() {
+            self.fail_at("credentials", "is required");
+            return None;
+        }
+        let Some(type_name) = self.cred_text(TYPE) else {
+            self.fail_at("credentials.type", format!("is required: one of {}", types()));
+            return None;
+        };
+        let Some(kind) = kinds.iter().find(|k| k.type_name == type_name) else {
+            self.fail_at("credentials.type", format!("is not one of {}", types()));
+            return None;
+        };
+        let read = (kind.read)(self);
+        if read.is_none() && !kind.fields.iter().any(|f| self.has_cred(*f)) {
+            self.fail_cred(kind.fields[0], kind.required);
+        }
+        read
     }
 
     /// The problems found, refusing the config file's unknown keys too.

@@ -25,7 +25,7 @@ use crate::route::encode_key;
 use crate::secret::Secret;
 use crate::storage::asset_url::{foreign, foreign_scheme, path_style, AssetUrl};
 use crate::storage::draft::Context;
-use crate::storage::draft::{Draft, Name, Style};
+use crate::storage::draft::{CredentialKind, Draft, Name};
 use crate::storage::rules;
 use crate::storage::Storage;
 use crate::upstream::Trust;
@@ -129,54 +129,32 @@ fn tenant(d: &mut Draft<'_>, cx: &Context<'_>) -> Option<AzureCredentials> {
 }
 
 fn credentials(d: &mut Draft<'_>, cx: &Context<'_>, current: bool) -> Option<AzureCredentials> {
-    if d.style == Style::Config {
-        let required = |d: &mut Draft<'_>, name: Name| {
-            if !d.has_cred(name) {
-                d.fail_cred(name, "is required");
-            }
-        };
-        return match d.credential_type().as_deref() {
-            Some("shared_key") => account_key(d).or_else(|| {
-                required(d, ACCOUNT_KEY);
-                None
-            }),
-            Some("sas") => sas(d).or_else(|| {
-                required(d, SAS);
-                None
-            }),
-            Some("entra_delegation") => tenant(d, cx).or_else(|| {
-                required(d, TENANT);
-                None
-            }),
-            Some(_) => {
-                d.fail_at("credentials.type", "is not one of shared_key, sas, entra_delegation");
-                None
-            }
-            None if !d.has_credentials() => {
-                d.fail_at("credentials", "is required");
-                None
-            }
-            None => None,
-        };
-    }
-    match [d.has_cred(ACCOUNT_KEY), d.has_cred(SAS), d.has_cred(TENANT)] {
-        [true, false, false] => account_key(d),
-        [false, true, false] => sas(d),
-        [false, false, true] => tenant(d, cx),
-        [false, false, false] => {
-            if !current {
-                d.fail_at(
-                    "credentials",
-                    "give accountKey, sasToken, or tenantId (Entra delegation)",
-                );
-            }
-            None
-        }
-        _ => {
-            d.fail_at("credentials", "give one kind of credentials, not several");
-            None
-        }
-    }
+    let tenant = |d: &mut Draft<'_>| tenant(d, cx);
+    let kinds = [
+        CredentialKind {
+            type_name: "shared_key",
+            fields: &[ACCOUNT_KEY],
+            required: "is required",
+            read: &account_key,
+        },
+        CredentialKind {
+            type_name: "sas",
+            fields: &[SAS],
+            required: "is required",
+            read: &sas,
+        },
+        CredentialKind {
+            type_name: "entra_delegation",
+            fields: &[TENANT],
+            required: "is required",
+            read: &tenant,
+        },
+    ];
+    d.pick_credentials(
+        &kinds,
+        current,
+        "give accountKey, sasToken, or tenantId (Entra delegation)",
+    )
 }
 
 fn account(d: &mut Draft<'_>) -> Option<String> {

@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::storage::asset_url::{foreign, foreign_scheme, own_endpoint, path_style, virtual_host, AssetUrl};
 use crate::storage::draft::Context;
-use crate::storage::draft::{Draft, Name, Style};
+use crate::storage::draft::{CredentialKind, Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;
 use crate::upstream::Trust;
@@ -93,58 +93,32 @@ fn credentials(d: &mut Draft<'_>, current: Option<&GcsCredentials>) -> Option<Gc
         Some(GcsCredentials::Hmac(k)) => Some(k),
         _ => None,
     };
-    if d.style == Style::Config {
-        return match d.credential_type().as_deref() {
-            Some("access_key") => s3::static_keys(d, None).map(GcsCredentials::Hmac),
-            Some("service_account") => key(d).or_else(|| {
-                if !d.has_cred(KEY_JSON) {
-                    d.fail_cred(KEY_JSON, "is required: the service account key file's JSON");
-                }
-                None
-            }),
-            Some("impersonate") => impersonate(d).or_else(|| {
-                if !d.has_cred(SERVICE_ACCOUNT) {
-                    d.fail_cred(SERVICE_ACCOUNT, "is required");
-                }
-                None
-            }),
-            Some(_) => {
-                d.fail_at(
-                    "credentials.type",
-                    "is not one of access_key, service_account, impersonate",
-                );
-                None
-            }
-            None if !d.has_credentials() => {
-                d.fail_at("credentials", "is required");
-                None
-            }
-            None => None,
-        };
-    }
-    let given = [
-        d.has_cred(KEY_JSON),
-        d.has_cred(SERVICE_ACCOUNT),
-        d.has_cred(s3::ACCESS_KEY_ID) || d.has_cred(s3::SECRET_ACCESS_KEY),
+    let hmac = |d: &mut Draft<'_>| s3::static_keys(d, current_keys).map(GcsCredentials::Hmac);
+    let kinds = [
+        CredentialKind {
+            type_name: "access_key",
+            fields: &[s3::ACCESS_KEY_ID, s3::SECRET_ACCESS_KEY],
+            required: "is required",
+            read: &hmac,
+        },
+        CredentialKind {
+            type_name: "service_account",
+            fields: &[KEY_JSON],
+            required: "is required: the service account key file's JSON",
+            read: &key,
+        },
+        CredentialKind {
+            type_name: "impersonate",
+            fields: &[SERVICE_ACCOUNT],
+            required: "is required",
+            read: &impersonate,
+        },
     ];
-    match given {
-        [true, false, false] => key(d),
-        [false, true, false] => impersonate(d),
-        [false, false, true] => s3::static_keys(d, current_keys).map(GcsCredentials::Hmac),
-        [false, false, false] => {
-            if current.is_none() {
-                d.fail_at(
-                    "credentials",
-                    "give serviceAccountKey, serviceAccount (to impersonate), or HMAC keys",
-                );
-            }
-            None
-        }
-        _ => {
-            d.fail_at("credentials", "give one kind of credentials, not several");
-            None
-        }
-    }
+    d.pick_credentials(
+        &kinds,
+        current.is_some(),
+        "give serviceAccountKey, serviceAccount (to impersonate), or HMAC keys",
+    )
 }
 
 fn region(d: &mut Draft<'_>) -> Option<String> {

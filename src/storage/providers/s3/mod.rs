@@ -23,7 +23,7 @@ use crate::error::GatewayError;
 use crate::secret::Secret;
 use crate::storage::asset_url::AssetUrl;
 use crate::storage::draft::Context;
-use crate::storage::draft::{Draft, Name, Style};
+use crate::storage::draft::{CredentialKind, Draft, Name, Style};
 use crate::storage::rules;
 use crate::storage::Storage;
 use crate::upstream::Endpoint;
@@ -186,36 +186,27 @@ fn credentials(d: &mut Draft<'_>, cx: &Context<'_>, current: Option<&S3Credentia
         Some(S3Credentials::AccessKey(k)) => Some(k),
         _ => None,
     };
-    if d.style == Style::Config {
-        return match d.credential_type().as_deref() {
-            Some("access_key") => static_keys(d, None).map(S3Credentials::AccessKey),
-            Some("assume_role") => role(d, cx),
-            Some(_) => {
-                d.fail_at("credentials.type", "is not one of access_key, assume_role");
-                None
-            }
-            None if !d.has_credentials() => {
-                d.fail_at("credentials", "is required");
-                None
-            }
-            None => None,
-        };
-    }
-    let keys = d.has_cred(ACCESS_KEY_ID) || d.has_cred(SECRET_ACCESS_KEY);
-    match (d.has_cred(ROLE_ARN), keys) {
-        (true, true) => {
-            d.fail_at("credentials", "give either access keys or a role, not both");
-            None
-        }
-        (true, false) => role(d, cx),
-        (false, true) => static_keys(d, current_keys).map(S3Credentials::AccessKey),
-        (false, false) => {
-            if current.is_none() {
-                d.fail_at("credentials", "give accessKeyId and secretAccessKey, or roleArn");
-            }
-            None
-        }
-    }
+    let keys = |d: &mut Draft<'_>| static_keys(d, current_keys).map(S3Credentials::AccessKey);
+    let role = |d: &mut Draft<'_>| role(d, cx);
+    let kinds = [
+        CredentialKind {
+            type_name: "access_key",
+            fields: &[ACCESS_KEY_ID, SECRET_ACCESS_KEY],
+            required: "is required",
+            read: &keys,
+        },
+        CredentialKind {
+            type_name: "assume_role",
+            fields: &[ROLE_ARN],
+            required: "is required: the role's ARN",
+            read: &role,
+        },
+    ];
+    d.pick_credentials(
+        &kinds,
+        current.is_some(),
+        "give accessKeyId and secretAccessKey, or roleArn",
+    )
 }
 
 pub fn from_stored(
