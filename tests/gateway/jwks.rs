@@ -3,7 +3,6 @@
 //! The set's server is the test's own (no real identity provider runs here): it serves what
 //! the test puts in it, counts fetches, and fails on demand.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,13 +11,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use crate::support::client::get;
+use crate::support::loopback::serve_http;
 use crate::support::seaweed::seaweed;
 use crate::support::*;
 
@@ -81,41 +78,30 @@ struct KeySet {
 
 impl KeySet {
     async fn start(keys: Vec<Value>) -> KeySet {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let set = KeySet {
-            url: format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap()),
+        let mut set = KeySet {
+            url: String::new(),
             keys: Arc::new(Mutex::new(keys)),
             fetches: Arc::new(AtomicUsize::new(0)),
             down: Arc::new(AtomicBool::new(false)),
         };
         let shared = set.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let set = shared.clone();
-                let service = service_fn(move |_req| {
-                    let set = set.clone();
-                    async move {
-                        set.fetches.fetch_add(1, Ordering::SeqCst);
-                        let (status, body) = if set.down.load(Ordering::SeqCst) {
-                            (StatusCode::SERVICE_UNAVAILABLE, "down".to_string())
-                        } else {
-                            (StatusCode::OK, json!({"keys": *set.keys.lock().unwrap()}).to_string())
-                        };
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from(body)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let addr = serve_http(move |_req| {
+            let set = shared.clone();
+            async move {
+                set.fetches.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = if set.down.load(Ordering::SeqCst) {
+                    (StatusCode::SERVICE_UNAVAILABLE, "down".to_string())
+                } else {
+                    (StatusCode::OK, json!({"keys": *set.keys.lock().unwrap()}).to_string())
+                };
+                Response::builder()
+                    .status(status)
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap()
             }
-        });
+        })
+        .await;
+        set.url = format!("http://{addr}/.well-known/jwks.json");
         set
     }
 

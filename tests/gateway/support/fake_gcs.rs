@@ -4,7 +4,6 @@
 //! requests bearing a read-only token the [`OAuth`] stand-in issued, and answers everything
 //! else 401 the way GCS does. One server per test process; each test uses its own buckets.
 
-use std::convert::Infallible;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,11 +12,10 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 
+use super::loopback::serve_http;
 use super::oauth::OAuth;
 use super::process::{free_ports, program, scratch_dir, wait_until, Background};
 
@@ -118,23 +116,12 @@ impl FakeGcs {
     /// A relay to the server that asks `oauth` whether each request's bearer token is a
     /// read-only token it issued. Returns its endpoint.
     pub async fn relay(&self, oauth: &OAuth) -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (oauth, upstream) = (oauth.clone(), self.direct.to_string());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (oauth, upstream) = (oauth.clone(), upstream.clone());
-                let service = service_fn(move |req| {
-                    let (oauth, upstream) = (oauth.clone(), upstream.clone());
-                    async move { Ok::<_, Infallible>(relay(&oauth, &upstream, req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let addr = serve_http(move |req| {
+            let (oauth, upstream) = (oauth.clone(), upstream.clone());
+            async move { relay(&oauth, &upstream, req).await }
+        })
+        .await;
         Endpoint {
             scheme: Scheme::Http,
             host: "127.0.0.1".into(),

@@ -4,7 +4,6 @@
 //! the real protocol; neither expires credentials on demand.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -13,11 +12,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 
+use super::loopback::serve_http;
 use super::standin::StandIn;
 
 /// How the stand-in answers AssumeRole.
@@ -59,23 +56,12 @@ impl FakeSts {
             tokens: HashMap::new(),
             external_ids: vec![],
         }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(&state, req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let addr = serve_http(move |req| {
+            let state = shared.clone();
+            async move { answer(&state, req).await }
+        })
+        .await;
         FakeSts { addr, state }
     }
 

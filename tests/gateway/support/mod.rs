@@ -2,13 +2,12 @@
 //! started in-process on 127.0.0.1:0, an HTTP client, and a raw TCP stand-in for the few
 //! behaviours no real server can be made to show on demand.
 
-#![allow(dead_code)]
-
 pub mod azurite;
 pub mod binary;
 pub mod client;
 pub mod fake_gcs;
 pub mod fake_sts;
+pub mod loopback;
 pub mod moto;
 pub mod oauth;
 pub mod postgres;
@@ -105,8 +104,6 @@ pub struct TestGateway {
     pub admin_base: String,
     /// The running gateway's state, for tests that read its counters.
     pub gateway: std::sync::Arc<Gateway>,
-    /// The served certificate, when the config has `[server].tls`.
-    pub certs: Option<std::sync::Arc<assetgate::tls::CertStore>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -119,14 +116,10 @@ impl TestGateway {
         let gateway = std::sync::Arc::new(Gateway::open(&config).await.expect("registry opens"));
         let (stop, stopped) = oneshot::channel::<()>();
         let mut options = ServeOptions::from_config(&config.server);
-        let certs = config
-            .server
-            .tls
-            .as_ref()
-            .map(|files| assetgate::tls::CertStore::load(files).expect("test certificate"));
-        if let Some(store) = &certs {
+        if let Some(files) = &config.server.tls {
+            let store = assetgate::tls::CertStore::load(files).expect("test certificate");
             options.tls = Some(store.acceptor());
-            store.clone().watch();
+            store.watch();
         }
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_base = format!("http://{}", admin.local_addr().unwrap());
@@ -138,7 +131,6 @@ impl TestGateway {
             base,
             admin_base,
             gateway,
-            certs,
             stop: Some(stop),
             task: Some(task),
         }

@@ -11,7 +11,9 @@ use assetgate::credentials::StaticKeys;
 use assetgate::secret::Secret;
 use assetgate::upstream::{Endpoint, Scheme};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use super::loopback::listen;
 
 pub struct StandIn {
     pub addr: SocketAddr,
@@ -46,24 +48,21 @@ impl StandIn {
         F: Fn(TcpStream, String) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let heads = Arc::new(Mutex::new(Vec::new()));
         let (count, seen) = (requests.clone(), heads.clone());
         let handler = Arc::new(handler);
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (handler, count, seen) = (handler.clone(), count.clone(), seen.clone());
-                tokio::spawn(async move {
-                    if let Some(head) = read_head(&mut stream).await {
-                        count.fetch_add(1, Ordering::SeqCst);
-                        seen.lock().unwrap().push(head.clone());
-                        handler(stream, head).await;
-                    }
-                });
+        let addr = listen(move |mut stream| {
+            let (handler, count, seen) = (handler.clone(), count.clone(), seen.clone());
+            async move {
+                if let Some(head) = read_head(&mut stream).await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    seen.lock().unwrap().push(head.clone());
+                    handler(stream, head).await;
+                }
             }
-        });
+        })
+        .await;
         StandIn { addr, requests, heads }
     }
 
