@@ -36,15 +36,7 @@ async fn gateway(dir: &Path, key_byte: u8) -> TestGateway {
 }
 
 async fn admin(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let auth = format!("Bearer {ADMIN}");
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    request_body(
-        method,
-        &format!("{}{path}", gw.admin_base),
-        &[("authorization", &auth)],
-        body,
-    )
-    .await
+    crate::support::client::admin(&gw.admin_base, ADMIN, method, path, body).await
 }
 
 fn keys_body(id: &str, buckets: &[&str], secret: &str) -> Value {

@@ -6,12 +6,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
 
 use crate::support::azurite::{azurite, azurite_oauth, ACCOUNT, OTHER_ACCOUNT};
-use crate::support::client::{get, head, request_body, Reply};
+use crate::support::client::{get, head, Reply};
 use crate::support::oauth::{self, OAuth};
 use crate::support::*;
 use assetgate::route::encode_key;
@@ -241,15 +240,7 @@ async fn azure_sas_works_and_a_forged_or_expired_one_is_refused() {
 }
 
 async fn admin(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let auth = format!("Bearer {ADMIN}");
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    request_body(
-        method,
-        &format!("{}{path}", gw.admin_base),
-        &[("authorization", &auth)],
-        body,
-    )
-    .await
+    crate::support::client::admin(&gw.admin_base, ADMIN, method, path, body).await
 }
 
 #[tokio::test]

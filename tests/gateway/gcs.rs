@@ -7,11 +7,10 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
 
-use crate::support::client::{get, request_body, Reply};
+use crate::support::client::{get, Reply};
 use crate::support::fake_gcs::fake_gcs;
 use crate::support::oauth::{self, Mode, OAuth};
 use crate::support::*;
@@ -239,15 +238,7 @@ async fn the_gateway_impersonates_only_accounts_that_granted_it() {
 }
 
 async fn admin(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let auth = format!("Bearer {ADMIN}");
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    request_body(
-        method,
-        &format!("{}{path}", gw.admin_base),
-        &[("authorization", &auth)],
-        body,
-    )
-    .await
+    crate::support::client::admin(&gw.admin_base, ADMIN, method, path, body).await
 }
 
 #[tokio::test]

@@ -6,12 +6,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assetgate::token::Claims;
-use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use crate::support::client::{get, head, request_body, send, Reply};
+use crate::support::client::{get, head, send, Reply};
 use crate::support::seaweed::seaweed;
 use crate::support::*;
 
@@ -70,15 +69,7 @@ async fn fetch(gw: &TestGateway, org: &str, key: &str, token: &str, extra: &[(&s
 }
 
 async fn admin(gw: &TestGateway, method: Method, path: &str, body: Option<Value>) -> Reply {
-    let auth = format!("Bearer {ADMIN}");
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    request_body(
-        method,
-        &format!("{}{path}", gw.admin_base),
-        &[("authorization", &auth)],
-        body,
-    )
-    .await
+    crate::support::client::admin(&gw.admin_base, ADMIN, method, path, body).await
 }
 
 async fn usage_of(gw: &TestGateway, org: &str) -> Vec<Value> {
