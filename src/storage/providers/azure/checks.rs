@@ -69,7 +69,7 @@ impl Containers<'_> {
     /// List Blobs with `maxresults=1`: the first blob's name, if any.
     async fn list(&self, container: &str) -> Result<Option<String>, GatewayError> {
         let url = self.azure.container_url(
-            self.probe.storage(),
+            &self.probe.storage().endpoint(),
             container,
             "restype=container&comp=list&maxresults=1",
         );
@@ -84,7 +84,7 @@ impl Containers<'_> {
         for container in &self.probe.storage().buckets {
             let url = self
                 .azure
-                .container_url(self.probe.storage(), container, "restype=container");
+                .container_url(&self.probe.storage().endpoint(), container, "restype=container");
             match self.probe.text(&url, HeaderMap::new()).await {
                 Ok(_) | Err(GatewayError::UpstreamAccessDenied(_)) => {}
                 Err(GatewayError::NoSuchBucket) => problems.push(format!("container {container} does not exist")),

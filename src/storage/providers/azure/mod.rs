@@ -1,29 +1,31 @@
-//! Azure Blob Storage: a storage account's containers, read with Shared Key (`shared_key`),
-//! a shared access signature, or a bearer token of the gateway's Entra app for the
-//! customer's tenant (`crate::credentials::entra`). Blob URLs are
-//! `https://{account}.blob.core.windows.net/{container}/{blob}`, or
-//! `{endpoint}/{account}/{container}/{blob}` on an endpoint that does not name the account
-//! (emulators such as Azurite). Azure has no suffix ranges (the upstream path asks for the
-//! size first) and its own error codes (`x-ms-error-code`).
+//! Azure Blob Storage: a storage account's containers, read with the account key, a shared
+//! access signature, or a bearer token of the gateway's Entra app for the customer's tenant
+//! (`crate::credentials::entra`). Its blob URLs (`address`), request authorization (`sign`,
+//! with `shared_key`), error codes (`errors`), asset-URL forms (`resolve`) and validation
+//! checks (`checks`) each have a module; Azure has no suffix ranges (the upstream path asks
+//! for the size first).
 
+pub mod address;
 pub mod checks;
+pub mod errors;
+pub mod resolve;
 pub mod shared_key;
+pub mod sign;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Map, Value};
 
 use super::{stored_text, Backend, Kind, Provider};
 use crate::credentials::{Authorization, CredentialSource};
 use crate::error::GatewayError;
-use crate::route::encode_key;
 use crate::secret::Secret;
-use crate::storage::asset_url::{foreign, foreign_scheme, path_style, AssetUrl};
+use crate::storage::asset_url::AssetUrl;
 use crate::storage::draft::Context;
 use crate::storage::draft::{CredentialKind, Draft, Name};
 use crate::storage::rules;
@@ -195,24 +197,6 @@ pub fn from_stored(
     })
 }
 
-impl Azure {
-    /// The URL path prefix of the storage's blobs on `endpoint`: the account, unless the
-    /// endpoint's host names it (`{account}.blob.core.windows.net`, custom domains).
-    fn account_path(&self, endpoint: &Endpoint) -> String {
-        if endpoint.host.starts_with(&format!("{}.", self.account)) {
-            String::new()
-        } else {
-            format!("/{}", self.account)
-        }
-    }
-
-    /// The URL of a container-level request (`query` such as `restype=container&comp=list`).
-    pub fn container_url(&self, storage: &Storage, container: &str, query: &str) -> String {
-        let endpoint = storage.endpoint();
-        format!("{endpoint}{}/{container}?{query}", self.account_path(&endpoint))
-    }
-}
-
 impl Backend for Azure {
     fn kind(&self) -> Kind {
         Kind::Azure
@@ -260,12 +244,7 @@ impl Backend for Azure {
     }
 
     fn object_url(&self, storage: &Storage, container: &str, blob: &str) -> String {
-        let endpoint = storage.endpoint();
-        format!(
-            "{endpoint}{}/{container}/{}",
-            self.account_path(&endpoint),
-            encode_key(blob)
-        )
+        self.blob_url(&storage.endpoint(), container, blob)
     }
 
     fn sign(
@@ -274,46 +253,7 @@ impl Backend for Azure {
         auth: &Authorization,
         now: SystemTime,
     ) -> Result<(), GatewayError> {
-        let headers = request.headers_mut();
-        headers.insert("x-ms-version", HeaderValue::from_static(VERSION));
-        let date = HeaderValue::from_str(&httpdate::fmt_http_date(now))
-            .map_err(|_| GatewayError::internal("x-ms-date cannot be a header value"))?;
-        headers.insert("x-ms-date", date);
-        let value = match auth {
-            Authorization::SharedKey { account, key } => {
-                let uri = request.uri();
-                let text = shared_key::string_to_sign(
-                    request.method().as_str(),
-                    account,
-                    uri.path(),
-                    uri.query(),
-                    request.headers(),
-                );
-                shared_key::authorization(account, key, &text)
-            }
-            Authorization::Sas(token) => {
-                let uri = request.uri();
-                let joined = match uri.query() {
-                    Some(q) => format!("{}?{q}&{}", uri.path(), token.expose()),
-                    None => format!("{}?{}", uri.path(), token.expose()),
-                };
-                let mut parts = uri.clone().into_parts();
-                parts.path_and_query = Some(
-                    joined
-                        .parse()
-                        .map_err(|_| GatewayError::internal("the SAS cannot be added to the URL"))?,
-                );
-                *request.uri_mut() = http::Uri::from_parts(parts)
-                    .map_err(|e| GatewayError::internal(format!("the URL with the SAS is not valid: {e}")))?;
-                return Ok(());
-            }
-            Authorization::Bearer { token, .. } => format!("Bearer {}", token.expose()),
-            Authorization::SigV4(_) => return Err(GatewayError::internal("an Azure storage was handed SigV4 keys")),
-        };
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| GatewayError::internal("the Authorization value cannot be a header value"))?;
-        request.headers_mut().insert(header::AUTHORIZATION, value);
-        Ok(())
+        sign::sign_request(request, auth, now)
     }
 
     fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
@@ -323,7 +263,7 @@ impl Backend for Azure {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .or_else(|| error_code(body));
-        map_error(status, code.as_deref())
+        errors::map(status, code.as_deref())
     }
 
     fn suffix_ranges(&self) -> bool {
@@ -335,31 +275,7 @@ impl Backend for Azure {
     }
 
     fn locate<'a>(&self, storage: &Storage, asset: &AssetUrl<'a>) -> Result<(String, &'a str), GatewayError> {
-        if matches!(asset.scheme.as_str(), "s3" | "gs") {
-            return Err(foreign_scheme(asset));
-        }
-        if asset.host == format!("{}.blob.core.windows.net", self.account) {
-            return path_style(asset);
-        }
-        match &storage.endpoint {
-            Some(endpoint) if asset.host == endpoint.authority() => {
-                // `{endpoint}/{account}/{container}/{blob}` on an endpoint that does not name
-                // the account (emulators), `{endpoint}/{container}/{blob}` on one that does.
-                let prefix = self.account_path(endpoint);
-                match asset
-                    .path
-                    .strip_prefix(prefix.as_str())
-                    .filter(|rest| rest.starts_with('/'))
-                {
-                    Some(rest) => path_style(&AssetUrl {
-                        path: rest,
-                        ..asset.clone()
-                    }),
-                    None => Err(foreign(&format!("{}{}", asset.host, prefix))),
-                }
-            }
-            _ => Err(foreign(&asset.host)),
-        }
+        resolve::locate(self, storage, asset)
     }
 
     fn view(&self, out: &mut Map<String, Value>) {
@@ -394,55 +310,5 @@ impl Backend for Azure {
             next.credentials = credentials;
         }
         Provider::Azure(next)
-    }
-}
-
-/// Azure's error codes (SPEC §10), else the status.
-/// <https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes>
-pub fn map_error(status: StatusCode, code: Option<&str>) -> GatewayError {
-    let named = |c: &str| c.to_string();
-    match code {
-        Some("BlobNotFound") => GatewayError::NoSuchKey,
-        Some("ContainerNotFound" | "ResourceNotFound") => GatewayError::NoSuchBucket,
-        Some(c @ ("AuthenticationFailed" | "InvalidAuthenticationInfo")) => {
-            GatewayError::UpstreamCredentialsRejected(named(c))
-        }
-        Some(
-            c @ ("AuthorizationFailure"
-            | "AuthorizationPermissionMismatch"
-            | "AuthorizationResourceTypeMismatch"
-            | "AuthorizationSourceIPMismatch"
-            | "AuthorizationProtocolMismatch"
-            | "AccountIsDisabled"),
-        ) => GatewayError::UpstreamAccessDenied(named(c)),
-        Some("ConditionNotMet") => GatewayError::PreconditionFailed,
-        Some("InvalidRange") => GatewayError::RangeNotSatisfiable,
-        Some("ServerBusy" | "OperationTimedOut") => {
-            GatewayError::UpstreamUnavailable("the storage asked us to slow down, try again".into())
-        }
-        _ => super::s3::errors::map(status, code),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn azure_codes_map_as_the_spec_says() {
-        let map = |s: u16, c: &str| map_error(StatusCode::from_u16(s).unwrap(), Some(c)).code();
-        assert_eq!(map(404, "BlobNotFound"), "no_such_key");
-        assert_eq!(map(404, "ContainerNotFound"), "no_such_bucket");
-        assert_eq!(map(403, "AuthenticationFailed"), "upstream_credentials_rejected");
-        assert_eq!(map(403, "AuthorizationFailure"), "upstream_access_denied");
-        assert_eq!(map(403, "AuthorizationPermissionMismatch"), "upstream_access_denied");
-        assert_eq!(map(412, "ConditionNotMet"), "precondition_failed");
-        assert_eq!(map(416, "InvalidRange"), "range_not_satisfiable");
-        assert_eq!(map(503, "ServerBusy"), "upstream_unavailable");
-        let other = map_error(StatusCode::INTERNAL_SERVER_ERROR, Some("InternalError"));
-        assert_eq!(
-            (other.code(), other.upstream_code()),
-            ("upstream_error", Some("InternalError"))
-        );
     }
 }
