@@ -63,6 +63,41 @@ pub fn skipped(checks: &mut Vec<Check>, names: &[&'static str], why: &str) {
     }
 }
 
+/// The report when no credentials could be had at all: check `name` fails with the reason and
+/// the `later` checks are skipped for `why`.
+pub fn no_credentials(
+    mut checks: Vec<Check>,
+    name: &'static str,
+    err: &GatewayError,
+    later: &[&'static str],
+    why: &str,
+) -> Report {
+    checks.push(check(name, Status::Fail, err.message()));
+    skipped(&mut checks, later, why);
+    report(checks)
+}
+
+/// The `credentials` check, from what was wrong with the first listing (`problem`, see
+/// [`credentials_problem`]): when the storage refused them, the final report with the `later`
+/// checks skipped; else `None`, with the check passed, to go on.
+pub fn credentials_verdict(checks: &mut Vec<Check>, problem: Option<String>, later: &[&'static str]) -> Option<Report> {
+    match problem {
+        Some(problem) => {
+            checks.push(check("credentials", Status::Fail, problem));
+            skipped(checks, later, "the credentials do not work");
+            Some(report(std::mem::take(checks)))
+        }
+        None => {
+            checks.push(check(
+                "credentials",
+                Status::Pass,
+                "the storage accepted the credentials",
+            ));
+            None
+        }
+    }
+}
+
 /// What is validated: a storage, and how its requests are sent.
 #[derive(Clone, Copy)]
 pub struct Subject<'a> {

@@ -9,8 +9,12 @@ use super::Azure;
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::storage::validation::{
-    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status, Subject,
+    bucket_problem, credentials_problem, credentials_verdict, no_credentials, report, verdict, Check, Probe, Report,
+    Subject,
 };
+
+/// The checks after `credentials`.
+const LATER: &[&str] = &["container", "list", "object_read"];
 
 /// What a role assignment must grant, in the words of Azure's portal.
 const READER: &str = "read (the Storage Blob Data Reader role, or a SAS with r and l)";
@@ -24,33 +28,14 @@ pub async fn run(
     let mut checks = Vec::new();
     let probe = match auth {
         Ok(auth) => Probe { subject, auth },
-        Err(err) => {
-            checks.push(check("credentials", Status::Fail, err.message()));
-            skipped(
-                &mut checks,
-                &["container", "list", "object_read"],
-                "no access token could be had",
-            );
-            return report(checks);
-        }
+        Err(err) => return no_credentials(checks, "credentials", &err, LATER, "no access token could be had"),
     };
     let containers = Containers { probe: &probe, azure };
-    if let Err(err) = containers.list(&subject.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(subject.storage, &err).or_else(|| refused(&err)) {
-            checks.push(check("credentials", Status::Fail, problem));
-            skipped(
-                &mut checks,
-                &["container", "list", "object_read"],
-                "the credentials do not work",
-            );
-            return report(checks);
-        }
+    let failure = containers.list(&subject.storage.buckets[0]).await.err();
+    let problem = failure.and_then(|err| credentials_problem(subject.storage, &err).or_else(|| refused(&err)));
+    if let Some(done) = credentials_verdict(&mut checks, problem, LATER) {
+        return done;
     }
-    checks.push(check(
-        "credentials",
-        Status::Pass,
-        "the storage accepted the credentials",
-    ));
     checks.push(containers.exist().await);
     let (list, first) = containers.lists().await;
     checks.push(list);

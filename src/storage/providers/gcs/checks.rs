@@ -6,7 +6,12 @@ use super::Gcs;
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::storage::providers::s3::checks::Lister;
-use crate::storage::validation::{check, credentials_problem, report, skipped, Probe, Report, Status, Subject};
+use crate::storage::validation::{
+    credentials_problem, credentials_verdict, no_credentials, report, Probe, Report, Subject,
+};
+
+/// The checks after `credentials`.
+const LATER: &[&str] = &["list", "object_read"];
 
 pub async fn run(
     gcs: &Gcs,
@@ -17,28 +22,17 @@ pub async fn run(
     let mut checks = Vec::new();
     let probe = match auth {
         Ok(auth) => Probe { subject, auth },
-        Err(err) => {
-            checks.push(check("credentials", Status::Fail, err.message()));
-            skipped(&mut checks, &["list", "object_read"], "no access token could be had");
-            return report(checks);
-        }
+        Err(err) => return no_credentials(checks, "credentials", &err, LATER, "no access token could be had"),
     };
     let lister = Lister {
         probe: &probe,
         path_style: gcs.path_style,
     };
-    if let Err(err) = lister.list(&subject.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(subject.storage, &err) {
-            checks.push(check("credentials", Status::Fail, problem));
-            skipped(&mut checks, &["list", "object_read"], "the credentials do not work");
-            return report(checks);
-        }
+    let failure = lister.list(&subject.storage.buckets[0]).await.err();
+    let problem = failure.and_then(|err| credentials_problem(subject.storage, &err));
+    if let Some(done) = credentials_verdict(&mut checks, problem, LATER) {
+        return done;
     }
-    checks.push(check(
-        "credentials",
-        Status::Pass,
-        "the storage accepted the credentials",
-    ));
     let (list, first) = lister.lists().await;
     checks.push(list);
     let object = object.map(str::to_string).or(first);

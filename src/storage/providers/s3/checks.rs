@@ -11,7 +11,8 @@ use super::S3;
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::storage::validation::{
-    bucket_problem, check, credentials_problem, report, skipped, verdict, Check, Probe, Report, Status, Subject,
+    bucket_problem, check, credentials_problem, credentials_verdict, no_credentials, report, verdict, Check, Probe,
+    Report, Status, Subject,
 };
 
 pub async fn run(
@@ -21,46 +22,27 @@ pub async fn run(
     object: Option<&str>,
 ) -> Report {
     let mut checks = Vec::new();
-    let delegated = subject.delegated;
     let probe = match auth {
-        Ok(auth) => {
-            checks.push(if delegated {
-                check("assume_role", Status::Pass, "the role was assumed")
-            } else {
-                check("assume_role", Status::Skip, "the storage uses access keys, not a role")
-            });
-            Probe { subject, auth }
-        }
+        Ok(auth) => Probe { subject, auth },
         Err(err) => {
-            checks.push(check("assume_role", Status::Fail, err.message()));
-            skipped(
-                &mut checks,
-                &["credentials", "bucket_location", "list", "object_read"],
-                "the role could not be assumed",
-            );
-            return report(checks);
+            let later = ["credentials", "bucket_location", "list", "object_read"];
+            return no_credentials(checks, "assume_role", &err, &later, "the role could not be assumed");
         }
     };
+    checks.push(if subject.delegated {
+        check("assume_role", Status::Pass, "the role was assumed")
+    } else {
+        check("assume_role", Status::Skip, "the storage uses access keys, not a role")
+    });
     let lister = Lister {
         probe: &probe,
         path_style: s3.path_style,
     };
-    if let Err(err) = lister.list(&subject.storage.buckets[0]).await {
-        if let Some(problem) = credentials_problem(subject.storage, &err) {
-            checks.push(check("credentials", Status::Fail, problem));
-            skipped(
-                &mut checks,
-                &["bucket_location", "list", "object_read"],
-                "the credentials do not work",
-            );
-            return report(checks);
-        }
+    let failure = lister.list(&subject.storage.buckets[0]).await.err();
+    let problem = failure.and_then(|err| credentials_problem(subject.storage, &err));
+    if let Some(done) = credentials_verdict(&mut checks, problem, &["bucket_location", "list", "object_read"]) {
+        return done;
     }
-    checks.push(check(
-        "credentials",
-        Status::Pass,
-        "the storage accepted the credentials",
-    ));
     checks.push(lister.locations(&s3.region).await);
     let (list, first) = lister.lists().await;
     checks.push(list);
