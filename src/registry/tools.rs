@@ -39,6 +39,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Records a row left as it was, and why.
+    fn not_done(&mut self, row: &store::StoredRow, why: String) {
+        self.failed.push(format!("{}/{}: {why}", row.org, row.id));
+    }
+
     /// Everything to print: the failed rows first, then the summary.
     pub fn text(&self) -> String {
         let mut out: Vec<String> = self.failed.iter().map(|f| format!("not done: {f}")).collect();
@@ -47,22 +52,27 @@ impl Report {
     }
 }
 
-/// The storage of a stored row and its record, or why it cannot be had. Rows written before
-/// records were authenticated are taken on trust only when `legacy` says so.
-fn readable<'r>(
-    row: &'r store::StoredRow,
-    keys: &Keys,
-    legacy: bool,
-) -> Result<(crate::storage::Storage, &'r store::StoredStorage), String> {
-    let record = row.record.as_ref().map_err(Clone::clone)?;
-    let storage = if record::is_legacy(record) && legacy {
-        record::open_legacy(record, keys)
-    } else if record::is_legacy(record) {
+/// A stored row's record sealed anew under the current key (a new version, its dates kept), or
+/// why it cannot be opened. Rows written before records were authenticated are taken on
+/// trust only when `legacy` says so.
+fn sealed_anew(row: &store::StoredRow, keys: &Keys, legacy: bool) -> Result<store::StoredStorage, String> {
+    let old = row.record.as_ref().map_err(Clone::clone)?;
+    let storage = if record::is_legacy(old) && legacy {
+        record::open_legacy(old, keys)
+    } else if record::is_legacy(old) {
         return Err("written before records were authenticated: run `assetgate registry reseal --authenticate-legacy` once you trust the database's content".into());
     } else {
-        record::open(record, keys)
+        record::open(old, keys)
     };
-    Ok((storage.map_err(|e| e.to_string())?, record))
+    let storage = storage.map_err(|e| e.to_string())?;
+    Ok(record::seal(
+        &old.org,
+        &storage,
+        &keys.current,
+        &old.created_at,
+        &old.updated_at,
+        store::new_version(),
+    ))
 }
 
 /// Copies the storages and external IDs of the embedded store in `from` into the shared
@@ -95,21 +105,13 @@ pub async fn migrate(config: &Config, from: &Path) -> Result<Report, RegistryErr
         }
     }
     for row in &loaded.storages {
-        let (storage, old) = match readable(row, &keys, true) {
-            Ok(found) => found,
+        let new = match sealed_anew(row, &keys, true) {
+            Ok(new) => new,
             Err(why) => {
-                report.failed.push(format!("{}/{}: {why}", row.org, row.id));
+                report.not_done(row, why);
                 continue;
             }
         };
-        let new = record::seal(
-            &old.org,
-            &storage,
-            &keys.current,
-            &old.created_at,
-            &old.updated_at,
-            store::new_version(),
-        );
         match target.insert(&new).await {
             Ok(()) => copied += 1,
             Err(StoreError::Exists(_)) => present += 1,
@@ -145,21 +147,13 @@ pub async fn reseal(config: &Config, authenticate_legacy: bool) -> Result<Report
             current += 1;
             continue;
         }
-        let (storage, old) = match readable(&row, &keys, authenticate_legacy) {
-            Ok(found) => found,
+        let new = match sealed_anew(&row, &keys, authenticate_legacy) {
+            Ok(new) => new,
             Err(why) => {
-                report.failed.push(format!("{}/{}: {why}", row.org, row.id));
+                report.not_done(&row, why);
                 continue;
             }
         };
-        let new = record::seal(
-            &old.org,
-            &storage,
-            &keys.current,
-            &old.created_at,
-            &old.updated_at,
-            store::new_version(),
-        );
         match store.update(&new, row.version).await {
             Ok(()) => resealed += 1,
             // Changed or deleted meanwhile: a change is sealed with the current key anyway.
