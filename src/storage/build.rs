@@ -63,6 +63,13 @@ fn check_endpoint(d: &mut Draft<'_>, storage: &Storage, path: &str, cx: &Context
     }
 }
 
+/// `storage` once its endpoint is checked, or every field of the draft at fault.
+fn finish(mut d: Draft<'_>, storage: Storage, endpoint_path: &str, cx: &Context<'_>) -> Result<Storage, Fields> {
+    check_endpoint(&mut d, &storage, endpoint_path, cx);
+    d.finish()?;
+    Ok(storage)
+}
+
 /// A complete storage from a draft, or every field at fault.
 pub fn build(value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
     let mut d = Draft::new(value, cx.style)?;
@@ -94,9 +101,7 @@ pub fn build(value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
         endpoint,
         provider,
     };
-    check_endpoint(&mut d, &storage, &path, cx);
-    d.finish()?;
-    Ok(storage)
+    finish(d, storage, &path, cx)
 }
 
 /// `current` with what a PATCH body changes: name, buckets, endpoint (null clears it) and
@@ -126,9 +131,7 @@ pub fn update(current: &Storage, value: &Value, cx: &Context<'_>) -> Result<Stor
         endpoint,
         provider,
     };
-    check_endpoint(&mut d, &storage, &path, cx);
-    d.finish()?;
-    Ok(storage)
+    finish(d, storage, &path, cx)
 }
 
 #[cfg(test)]

@@ -98,6 +98,29 @@ pub fn credentials_verdict(checks: &mut Vec<Check>, problem: Option<String>, lat
     }
 }
 
+/// The `list` check on every bucket (`list` lists one and says its first key), and the first
+/// object found (`bucket/key`) for `object_read`.
+pub async fn list_every<'b, Listed>(
+    buckets: &'b [String],
+    list: impl Fn(&'b str) -> Listed,
+    permission: &str,
+    ok: &str,
+) -> (Check, Option<String>)
+where
+    Listed: std::future::Future<Output = Result<Option<String>, GatewayError>>,
+{
+    let mut problems = Vec::new();
+    let mut first = None;
+    for bucket in buckets {
+        match list(bucket).await {
+            Ok(Some(key)) if first.is_none() => first = Some(format!("{bucket}/{key}")),
+            Ok(_) => {}
+            Err(err) => problems.push(bucket_problem(bucket, &err, permission)),
+        }
+    }
+    (verdict("list", problems, ok), first)
+}
+
 /// What is validated: a storage, and how its requests are sent.
 #[derive(Clone, Copy)]
 pub struct Subject<'a> {

@@ -9,8 +9,8 @@ use super::Azure;
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::storage::validation::{
-    bucket_problem, credentials_problem, credentials_verdict, no_credentials, report, verdict, Check, Probe, Report,
-    Subject,
+    bucket_problem, credentials_problem, credentials_verdict, list_every, no_credentials, report, verdict, Check,
+    Probe, Report, Subject,
 };
 
 /// The checks after `credentials`.
@@ -81,16 +81,8 @@ impl Containers<'_> {
 
     /// `list` on every container, and the first blob found (`container/blob`).
     async fn lists(&self) -> (Check, Option<String>) {
-        let mut problems = Vec::new();
-        let mut first = None;
-        for container in &self.probe.storage().buckets {
-            match self.list(container).await {
-                Ok(Some(blob)) if first.is_none() => first = Some(format!("{container}/{blob}")),
-                Ok(_) => {}
-                Err(err) => problems.push(bucket_problem(container, &err, "list")),
-            }
-        }
-        (verdict("list", problems, "every container can be listed"), first)
+        let containers = &self.probe.storage().buckets;
+        list_every(containers, |c| self.list(c), "list", "every container can be listed").await
     }
 }
 

@@ -11,8 +11,8 @@ use super::S3;
 use crate::credentials::Authorization;
 use crate::error::GatewayError;
 use crate::storage::validation::{
-    bucket_problem, check, credentials_problem, credentials_verdict, no_credentials, report, verdict, Check, Probe,
-    Report, Status, Subject,
+    bucket_problem, check, credentials_problem, credentials_verdict, list_every, no_credentials, report, verdict,
+    Check, Probe, Report, Status, Subject,
 };
 
 pub async fn run(
@@ -87,16 +87,8 @@ impl Lister<'_> {
 
     /// `list` on every bucket, and the first object found (`bucket/key`).
     pub async fn lists(&self) -> (Check, Option<String>) {
-        let mut problems = Vec::new();
-        let mut first = None;
-        for bucket in &self.probe.storage().buckets {
-            match self.list(bucket).await {
-                Ok(Some(key)) if first.is_none() => first = Some(format!("{bucket}/{key}")),
-                Ok(_) => {}
-                Err(err) => problems.push(bucket_problem(bucket, &err, "s3:ListBucket")),
-            }
-        }
-        (verdict("list", problems, "every bucket can be listed"), first)
+        let buckets = &self.probe.storage().buckets;
+        list_every(buckets, |b| self.list(b), "s3:ListBucket", "every bucket can be listed").await
     }
 }
 
