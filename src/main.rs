@@ -14,6 +14,10 @@ use assetgate::cli::{self, Cli, LogFormat};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "main reads RUST_LOG, the one setting outside the config"
+)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());

@@ -16,6 +16,10 @@ pub const PASSWORD: &str = "pg-password-never-logged-4711";
 
 /// The directory of Debian's server binaries (`$PG_BIN`, else the newest
 /// `/usr/lib/postgresql/*/bin`).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test harness finds its servers through the environment"
+)]
 fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("PG_BIN") {
         return dir.into();

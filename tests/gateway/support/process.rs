@@ -72,6 +72,10 @@ pub fn wait_until(bg: &mut Background, what: &str, limit: Duration, mut ready: i
 }
 
 /// A program from `$VAR`, else its name on PATH.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test harness finds its servers through the environment"
+)]
 pub fn program(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_string())
 }
