@@ -1,7 +1,7 @@
 //! Lowercase hex: signatures and digests (SigV4), and the random ids of storages and
-//! requests.
+//! requests, drawn from the operating system's generator (ring).
 
-use rand::RngCore;
+use ring::rand::{SecureRandom, SystemRandom};
 
 /// `bytes` as lowercase hex digits, two per byte.
 pub fn encode(bytes: &[u8]) -> String {
@@ -14,11 +14,18 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// `N` bytes from the operating system's generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's random generator");
+    bytes
+}
+
 /// 96 random bits as 24 hex digits: the shape of the ids labeling platforms use.
 pub fn random_id() -> String {
-    let mut bytes = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    encode(&bytes)
+    encode(&random_bytes::<12>())
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::hex;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use rand::distributions::{Alphanumeric, DistString};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -31,11 +31,8 @@ impl Backend {
     /// Starts serving the buckets under `root` (one directory per bucket).
     pub async fn start(root: &Path) -> Result<Backend, BoxError> {
         let keys = StaticKeys {
-            access_key_id: format!(
-                "DEMO{}",
-                Alphanumeric.sample_string(&mut rand::thread_rng(), 16).to_uppercase()
-            ),
-            secret_access_key: Secret::new(Alphanumeric.sample_string(&mut rand::thread_rng(), 40)),
+            access_key_id: format!("DEMO{}", hex::encode(&hex::random_bytes::<8>()).to_uppercase()),
+            secret_access_key: Secret::new(hex::encode(&hex::random_bytes::<20>())),
             session_token: None,
         };
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("cannot open {}: {e:?}", root.display()))?;

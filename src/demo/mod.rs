@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::distributions::{Alphanumeric, DistString};
 use tokio::net::TcpListener;
 
 pub use backend::{serve as serve_s3, Backend};
@@ -73,7 +72,7 @@ impl Demo {
         for (key, content_type, bytes) in ASSETS {
             writer.put(BUCKET, key, content_type, bytes).await?;
         }
-        let token_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 48);
+        let token_key = crate::hex::encode(&crate::hex::random_bytes::<24>());
         let lookup = |name: &str| match name {
             "DEMO_LISTEN" => Some(listen.to_string()),
             "DEMO_ENDPOINT" => Some(backend.endpoint.to_string()),

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use dashmap::DashMap;
-use rand::RngCore;
 use tokio::sync::Notify;
 
 use crate::config::{Config, Org};
@@ -558,9 +557,7 @@ impl Storages {
 }
 
 fn generate_external_id() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::hex::random_bytes::<32>())
 }
 
 fn now_rfc3339() -> String {

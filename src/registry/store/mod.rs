@@ -123,7 +123,7 @@ pub enum StoreError {
 /// versions existed).
 pub fn new_version() -> u64 {
     loop {
-        let v: u64 = rand::random();
+        let v = u64::from_le_bytes(crate::hex::random_bytes());
         if v != 0 {
             return v;
         }

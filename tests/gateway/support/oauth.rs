@@ -143,9 +143,10 @@ fn now() -> u64 {
 }
 
 fn random_token(prefix: &str) -> String {
-    use rand::Rng;
-    let n: u128 = rand::thread_rng().gen();
-    format!("{prefix}{n:032x}")
+    format!(
+        "{prefix}{}",
+        assetgate::hex::encode(&assetgate::hex::random_bytes::<16>())
+    )
 }
 
 async fn answer(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
