@@ -1,4 +1,4 @@
-//! The audit trail (SPEC §11): one JSON line per object request when its response ends,
+//! The audit trail (README "Audit"): one JSON line per object request when its response ends,
 //! written to `[audit].path` (or standard output for `-`) by a thread of its own. Requests
 //! only hand a line over a bounded queue: a slow disk never slows them, and a line that finds
 //! the queue full is counted as dropped rather than waited for. SIGHUP reopens the file, for

@@ -1,4 +1,4 @@
-//! CORS (SPEC §5), as pure functions over headers: which origins an org allows, and the
+//! CORS (README "CORS"), as pure functions over headers: which origins an org allows, and the
 //! headers of actual and preflight responses. Rules follow the Fetch standard
 //! (<https://fetch.spec.whatwg.org/#http-cors-protocol>).
 

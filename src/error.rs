@@ -1,5 +1,5 @@
 //! The one error type of the request path. Status codes, error codes and JSON bodies
-//! (SPEC §7) are decided here and nowhere else.
+//! (README "Errors") are decided here and nowhere else.
 
 use http::StatusCode;
 use serde::Serialize;
@@ -110,7 +110,7 @@ impl Side {
     }
 }
 
-/// The JSON body of SPEC §7.
+/// The JSON error body (README "Errors").
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: ErrorFields<'a>,

@@ -1,4 +1,4 @@
-//! Limits (SPEC §11): per org and per labeler (the token's `sub`), requests per second with a
+//! Limits (README "Limits"): per org and per labeler (the token's `sub`), requests per second with a
 //! burst (GCRA, the `governor` crate) and concurrent streams (responses whose bodies are
 //! still being sent). Over a limit a request gets 429 `rate_limited` with `Retry-After`
 //! before the bucket is asked. Limits hold per replica. State stays bounded however many

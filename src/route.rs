@@ -1,5 +1,5 @@
 //! Request path -> [`Route`]. Path segments are percent-decoded exactly once; inside an object
-//! key `/`, `..`, `//`, a trailing `/`, `+` and spaces are ordinary characters (SPEC §3). And
+//! key `/`, `..`, `//`, a trailing `/`, `+` and spaces are ordinary characters (README "Routes"). And
 //! the other way: a key encoded exactly once for a URL path ([`encode_key`]), as every
 //! provider's requests and our own URLs carry it.
 

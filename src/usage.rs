@@ -1,4 +1,4 @@
-//! Usage (SPEC §11): requests served and body bytes sent per org, storage and UTC day. A
+//! Usage (README "Usage"): requests served and body bytes sent per org, storage and UTC day. A
 //! request adds to counters in memory (a short lock, no I/O); every [`FLUSH_EVERY`] the
 //! counters go to the registry's store in one write, where every replica's add up. A flush
 //! that fails keeps its counts for the next one, so a database outage loses nothing while

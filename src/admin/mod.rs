@@ -1,4 +1,4 @@
-//! The admin API (SPEC §6) on the admin listener: storages per org, validation, external IDs
+//! The admin API (README "Admin API") on the admin listener: storages per org, validation, external IDs
 //! and token minting, behind a bearer token compared in constant time. Responses use the
 //! envelope `{"status":"success","data":…}` / `{"status":"error","error":{code,message,fields}}`.
 

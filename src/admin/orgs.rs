@@ -1,4 +1,4 @@
-//! The org routes of the admin API besides storages: usage (SPEC §11, summed over every
+//! The org routes of the admin API besides storages: usage (README "Usage", summed over every
 //! replica through the registry) and limits (kept in the registry, so every replica applies
 //! them).
 

@@ -130,7 +130,7 @@ async fn check_endpoint(gw: &Gateway, endpoint: Option<&crate::upstream::Endpoin
 }
 
 /// A service account key's `token_uri` is Google's, or one the operator allows like an
-/// endpoint (SPEC §10): the gateway posts a signed assertion there.
+/// endpoint (README "Tokens of the gateway's own identity stay in their cloud"): the gateway posts a signed assertion there.
 async fn check_token_uri(gw: &Gateway, storage: &Storage) -> Result<(), AdminError> {
     let Provider::Gcs(gcs) = &storage.provider else {
         return Ok(());

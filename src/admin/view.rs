@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::registry::{Source, StorageEntry};
 
-/// The storage object of SPEC §6.
+/// The storage object of the admin API (README "Admin API").
 pub fn storage(org: &str, entry: &StorageEntry) -> Value {
     let s = &entry.storage;
     let mut out = Map::new();

@@ -61,7 +61,7 @@ impl Sts {
             .await
     }
 
-    /// Calls AssumeRole once; errors are classified for SPEC §7.
+    /// Calls AssumeRole once; errors are classified as README "Errors" lists them.
     pub async fn assume_role(&self, role: &RoleRequest<'_>) -> Result<Temporary, GatewayError> {
         let duration = i32::try_from(self.config.session_duration.as_secs()).unwrap_or(3600);
         let result = self

@@ -36,7 +36,7 @@ struct Exchange {
     in_flight: Option<InFlight>,
 }
 
-/// Serves one request. Never fails: errors become SPEC §7 JSON responses.
+/// Serves one request. Never fails: errors become the JSON responses of README "Errors".
 pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<Body> {
     let (parts, _body) = request.into_parts();
     let request_id = telemetry::request_id(&parts.headers);

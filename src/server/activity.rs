@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use super::slots::Slots;
 
-/// The connection timeouts of `[server]` (SPEC §3).
+/// The connection timeouts of `[server]` (README "Connections").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// From accept to the first complete request head: TLS handshake, protocol detection,
@@ -76,7 +76,7 @@ pub enum Verdict {
     Close(Reason),
 }
 
-/// The timeout rules of SPEC §3 applied to one snapshot. The next look is never more than a
+/// The timeout rules of README "Connections" applied to one snapshot. The next look is never more than a
 /// quarter of `client_write_timeout` away: a request may start at any moment without waking
 /// the watchdog, and a client that stops reading its response must be cut off within 1.25
 /// times that timeout.

@@ -1,5 +1,5 @@
 //! One client connection, from accept to close: the TLS handshake, HTTP/1.1 or HTTP/2
-//! (hyper-util's auto builder), and beside it a watchdog that enforces the timeouts of SPEC §3
+//! (hyper-util's auto builder), and beside it a watchdog that enforces the timeouts of README "Connections"
 //! (see [`super::activity::verdict`]), closes the connection when the listener needs its
 //! slot, and drains it at shutdown.
 

@@ -1,6 +1,6 @@
 //! The listeners: accept connections into a table of at most `max_connections`
 //! (`slots`), serve each one (`connection`: optional TLS with ALPN h2 and http/1.1, HTTP/1.1
-//! and HTTP/2) under the timeouts of SPEC §3 (`activity`), and shut down gracefully when the
+//! and HTTP/2) under the timeouts of README "Connections" (`activity`), and shut down gracefully when the
 //! `shutdown` future completes: stop accepting, let responses in flight finish for up to
 //! `shutdown_grace`, then close what is left.
 

@@ -1,5 +1,5 @@
 //! Asset URLs as written in import files -> (bucket, key) of a storage, for the `/resolve`
-//! route (SPEC §3). Parsed by hand, not by a WHATWG URL parser: that would normalise `..`
+//! route (README "Routes"). Parsed by hand, not by a WHATWG URL parser: that would normalise `..`
 //! and re-encode the path, and the key must be the path decoded exactly once. Which hosts
 //! and schemes name a storage's buckets is its provider's to say (`Backend::locate`).
 

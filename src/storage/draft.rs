@@ -16,7 +16,7 @@ use crate::upstream::Endpoint;
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub style: Style,
-    /// The org's own external ID, for a delegated storage of the admin API (SPEC §6: the
+    /// The org's own external ID, for a delegated storage of the admin API (README "Admin API": the
     /// gateway, not the customer, chooses external IDs).
     pub org_external_id: Option<&'a str>,
     /// Whether the gateway has an Entra app (`[azure]`), without which Entra delegation

@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §8) with `prometheus-client`, served at `/metrics` on the admin
+//! Prometheus metrics (README "Health and metrics") with `prometheus-client`, served at `/metrics` on the admin
 //! listener. Labels are bounded (route, status class, result): never an org, a storage or a
 //! key, so many orgs cannot explode the series count.
 

@@ -1,4 +1,4 @@
-//! Labeler tokens (SPEC §4): JWTs chosen by `kid` (HS256 secrets, public keys of the file,
+//! Labeler tokens (README "Labeler tokens"): JWTs chosen by `kid` (HS256 secrets, public keys of the file,
 //! and the platform's key set, `jwks`), taken from `Authorization: Bearer` or the `token`
 //! query parameter, checked for expiry, lifetime and scope.
 

@@ -1,4 +1,4 @@
-//! What comes back from a bucket: the response header policy of SPEC §3 (which headers pass,
+//! What comes back from a bucket: the response header policy of README "Routes" (which headers pass,
 //! what a bucket's content may not do on our origin, how it may be cached), for every
 //! provider.
 

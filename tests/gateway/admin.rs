@@ -1,4 +1,4 @@
-//! The admin API (SPEC §6) against SeaweedFS (and moto for delegation): storages created,
+//! The admin API (README "Admin API") against SeaweedFS (and moto for delegation): storages created,
 //! changed and deleted at run time, secrets sealed at rest, validation reports.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Azure Blob Storage (SPEC §10) against Azurite, which checks Shared Key and SAS signatures
+//! Azure Blob Storage (README "Azure and Google Cloud Storage") against Azurite, which checks Shared Key and SAS signatures
 //! for real: objects byte for byte under awkward names, every range form (the suffix range
 //! emulated, since Azure has none), conditionals, error mapping with CORS, SAS, the admin API
 //! and its validation, and Entra delegation through the token stand-in (Azurite over HTTPS

@@ -1,4 +1,4 @@
-//! Connections that do nothing useful cost the gateway nothing it cannot take back (SPEC §3),
+//! Connections that do nothing useful cost the gateway nothing it cannot take back (README "Connections"),
 //! tested on the real binary with real sockets: silent TCP, half a TLS handshake, half an
 //! HTTP/2 preface, TLS or HTTP/2 connections that go quiet, idle keep-alive connections, a
 //! client that stops reading, a full table of connections, and the HTTP/2 stream cap.

@@ -1,5 +1,5 @@
 //! What a bucket holds never becomes a page of the gateway's origin nor lands in a shared
-//! cache (SPEC §3), against SeaweedFS with objects stored with their own headers.
+//! cache (README "Routes"), against SeaweedFS with objects stored with their own headers.
 
 use crate::support::client::{get, head};
 use crate::support::seaweed::seaweed;

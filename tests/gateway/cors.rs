@@ -1,4 +1,4 @@
-//! CORS (SPEC §5) on every kind of response, preflight, refused origins, and upstream CORS
+//! CORS (README "CORS") on every kind of response, preflight, refused origins, and upstream CORS
 //! headers replaced by ours.
 
 use http::Method;

@@ -1,4 +1,4 @@
-//! Error mapping (SPEC §7): JSON bodies with the right status and code, no secret, token or
+//! Error mapping (README "Errors"): JSON bodies with the right status and code, no secret, token or
 //! upstream XML in them.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Google Cloud Storage (SPEC §10) with service account keys and impersonation, against
+//! Google Cloud Storage (README "Azure and Google Cloud Storage") with service account keys and impersonation, against
 //! fake-gcs-server behind a relay that passes only tokens the OAuth stand-in issued (the
 //! server itself checks none): the JWT-bearer exchange (the stand-in verifies the RS256
 //! assertion with the key's public half), one token request for many cold requests, a

@@ -1,4 +1,4 @@
-//! Public-key labeler tokens (SPEC §4) against SeaweedFS: EdDSA, ES256 and RS256 keys of the
+//! Public-key labeler tokens (README "Labeler tokens") against SeaweedFS: EdDSA, ES256 and RS256 keys of the
 //! file, and a JSON Web Key Set served by the test whose keys change while the gateway runs.
 //! The set's server is the test's own (no real identity provider runs here): it serves what
 //! the test puts in it, counts fetches, and fails on demand.

@@ -1,4 +1,4 @@
-//! Many replicas, one registry (SPEC §9): two or three `assetgate serve` processes sharing a
+//! Many replicas, one registry (README "Many replicas, one registry"): two or three `assetgate serve` processes sharing a
 //! real PostgreSQL, SeaweedFS behind them. Changes made through one replica are in effect on
 //! the others within a second; creates race to one 201; stale `If-Match` answers 412; the
 //! database holds no secret in the clear; replicas serve on while it is down and catch up

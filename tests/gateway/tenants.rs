@@ -1,4 +1,4 @@
-//! Tenants at scale (SPEC §11) against SeaweedFS: usage per org and storage, exact and kept
+//! Tenants at scale (README "Usage, audit and limits") against SeaweedFS: usage per org and storage, exact and kept
 //! across a restart; the audit trail, line by line; limits per org and per labeler, from the
 //! file and from the admin API.
 
@@ -78,7 +78,7 @@ async fn usage_of(gw: &TestGateway, org: &str) -> Vec<Value> {
     r.json()["data"]["usage"].as_array().unwrap().clone()
 }
 
-/// Polls `org`'s usage until it equals `want`; fails after 15 s (SPEC §11's bound).
+/// Polls `org`'s usage until it equals `want`; fails after 15 s (counts reach the registry every 5 s, README "Usage").
 async fn usage_becomes(gw: &TestGateway, org: &str, want: Value) {
     let started = Instant::now();
     loop {

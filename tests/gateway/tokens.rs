@@ -1,4 +1,4 @@
-//! Labeler tokens (SPEC §4): every failure, query and header forms, and tenant isolation.
+//! Labeler tokens (README "Labeler tokens"): every failure, query and header forms, and tenant isolation.
 
 use assetgate::token::Claims;
 

@@ -171,7 +171,7 @@ pub fn from_stored(
 
 impl Gcs {
     /// The token endpoint a key of the storage names: an API storage's must be Google's
-    /// unless the operator allowed it like an endpoint (SPEC §10).
+    /// unless the operator allowed it like an endpoint (README "Tokens of the gateway's own identity stay in their cloud").
     pub fn token_uri(&self) -> Option<&str> {
         match &self.credentials {
             GcsCredentials::ServiceAccount(key) => Some(&key.token_uri),
