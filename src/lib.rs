@@ -2,29 +2,52 @@
 //!
 //! A labeler's browser asks for an object; the gateway checks a short-lived token, signs a
 //! request with the storage's credentials (S3, GCS or Azure), and streams the bytes back with the right
-//! CORS headers. Modules follow the request's path:
+//! CORS headers.
 //!
-//! - [`server`]: listener, HTTP/1.1 and HTTP/2, connection limit, graceful shutdown
-//! - [`route`]: request path -> route, percent-decoding exactly once
-//! - [`cors`]: allowed origins, actual and preflight CORS headers
-//! - [`token`]: labeler JWTs: verification, scope, minting
-//! - [`registry`]: orgs and storages, embedded or shared in PostgreSQL
-//! - [`storage`]: what a storage is, its rules, and one module per provider (S3, GCS, Azure)
-//! - [`credentials`]: what a storage signs with
-//! - [`proof`]: buckets of delegated API storages show they belong to their org
+//! The modules stand on floors, and a module names only modules of its own floor or below
+//! (kept by `tests/layers.rs`; README, "Layout"). From the ground up:
+//!
+//! Leaves, which know no other module of the crate:
+//! - [`error`]: the data plane's one error enum -> status, code, side, JSON body
 //! - [`range`]: the `Range` header we forward
 //! - [`conditional`]: `If-Match`, `If-None-Match`, dates and `If-Range`, judged by the gateway
-//! - [`upstream`]: pooled client, endpoint guard, fetching an object, response header policy
-//! - [`proxy`]: the pipeline tying the above together
+//! - [`cors`]: allowed origins, actual and preflight CORS headers
+//! - [`route`]: request path -> route, percent-decoding exactly once
+//! - [`hex`]: lowercase hex, random ids and bytes
+//! - [`secret`]: a string that never prints
+//! - [`sealed`]: secrets at rest, AEAD-sealed under the master key, and record MACs
+//! - [`xml`]: the few XML answers of S3 and Azure, read without a DOM
 //! - [`body`]: streamed response bodies (backpressure, abort on failure, idle timeout)
+//! - [`tls`]: the listener's certificate and key, reloaded when they change
+//!
+//! Telemetry, and the outbound HTTP:
+//! - [`telemetry`]: metric handles, request ids, the access log and the line writer
+//! - [`upstream`]: pooled client, endpoint type and guard, response header policy
+//!
+//! Subsystems, each with its own settings:
+//! - [`token`]: labeler JWTs: verification, scope, minting, key sets
+//! - [`credentials`]: what a storage signs with (static keys, STS, Entra, Google), cached
 //! - [`limits`]: per-org and per-labeler rates and concurrent streams (429)
 //! - [`audit`]: one JSON line per object request, written off the request path
-//! - [`usage`]: requests and bytes per org, storage and day, flushed to the registry
-//! - [`error`]: the one error enum -> status, code, JSON body
-//! - [`telemetry`]: request ids and the access log
+//!
+//! The storage model, then the file and the registry that hold storages:
+//! - [`storage`]: what a storage is, its rules, one module per provider (S3, GCS, Azure), the
+//!   signed object request and the validation checks
 //! - [`config`]: TOML file -> typed, validated configuration
-//! - [`secret`]: a string that never prints
-//! - `demo`: the embedded S3-compatible backend of `assetgate demo`
+//! - [`registry`]: orgs and storages, embedded or shared in PostgreSQL
+//!
+//! The request's end, the gateway's state, and the two planes on top:
+//! - [`usage`]: requests and bytes per org, storage and day, flushed to the registry
+//! - [`proof`]: buckets of delegated API storages show they belong to their org
+//! - [`gateway`]: the shared state one process serves with
+//! - [`proxy`]: the data plane's pipeline, from admission to the streamed answer
+//! - [`admin`]: the admin API
+//! - [`server`]: listener, HTTP/1.1 and HTTP/2, connection limits and timeouts, shutdown
+//!
+//! The composition root:
+//! - [`service`]: builds a gateway from a config and serves it
+//! - [`cli`]: the command line (`serve`, `check`, `token`, `registry`, `demo`)
+//! - `demo`: the embedded S3-compatible backend of `assetgate demo` (feature `demo`)
 
 #![forbid(unsafe_code)]
 

@@ -23,7 +23,6 @@ const FLOORS: &[(&str, &[&str])] = &[
             "secret",
             "route",
             "conditional",
-            "resolve",
             "tls",
             "body",
             "xml",
@@ -65,7 +64,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 fn module_of(src: &Path, file: &Path) -> Option<String> {
     let relative = file.strip_prefix(src).unwrap();
     let first = relative.components().next()?.as_os_str().to_str()?;
-    // `resolve_tests.rs` is `resolve`'s, included with `#[path]`.
+    // A `*_tests.rs` file is its module's, included with `#[path]`.
     let name = first.trim_end_matches(".rs").trim_end_matches("_tests");
     (!matches!(name, "lib" | "main")).then(|| name.to_string())
 }
