@@ -144,20 +144,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", demo.banner());
             demo.serve(crate::service::terminate()).await;
         }
-        Command::Check(arg) => {
-            let config = arg.load()?;
-            let storages: usize = config.orgs.iter().map(|o| o.storages.len()).sum();
-            println!("configuration ok: {} orgs, {storages} storages", config.orgs.len());
-            println!("data plane listens on {}", config.server.listen);
-            match &config.registry.url {
-                Some(url) => println!("registry: shared, {}", url.describe()),
-                None => println!("registry: embedded in {}", config.registry.data_dir.display()),
-            }
-            for org in &config.orgs {
-                let ids: Vec<&str> = org.storages.iter().map(|s| s.id.as_str()).collect();
-                println!("  org {}: {}", org.id, ids.join(", "));
-            }
-        }
+        Command::Check(arg) => check(&arg.load()?),
         Command::Token {
             org,
             storage,
@@ -165,20 +152,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             sub,
             ttl,
             config,
-        } => {
-            let config = config.load()?;
-            let Some(key) = config.auth.keys.first() else {
-                bail!("auth.keys is empty: there is no key to sign with")
-            };
-            if let Some(problem) = token::ttl_problem(ttl, config.auth.max_ttl) {
-                bail!("--ttl {problem}");
-            }
-            if let Some(problem) = token::sub_problem(sub.as_deref(), config.auth.require_sub) {
-                bail!("--sub {problem}");
-            }
-            let claims = token::claims(&org, storage.as_deref(), prefix.as_deref(), sub.as_deref(), ttl);
-            println!("{}", token::mint_claims(key, &claims));
-        }
+        } => mint(
+            &config.load()?,
+            &org,
+            storage.as_deref(),
+            prefix.as_deref(),
+            sub.as_deref(),
+            ttl,
+        )?,
         Command::Probe { url } => {
             let status = crate::service::probe(&url).await.map_err(|e| anyhow::anyhow!(e))?;
             if !status.is_success() {
@@ -190,50 +171,93 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             storage,
             object,
             config,
-        } => {
-            let config = config.load()?;
-            let gateway = Gateway::open(&config).await?;
-            if tokio::time::timeout(Duration::from_secs(15), gateway.storages.loaded())
-                .await
-                .is_err()
-            {
-                bail!("the shared registry could not be loaded");
-            }
-            let Some(entry) = gateway.storages.org(&org).and_then(|o| o.storage(&storage).cloned()) else {
-                bail!("no storage `{storage}` in org `{org}`");
-            };
-            let report = crate::admin::validate::run(&gateway, &org, &entry, object.as_deref()).await;
-            for check in &report.checks {
-                println!(
-                    "{:<5} {:<16} {}",
-                    format!("{:?}", check.status).to_lowercase(),
-                    check.name,
-                    check.message
-                );
-            }
-            if !report.valid {
-                bail!("storage {org}/{storage} failed validation");
-            }
-            println!("storage {org}/{storage} is valid");
-        }
-        Command::Registry { command } => {
-            let report = match command {
-                RegistryCommand::Migrate { from, config } => {
-                    crate::registry::tools::migrate(&config.load()?, &from).await?
-                }
-                RegistryCommand::Reseal {
-                    authenticate_legacy,
-                    config,
-                } => crate::registry::tools::reseal(&config.load()?, authenticate_legacy).await?,
-            };
-            println!("{}", report.text());
-            if !report.failed.is_empty() {
-                bail!(
-                    "{} stored storages were left as they were (listed above)",
-                    report.failed.len()
-                );
-            }
-        }
+        } => validate(&config.load()?, &org, &storage, object.as_deref()).await?,
+        Command::Registry { command } => registry(command).await?,
+    }
+    Ok(())
+}
+
+/// `assetgate check`: what the valid config describes.
+fn check(config: &Config) {
+    let storages: usize = config.orgs.iter().map(|o| o.storages.len()).sum();
+    println!("configuration ok: {} orgs, {storages} storages", config.orgs.len());
+    println!("data plane listens on {}", config.server.listen);
+    match &config.registry.url {
+        Some(url) => println!("registry: shared, {}", url.describe()),
+        None => println!("registry: embedded in {}", config.registry.data_dir.display()),
+    }
+    for org in &config.orgs {
+        let ids: Vec<&str> = org.storages.iter().map(|s| s.id.as_str()).collect();
+        println!("  org {}: {}", org.id, ids.join(", "));
+    }
+}
+
+/// `assetgate token`: a labeler token under the same bounds as the admin API's.
+fn mint(
+    config: &Config,
+    org: &str,
+    storage: Option<&str>,
+    prefix: Option<&str>,
+    sub: Option<&str>,
+    ttl: Duration,
+) -> anyhow::Result<()> {
+    let Some(key) = config.auth.keys.first() else {
+        bail!("auth.keys is empty: there is no key to sign with")
+    };
+    if let Some(problem) = token::ttl_problem(ttl, config.auth.max_ttl) {
+        bail!("--ttl {problem}");
+    }
+    if let Some(problem) = token::sub_problem(sub, config.auth.require_sub) {
+        bail!("--sub {problem}");
+    }
+    let claims = token::claims(org, storage, prefix, sub, ttl);
+    println!("{}", token::mint_claims(key, &claims));
+    Ok(())
+}
+
+/// `assetgate validate`: the admin API's validation, printed one check per line.
+async fn validate(config: &Config, org: &str, storage: &str, object: Option<&str>) -> anyhow::Result<()> {
+    let gateway = Gateway::open(config).await?;
+    if tokio::time::timeout(Duration::from_secs(15), gateway.storages.loaded())
+        .await
+        .is_err()
+    {
+        bail!("the shared registry could not be loaded");
+    }
+    let Some(entry) = gateway.storages.org(org).and_then(|o| o.storage(storage).cloned()) else {
+        bail!("no storage `{storage}` in org `{org}`");
+    };
+    let report = crate::admin::validate::run(&gateway, org, &entry, object).await;
+    for check in &report.checks {
+        println!(
+            "{:<5} {:<16} {}",
+            format!("{:?}", check.status).to_lowercase(),
+            check.name,
+            check.message
+        );
+    }
+    if !report.valid {
+        bail!("storage {org}/{storage} failed validation");
+    }
+    println!("storage {org}/{storage} is valid");
+    Ok(())
+}
+
+/// `assetgate registry migrate|reseal`: the report, and failure when a row was left as it was.
+async fn registry(command: RegistryCommand) -> anyhow::Result<()> {
+    let report = match command {
+        RegistryCommand::Migrate { from, config } => crate::registry::tools::migrate(&config.load()?, &from).await?,
+        RegistryCommand::Reseal {
+            authenticate_legacy,
+            config,
+        } => crate::registry::tools::reseal(&config.load()?, authenticate_legacy).await?,
+    };
+    println!("{}", report.text());
+    if !report.failed.is_empty() {
+        bail!(
+            "{} stored storages were left as they were (listed above)",
+            report.failed.len()
+        );
     }
     Ok(())
 }
