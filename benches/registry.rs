@@ -154,6 +154,7 @@ fn storage(i: usize, j: usize) -> Storage {
         })
     };
     Storage {
+        cache: true,
         id: format!("{:024x}", i * 1000 + j),
         name: format!("Images of project {j} of org {i}"),
         buckets: vec![format!("org-{i}-images"), format!("org-{i}-thumbnails")],

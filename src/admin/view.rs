@@ -16,6 +16,7 @@ pub fn storage(org: &str, entry: &StorageEntry) -> Value {
     put("name", json!(s.name));
     put("type", json!(s.provider.kind().name()));
     put("buckets", json!(s.buckets));
+    put("cache", json!(s.cache));
     put("bucket", json!(s.buckets.first()));
     put("endpoint", json!(s.endpoint.as_ref().map(ToString::to_string)));
     put("organization", json!(org));

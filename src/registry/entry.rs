@@ -195,6 +195,7 @@ mod tests {
 
     fn storage(id: &str, bucket: &str) -> Storage {
         Storage {
+            cache: true,
             id: id.into(),
             name: id.into(),
             buckets: vec![bucket.into()],

@@ -40,6 +40,10 @@ fn authenticated(record: &StoredStorage) -> Vec<u8> {
         canonical(&Value::String(name.clone()), &mut out);
         canonical(value, &mut out);
     }
+    // Appended only when set, so that records written before the field existed keep their tag.
+    if let Some(cache) = record.cache {
+        canonical(&json!(["cache", cache]), &mut out);
+    }
     out
 }
 
@@ -101,6 +105,7 @@ pub fn seal(
         updated_at: updated_at.to_string(),
         version,
         mac: None,
+        cache: (!storage.cache).then_some(false),
     };
     record.mac = Some(key.tag(&authenticated(&record)));
     record
@@ -196,6 +201,7 @@ fn open_secrets(record: &StoredStorage, keys: &Keys) -> Result<Storage, RecordEr
         buckets: record.buckets.clone(),
         endpoint,
         provider: provider.map_err(malformed)?,
+        cache: record.cache.unwrap_or(true),
     })
 }
 
@@ -222,12 +228,34 @@ mod tests {
 
     fn storage(provider: Provider) -> Storage {
         Storage {
+            cache: true,
             id: "main".into(),
             name: "Main".into(),
             buckets: vec!["b-bucket".into()],
             endpoint: Some(Endpoint::parse("http://minio.internal:9000").unwrap()),
             provider,
         }
+    }
+
+    #[test]
+    fn a_storage_the_cache_may_not_keep_stays_so_and_others_store_no_cache_field() {
+        let keys = keys(7);
+        let mut storage = storage(Provider::Azure(Azure {
+            account: "acct".into(),
+            credentials: AzureCredentials::Entra {
+                tenant_id: "00000000-1111-2222-3333-444444444444".into(),
+            },
+        }));
+        let cached = seal("acme", &storage, &keys.current, "t0", "t1", 1);
+        assert_eq!(cached.cache, None);
+        assert!(open(&cached, &keys).unwrap().cache);
+        storage.cache = false;
+        let uncached = seal("acme", &storage, &keys.current, "t0", "t1", 1);
+        assert_eq!(uncached.cache, Some(false));
+        let json = serde_json::to_value(&uncached).unwrap();
+        assert_eq!(json["cache"], serde_json::json!(false));
+        let back: StoredStorage = serde_json::from_value(json).unwrap();
+        assert!(!open(&back, &keys).unwrap().cache);
     }
 
     #[test]
@@ -289,6 +317,7 @@ mod tests {
             ),
             ("endpoint removed", Box::new(|r| r.endpoint = None)),
             ("buckets", Box::new(|r| r.buckets.push("other-bucket".into()))),
+            ("cache turned off", Box::new(|r| r.cache = Some(false))),
             ("provider", Box::new(|r| r.provider = "s3_compatible".into())),
             (
                 "tenant",

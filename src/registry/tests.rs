@@ -16,6 +16,7 @@ fn config(dir: &std::path::Path, orgs: &str) -> Config {
 
 fn delegated(id: &str, external_id: &str) -> Storage {
     Storage {
+        cache: true,
         id: id.into(),
         name: id.into(),
         buckets: vec!["b-bucket".into()],

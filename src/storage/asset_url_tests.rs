@@ -37,6 +37,7 @@ fn storage(kind: Kind, endpoint: Option<&str>, buckets: &[&str]) -> Storage {
         }),
     };
     Storage {
+        cache: true,
         id: "s".into(),
         name: "s".into(),
         buckets: buckets.iter().map(|b| b.to_string()).collect(),

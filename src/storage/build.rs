@@ -31,6 +31,10 @@ const ENDPOINT: Name = Name {
     config: "endpoint",
     api: &["endpoint"],
 };
+const CACHE: Name = Name {
+    config: "cache",
+    api: &["cache"],
+};
 
 fn kind(d: &mut Draft<'_>) -> Option<Kind> {
     let style = d.style;
@@ -88,6 +92,7 @@ pub fn build(value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
         d.fail(BUCKETS, "at least one bucket is required");
     }
     let endpoint = d.endpoint(ENDPOINT).flatten();
+    let cache = d.flag(CACHE).unwrap_or(true);
     let provider = kind.and_then(|k| providers::from_draft(k, &mut d, cx));
     let (Some(provider), Some(buckets)) = (provider, buckets) else {
         return Err(d.finish().err().unwrap_or_default());
@@ -100,11 +105,12 @@ pub fn build(value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
         buckets,
         endpoint,
         provider,
+        cache,
     };
     finish(d, storage, &path, cx)
 }
 
-/// `current` with what a PATCH body changes: name, buckets, endpoint (null clears it) and
+/// `current` with what a PATCH body changes: name, buckets, endpoint (null clears it), cache and
 /// the provider's settings and credentials; the id and the provider may not change.
 pub fn update(current: &Storage, value: &Value, cx: &Context<'_>) -> Result<Storage, Fields> {
     let mut d = Draft::new(value, cx.style)?;
@@ -123,6 +129,7 @@ pub fn update(current: &Storage, value: &Value, cx: &Context<'_>) -> Result<Stor
         Some(None) => (None, String::new()),
         Some(Some((e, p))) => (Some(e), p),
     };
+    let cache = d.flag(CACHE).unwrap_or(current.cache);
     let provider = current.backend().patch(&mut d, cx);
     let storage = Storage {
         id: current.id.clone(),
@@ -130,6 +137,7 @@ pub fn update(current: &Storage, value: &Value, cx: &Context<'_>) -> Result<Stor
         buckets,
         endpoint,
         provider,
+        cache,
     };
     finish(d, storage, &path, cx)
 }

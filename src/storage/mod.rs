@@ -29,6 +29,9 @@ pub struct Storage {
     pub endpoint: Option<Endpoint>,
     /// The provider, its settings and credentials.
     pub provider: Provider,
+    /// Whether the edge cache may keep this storage's objects (`cache = false`: data that may
+    /// not rest at the edge).
+    pub cache: bool,
 }
 
 impl Storage {

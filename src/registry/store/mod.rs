@@ -37,6 +37,10 @@ pub struct StoredStorage {
     /// written before records were authenticated have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// `Some(false)` for a storage the edge cache may not keep; absent otherwise (records
+    /// written before the cache existed read as cached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<bool>,
 }
 
 /// A stored storage as read: the row's key and version always, its record when it could be

@@ -232,6 +232,7 @@ mod tests {
 
     fn record(org: &str, id: &str, version: u64) -> StoredStorage {
         StoredStorage {
+            cache: None,
             org: org.into(),
             id: id.into(),
             name: "n".into(),
