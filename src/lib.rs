@@ -29,6 +29,7 @@
 //! - [`credentials`]: what a storage signs with (static keys, STS, Entra, Google), cached
 //! - [`limits`]: per-org and per-labeler rates and concurrent streams (429)
 //! - [`audit`]: one JSON line per object request, written off the request path
+//! - [`cache`]: the edge cache: object slices in memory, each fetched once for many readers
 //!
 //! The storage model, then the file and the registry that hold storages:
 //! - [`storage`]: what a storage is, its rules, one module per provider (S3, GCS, Azure), the
@@ -54,6 +55,7 @@
 pub mod admin;
 pub mod audit;
 pub mod body;
+pub mod cache;
 pub mod cli;
 pub mod conditional;
 pub mod config;

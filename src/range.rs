@@ -72,6 +72,15 @@ pub fn check_content_range(value: &str) -> Result<(), Option<u64>> {
     }
 }
 
+/// The first byte, last byte and size a 206's `Content-Range` names (`bytes first-last/size`,
+/// `first <= last < size`); `None` for any other value, an unknown size (`*`) included.
+pub fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (range, size) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, size) = (digits(first)?, digits(last)?, digits(size)?);
+    (first <= last && last < size).then_some((first, last, size))
+}
+
 fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -93,6 +102,33 @@ mod tests {
         assert_eq!(check_content_range("bytes 5-20/10"), Err(Some(10)));
         assert_eq!(check_content_range("bytes NaN-10/10"), Err(Some(10)));
         assert_eq!(check_content_range("items 0-1/2"), Err(None));
+    }
+
+    #[test]
+    fn content_ranges_read_as_first_last_and_size() {
+        assert_eq!(parse_content_range("bytes 0-9/10"), Some((0, 9, 10)));
+        assert_eq!(
+            parse_content_range("bytes 1048576-2097151/5000000"),
+            Some((1 << 20, (2 << 20) - 1, 5_000_000))
+        );
+        for bad in [
+            "bytes 0-9/*",
+            "bytes 10-9/10",
+            "bytes 5-20/10",
+            "bytes -1-2/3",
+            "items 0-1/2",
+            "bytes 0-1",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn content_ranges_round_trip(first in 0u64..1 << 40, len in 1u64..1 << 30, extra in 0u64..1 << 20) {
+            let (last, size) = (first + len - 1, first + len + extra);
+            prop_assert_eq!(parse_content_range(&format!("bytes {first}-{last}/{size}")), Some((first, last, size)));
+        }
     }
 
     #[test]

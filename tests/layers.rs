@@ -31,7 +31,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("telemetry", &["telemetry"]),
     ("upstream", &["upstream"]),
-    ("subsystems", &["token", "credentials", "limits", "audit"]),
+    ("subsystems", &["token", "credentials", "limits", "audit", "cache"]),
     ("storage", &["storage"]),
     ("config", &["config"]),
     ("registry", &["registry"]),

@@ -39,6 +39,18 @@ pub struct SideLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `cache` or `upstream`.
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    /// `memory`.
+    pub tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     /// `data` or `admin`.
     pub listener: &'static str,
@@ -113,6 +125,28 @@ pub struct LimitMetrics {
     pub labeler_streams: Counter,
 }
 
+/// The edge cache's counters and gauges (README, "Edge cache"); no org label.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeCacheMetrics {
+    /// Object requests answered from the cache (`hit`), after a 304 from the bucket
+    /// (`revalidated`), fetched (`miss`), or not using the cache (`bypass`).
+    pub hit: Counter,
+    pub revalidated: Counter,
+    pub miss: Counter,
+    pub bypass: Counter,
+    /// Body bytes sent from the cache, and fetched from buckets for it.
+    pub from_cache: Counter,
+    pub from_upstream: Counter,
+    /// Bytes the memory tier holds.
+    pub memory_size: Gauge<i64, AtomicI64>,
+    /// Entries the memory tier dropped to make room.
+    pub memory_evictions: Counter,
+    /// Requests that joined a fetch already under way instead of starting their own.
+    pub coalesced: Counter,
+    /// Fetches for the cache that failed (the requests reading them failed with them).
+    pub errors: Counter,
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -134,6 +168,7 @@ pub struct Metrics {
     connections_open: Family<ListenerLabels, Gauge<i64, AtomicI64>>,
     connections_refused: Family<ListenerLabels, Counter>,
     connections_closed: Family<ClosedLabels, Counter>,
+    edge_cache: EdgeCacheMetrics,
 }
 
 impl Default for Metrics {
@@ -244,7 +279,52 @@ impl Metrics {
             "Connections the gateway closed: header, idle or client write timeout, or to make room",
             connections_closed.clone(),
         );
+        let cache_requests = Family::<ResultLabels, Counter>::default();
+        let cache_bytes = Family::<SourceLabels, Counter>::default();
+        let cache_size = Family::<TierLabels, Gauge<i64, AtomicI64>>::default();
+        let cache_evictions = Family::<TierLabels, Counter>::default();
+        let requests_of = |result| cache_requests.get_or_create(&ResultLabels { result }).clone();
+        let bytes_of = |source| cache_bytes.get_or_create(&SourceLabels { source }).clone();
+        let edge_cache = EdgeCacheMetrics {
+            hit: requests_of("hit"),
+            revalidated: requests_of("revalidated"),
+            miss: requests_of("miss"),
+            bypass: requests_of("bypass"),
+            from_cache: bytes_of("cache"),
+            from_upstream: bytes_of("upstream"),
+            memory_size: cache_size.get_or_create(&TierLabels { tier: "memory" }).clone(),
+            memory_evictions: cache_evictions.get_or_create(&TierLabels { tier: "memory" }).clone(),
+            coalesced: Counter::default(),
+            errors: Counter::default(),
+        };
+        registry.register(
+            "cache_requests",
+            "Object requests by what the edge cache did (hit, revalidated, miss, bypass)",
+            cache_requests,
+        );
+        registry.register(
+            "cache_bytes",
+            "Object bytes sent from the edge cache (cache) and fetched from buckets for it (upstream)",
+            cache_bytes,
+        );
+        registry.register("cache_size_bytes", "Bytes the edge cache holds, by tier", cache_size);
+        registry.register(
+            "cache_evictions",
+            "Edge cache entries dropped to make room, by tier",
+            cache_evictions,
+        );
+        registry.register(
+            "cache_coalesced",
+            "Requests that joined a fetch of the same slice already under way",
+            edge_cache.coalesced.clone(),
+        );
+        registry.register(
+            "cache_fetch_errors",
+            "Fetches for the edge cache that failed or were cut",
+            edge_cache.errors.clone(),
+        );
         Metrics {
+            edge_cache,
             registry,
             requests,
             errors,
@@ -264,6 +344,11 @@ impl Metrics {
             connections_refused,
             connections_closed,
         }
+    }
+
+    /// The edge cache's handles.
+    pub fn edge_cache(&self) -> EdgeCacheMetrics {
+        self.edge_cache.clone()
     }
 
     /// The connection metrics of `listener` (`data` or `admin`).

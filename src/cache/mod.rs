@@ -1,0 +1,784 @@
+//! The edge cache (README, "Edge cache"): object slices kept in memory on this replica, asked
+//! only after every check of the request (token, scope, org and storage, limits, origin).
+//! Entries are keyed by org, storage, the storage's revision (any change to a storage gives
+//! it a new one, so nothing cached under old credentials or buckets is found again), bucket
+//! and key. An object's entry holds its size, `ETag` and headers; its bytes are kept in
+//! aligned slices, each fetched once however many requests need it at the same time
+//! ([`fill`]). Objects are never held whole: a response streams slice after slice, the next
+//! one fetched while the current one is sent.
+
+mod fill;
+pub mod plan;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use moka::notification::RemovalCause;
+
+use crate::body::{Body, BoxError};
+use crate::error::GatewayError;
+use crate::telemetry::metrics::EdgeCacheMetrics;
+use fill::Fill;
+pub use fill::FillReader;
+pub use fill::Head;
+pub use settings::{CacheSettings, Freshness};
+
+/// How long an object found uncacheable (`no-store`, too large, no or a weak `ETag`, a
+/// bucket that ignores ranges) goes straight to the bucket before the cache tries it again.
+const UNCACHEABLE_FOR: Duration = Duration::from_secs(60);
+
+/// Which object an entry is of.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub org: String,
+    pub storage: String,
+    /// The storage's revision: a new one for every change of the storage.
+    pub revision: u64,
+    pub bucket: String,
+    pub key: String,
+}
+
+/// What an object's cached entry says about it.
+#[derive(Debug)]
+pub struct Meta {
+    pub etag: HeaderValue,
+    pub size: u64,
+    /// The bucket's headers, without `Content-Range` and `Content-Length`.
+    pub headers: HeaderMap,
+    /// The bucket said `no-cache`: confirmed on every hit whatever the freshness.
+    no_cache: bool,
+    /// When the bucket last confirmed the entry.
+    checked: Mutex<Instant>,
+}
+
+/// What the cache knows of an object.
+pub enum Lookup {
+    /// Nothing.
+    Cold,
+    /// It was found uncacheable a moment ago: go to the bucket.
+    Uncacheable,
+    /// Cached, and may be served without asking the bucket.
+    Fresh(Arc<Meta>),
+    /// Cached; the bucket must confirm it first.
+    Stale(Arc<Meta>),
+}
+
+/// Why a fetch for the cache gave no bytes.
+#[derive(Debug, Clone)]
+pub enum FetchError {
+    /// The bucket refused, or could not be asked: the client gets this as without a cache.
+    Refused(Arc<Refusal>),
+    /// The object is not the version the entry holds (`If-Match` failed, another `ETag`).
+    Changed,
+    /// Not an answer the cache can keep (not a 206 of the range asked for).
+    Uncacheable,
+    /// The transfer failed, stalled or was abandoned.
+    Failed(String),
+}
+
+/// A refusal, as the request pipeline answers it.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The bucket's status, when it answered.
+    pub status: Option<StatusCode>,
+    pub error: GatewayError,
+    pub content_range: Option<HeaderValue>,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Refused(r) => write!(f, "the bucket refused: {}", r.error),
+            FetchError::Changed => f.write_str("the object changed while it was being sent"),
+            FetchError::Uncacheable => f.write_str("the bucket's answer cannot be cached"),
+            FetchError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// A bucket's answer to one ranged request.
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+/// Fetches bytes `first..=last` of the object, with `If-Match` when given. The request
+/// pipeline's: signed with the storage's current credentials.
+pub type Fetcher = Arc<
+    dyn Fn(u64, u64, Option<HeaderValue>) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// One slice of one object: its index.
+type SliceId = (Arc<ObjectKey>, u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Object(Arc<ObjectKey>),
+    Slice(Arc<ObjectKey>, u64),
+}
+
+#[derive(Clone)]
+enum Value {
+    Object(Arc<Meta>),
+    Uncacheable(Instant),
+    Slice(HeaderValue, Bytes),
+}
+
+impl Key {
+    fn object(&self) -> &ObjectKey {
+        match self {
+            Key::Object(k) | Key::Slice(k, _) => k,
+        }
+    }
+}
+
+/// What a purge drops: an org's entries, narrowed by storage, bucket and key prefix.
+#[derive(Debug, Clone, Default)]
+pub struct Purge {
+    pub org: String,
+    pub storage: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+}
+
+impl Purge {
+    fn matches(&self, k: &ObjectKey) -> bool {
+        k.org == self.org
+            && self.storage.as_ref().is_none_or(|s| *s == k.storage)
+            && self.bucket.as_ref().is_none_or(|b| *b == k.bucket)
+            && self.prefix.as_ref().is_none_or(|p| k.key.starts_with(p.as_str()))
+    }
+}
+
+/// The edge cache of one replica.
+#[derive(Clone)]
+pub struct ObjectCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: CacheSettings,
+    idle_timeout: Duration,
+    entries: moka::sync::Cache<Key, Value>,
+    fills: Mutex<HashMap<SliceId, Arc<Fill>>>,
+    metrics: EdgeCacheMetrics,
+}
+
+fn weight(key: &Key, value: &Value) -> u32 {
+    let k = key.object();
+    let fixed = 160 + k.org.len() + k.storage.len() + k.bucket.len() + k.key.len();
+    let variable = match value {
+        Value::Object(meta) => meta.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum(),
+        Value::Uncacheable(_) => 0,
+        Value::Slice(etag, bytes) => etag.len() + bytes.len(),
+    };
+    u32::try_from(fixed + variable).unwrap_or(u32::MAX)
+}
+
+/// The answer's entity tag, if strong: a weak one cannot hold the slices of one response
+/// together (`If-Match` compares strongly), so such objects stream through.
+fn strong_etag(headers: &HeaderMap) -> Option<&HeaderValue> {
+    headers.get(header::ETAG).filter(|e| !e.as_bytes().starts_with(b"W/"))
+}
+
+fn no_store_or_cache(headers: &HeaderMap) -> (bool, bool) {
+    let mut out = (false, false);
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        for directive in value.to_str().unwrap_or("").split(',') {
+            let name = directive.split('=').next().unwrap_or("").trim();
+            out.0 |= name.eq_ignore_ascii_case("no-store");
+            out.1 |= name.eq_ignore_ascii_case("no-cache");
+        }
+    }
+    out
+}
+
+impl ObjectCache {
+    /// The cache `settings` describe, or `None` when they turn it off.
+    pub fn new(settings: &CacheSettings, idle_timeout: Duration, metrics: EdgeCacheMetrics) -> Option<ObjectCache> {
+        if !settings.enabled() {
+            return None;
+        }
+        let (evictions, size) = (metrics.memory_evictions.clone(), metrics.memory_size.clone());
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(settings.memory)
+            .weigher(weight)
+            .eviction_listener(move |key, value, cause| {
+                size.dec_by(i64::from(weight(&key, &value)));
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
+            .build();
+        Some(ObjectCache {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                idle_timeout,
+                entries,
+                fills: Mutex::new(HashMap::new()),
+                metrics,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &CacheSettings {
+        &self.inner.settings
+    }
+
+    pub fn metrics(&self) -> &EdgeCacheMetrics {
+        &self.inner.metrics
+    }
+
+    /// What the cache knows of `key`, and whether the bucket must confirm it.
+    pub fn lookup(&self, key: &Arc<ObjectKey>) -> Lookup {
+        match self.inner.entries.get(&Key::Object(key.clone())) {
+            Some(Value::Object(meta)) => {
+                let fresh = match self.inner.settings.freshness {
+                    Freshness::For(d) if !meta.no_cache => lock(&meta.checked).elapsed() < d,
+                    _ => false,
+                };
+                if fresh {
+                    Lookup::Fresh(meta)
+                } else {
+                    Lookup::Stale(meta)
+                }
+            }
+            Some(Value::Uncacheable(until)) if Instant::now() < until => Lookup::Uncacheable,
+            _ => Lookup::Cold,
+        }
+    }
+
+    /// The bucket confirmed `meta` (304).
+    pub fn confirmed(&self, meta: &Meta) {
+        *lock(&meta.checked) = Instant::now();
+    }
+
+    /// Drops the entry of `key` (its slices are never read without it, and age out).
+    pub fn forget(&self, key: &Arc<ObjectKey>) {
+        self.inner.entries.invalidate(&Key::Object(key.clone()));
+    }
+
+    /// The entry for `key` from the head of a fetched slice, or `None` (and a note to go to
+    /// the bucket for a while) when the object may not be cached.
+    pub fn remember(&self, key: &Arc<ObjectKey>, head: &Head) -> Option<Arc<Meta>> {
+        let meta = self.meta_of(head);
+        let value = match &meta {
+            Some(meta) => Value::Object(meta.clone()),
+            None => Value::Uncacheable(Instant::now() + UNCACHEABLE_FOR),
+        };
+        self.inner.insert(Key::Object(key.clone()), value);
+        meta
+    }
+
+    fn meta_of(&self, head: &Head) -> Option<Arc<Meta>> {
+        let (no_store, no_cache) = no_store_or_cache(&head.headers);
+        let etag = strong_etag(&head.headers)?.clone();
+        if no_store || head.size == 0 || head.size > self.inner.settings.max_object_size {
+            return None;
+        }
+        let mut headers = head.headers.clone();
+        headers.remove(header::CONTENT_RANGE);
+        headers.remove(header::CONTENT_LENGTH);
+        Some(Arc::new(Meta {
+            etag,
+            size: head.size,
+            headers,
+            no_cache,
+            checked: Mutex::new(Instant::now()),
+        }))
+    }
+
+    /// Whether every slice holding bytes `first..=last` is cached.
+    pub fn holds(&self, key: &Arc<ObjectKey>, meta: &Meta, first: u64, last: u64) -> bool {
+        plan::slices(first, last, self.inner.settings.slice).all(|i| self.inner.stored(key, i, &meta.etag).is_some())
+    }
+
+    /// A place in the fetch of slice `index` of `key` (joining one under way), whose answer
+    /// must carry `etag` when given.
+    pub fn join(
+        &self,
+        key: &Arc<ObjectKey>,
+        index: u64,
+        size: Option<u64>,
+        etag: Option<&HeaderValue>,
+        fetch: &Fetcher,
+    ) -> FillReader {
+        self.inner.join(key, index, size, etag, fetch)
+    }
+
+    /// Bytes `first..=last` of the object `meta` describes, slice after slice: from the
+    /// cache, or fetched (one slice ahead) and kept. `started` is a fetch the caller already
+    /// joined, of the slice holding `first`. Fails (and the client's connection is cut) when
+    /// a slice cannot be fetched or the object changed meanwhile.
+    pub fn body(
+        &self,
+        key: Arc<ObjectKey>,
+        meta: Arc<Meta>,
+        (first, last): (u64, u64),
+        fetch: Fetcher,
+        started: Option<FillReader>,
+    ) -> Body {
+        let slice = self.inner.settings.slice;
+        let walker = Walker {
+            inner: self.inner.clone(),
+            key,
+            meta,
+            pos: first,
+            last,
+            current: None,
+            ahead: started.map(|reader| (first / slice, reader)),
+            fetch,
+        };
+        let stream = futures_util::stream::unfold(walker, |mut walker| async move {
+            let item = walker.next().await?;
+            if let Err(FetchError::Changed) = item {
+                // Never bytes of two versions as one object; the entry is of the old one.
+                walker.inner.entries.invalidate(&Key::Object(walker.key.clone()));
+            }
+            Some((item.map(Frame::data).map_err(|e| Box::new(e) as BoxError), walker))
+        });
+        Sized {
+            inner: StreamBody::new(stream.boxed()),
+            remaining: last - first + 1,
+        }
+        .boxed_unsync()
+    }
+
+    /// Drops the entries `purge` names on this replica; returns how many objects.
+    pub fn purge(&self, purge: &Purge) -> u64 {
+        let mut objects = 0;
+        let matching: Vec<(Arc<Key>, Value)> = self
+            .inner
+            .entries
+            .iter()
+            .filter(|(k, _)| purge.matches(k.object()))
+            .collect();
+        for (key, value) in matching {
+            if matches!(value, Value::Object(_)) {
+                objects += 1;
+            }
+            self.inner.entries.invalidate(&*key);
+        }
+        objects
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    /// Keeps `value` under `key`, counted in the size gauge (and counted out by the
+    /// eviction listener when it goes, whatever the cause).
+    fn insert(&self, key: Key, value: Value) {
+        self.metrics.memory_size.inc_by(i64::from(weight(&key, &value)));
+        self.entries.insert(key, value);
+    }
+
+    /// Slice `index` of `key`, if cached as the version `etag` names.
+    fn stored(&self, key: &Arc<ObjectKey>, index: u64, etag: &HeaderValue) -> Option<Bytes> {
+        match self.entries.get(&Key::Slice(key.clone(), index)) {
+            Some(Value::Slice(tag, bytes)) if tag == etag => Some(bytes),
+            _ => None,
+        }
+    }
+
+    fn join(
+        self: &Arc<Inner>,
+        key: &Arc<ObjectKey>,
+        index: u64,
+        size: Option<u64>,
+        etag: Option<&HeaderValue>,
+        fetch: &Fetcher,
+    ) -> FillReader {
+        let id = (key.clone(), index);
+        let mut fills = lock(&self.fills);
+        if let Some(fill) = fills.get(&id) {
+            self.metrics.coalesced.inc();
+            return fill.reader();
+        }
+        let fill = Arc::new(Fill::default());
+        let reader = fill.reader();
+        fills.insert(id.clone(), fill.clone());
+        drop(fills);
+        let (first, last) = plan::slice_bytes(index, self.settings.slice, size);
+        let request = fetch(first, last, etag.cloned());
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let result = inner.fill(&id, &fill, request, (first, last)).await;
+            if let Err(e) = &result {
+                inner.metrics.errors.inc();
+                tracing::debug!(error = %e, "a fetch for the edge cache ended early");
+            }
+            fill.end(result);
+            lock(&inner.fills).remove(&id);
+        });
+        reader
+    }
+
+    /// Runs one slice's fetch into `fill`, and keeps the slice when it came whole and the
+    /// object may be cached.
+    async fn fill(
+        &self,
+        (key, index): &SliceId,
+        fill: &Fill,
+        request: impl Future<Output = Result<Fetched, FetchError>>,
+        (first, last): (u64, u64),
+    ) -> Result<(), FetchError> {
+        let fetched = request.await?;
+        let range = fetched
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::range::parse_content_range);
+        let (got_first, got_last, size) = match (fetched.status, range) {
+            (StatusCode::PARTIAL_CONTENT, Some(r)) if r.0 == first && r.1 <= last => r,
+            _ => return Err(FetchError::Uncacheable),
+        };
+        let head = Arc::new(Head {
+            headers: fetched.headers,
+            first: got_first,
+            last: got_last,
+            size,
+        });
+        fill.set_head(head.clone());
+        let (no_store, _) = no_store_or_cache(&head.headers);
+        let keep = !no_store && size <= self.settings.max_object_size && strong_etag(&head.headers).is_some();
+        let expected = got_last - got_first + 1;
+        let mut kept = keep.then(|| BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0)));
+        let mut received = 0u64;
+        let mut body = fetched.body;
+        loop {
+            if !fill.wanted() {
+                return Err(FetchError::Failed("every reader went away".into()));
+            }
+            let frame = match tokio::time::timeout(self.idle_timeout, body.frame()).await {
+                Err(_) => return Err(FetchError::Failed("the bucket stopped sending (idle timeout)".into())),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(FetchError::Failed(format!("the bucket's body failed: {e}"))),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            received += data.len() as u64;
+            if received > expected {
+                return Err(FetchError::Failed("the bucket sent more than the range".into()));
+            }
+            self.metrics.from_upstream.inc_by(data.len() as u64);
+            if let Some(kept) = &mut kept {
+                kept.extend_from_slice(&data);
+            }
+            fill.push(data);
+        }
+        if received != expected {
+            return Err(FetchError::Failed("the bucket's answer was cut short".into()));
+        }
+        if let (Some(kept), Some(etag)) = (kept, head.headers.get(header::ETAG)) {
+            self.insert(
+                Key::Slice(key.clone(), *index),
+                Value::Slice(etag.clone(), kept.freeze()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A body of known length, which says it has ended once its last byte is out (so that the
+/// request counts as complete when the client stops reading at `Content-Length`).
+struct Sized<B> {
+    inner: B,
+    remaining: u64,
+}
+
+impl<B> http_body::Body for Sized<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+            self.remaining = self.remaining.saturating_sub(len);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Where the bytes of the current slice come from.
+enum Source {
+    Stored(Bytes),
+    Filling {
+        reader: FillReader,
+        start: u64,
+        offset: u64,
+    },
+}
+
+/// A response's walk over the slices of its bytes.
+struct Walker {
+    inner: Arc<Inner>,
+    key: Arc<ObjectKey>,
+    meta: Arc<Meta>,
+    /// The next byte to send.
+    pos: u64,
+    /// The last byte to send.
+    last: u64,
+    current: Option<Source>,
+    /// A fetch joined ahead of need: the next slice's.
+    ahead: Option<(u64, FillReader)>,
+    fetch: Fetcher,
+}
+
+impl Walker {
+    async fn next(&mut self) -> Option<Result<Bytes, FetchError>> {
+        let slice = self.inner.settings.slice;
+        loop {
+            if self.pos > self.last {
+                return None;
+            }
+            let index = self.pos / slice;
+            let (slice_first, slice_last) = plan::slice_bytes(index, slice, Some(self.meta.size));
+            if self.current.is_none() {
+                match self.open(index, slice_first).await {
+                    Ok(source) => self.current = Some(source),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let end = self.last.min(slice_last);
+            match self.current.as_mut()? {
+                Source::Stored(bytes) => {
+                    let from = usize::try_from(self.pos - slice_first).ok()?;
+                    let to = usize::try_from(end - slice_first).ok()?;
+                    let piece = bytes.slice(from..=to);
+                    self.inner.metrics.from_cache.inc_by(piece.len() as u64);
+                    self.pos = end + 1;
+                    self.current = None;
+                    return Some(Ok(piece));
+                }
+                Source::Filling { reader, start, offset } => match reader.next().await {
+                    None => return Some(Err(FetchError::Failed("a slice ended early".into()))),
+                    Some(Err(e)) => return Some(Err(e)),
+                    Some(Ok(chunk)) => {
+                        let chunk_first = *start + *offset;
+                        *offset += chunk.len() as u64;
+                        let chunk_last = chunk_first + chunk.len() as u64;
+                        if chunk.is_empty() || chunk_last <= self.pos {
+                            continue;
+                        }
+                        let to = end.min(chunk_last - 1);
+                        let piece = chunk.slice(
+                            usize::try_from(self.pos - chunk_first).ok()?..=usize::try_from(to - chunk_first).ok()?,
+                        );
+                        self.pos = to + 1;
+                        if self.pos > end {
+                            if let Some(Source::Filling { reader, .. }) = self.current.take() {
+                                reader.done();
+                            }
+                        }
+                        return Some(Ok(piece));
+                    }
+                },
+            }
+        }
+    }
+
+    /// The source of slice `index`, and the next slice's fetch joined ahead.
+    async fn open(&mut self, index: u64, slice_first: u64) -> Result<Source, FetchError> {
+        let (etag, size) = (&self.meta.etag, Some(self.meta.size));
+        let next = index + 1;
+        let next_needed = next * self.inner.settings.slice <= self.last;
+        let source = match self.inner.stored(&self.key, index, etag) {
+            Some(bytes) => Source::Stored(bytes),
+            None => {
+                let reader = match self.ahead.take() {
+                    Some((i, reader)) if i == index => reader,
+                    _ => self.inner.join(&self.key, index, size, Some(etag), &self.fetch),
+                };
+                let head = reader.head().await?;
+                if head.headers.get(header::ETAG) != Some(etag) {
+                    return Err(FetchError::Changed);
+                }
+                Source::Filling {
+                    reader,
+                    start: slice_first,
+                    offset: 0,
+                }
+            }
+        };
+        if next_needed && self.ahead.is_none() && self.inner.stored(&self.key, next, etag).is_none() {
+            let reader = self.inner.join(&self.key, next, size, Some(etag), &self.fetch);
+            self.ahead = Some((next, reader));
+        }
+        Ok(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SLICE: u64 = 64 << 10;
+
+    fn settings() -> CacheSettings {
+        CacheSettings {
+            memory: 64 << 20,
+            slice: SLICE,
+            max_object_size: 1 << 30,
+            freshness: Freshness::Revalidate,
+        }
+    }
+
+    fn key() -> Arc<ObjectKey> {
+        Arc::new(ObjectKey {
+            org: "acme".into(),
+            storage: "main".into(),
+            revision: 1,
+            bucket: "b".into(),
+            key: "k".into(),
+        })
+    }
+
+    /// A bucket of one object in memory, answering ranges; the `ETag` of slices at or past
+    /// `changes_at` is another (the object was replaced meanwhile).
+    fn bucket(data: Arc<Vec<u8>>, changes_at: u64) -> Fetcher {
+        Arc::new(move |first, last, if_match| {
+            let data = data.clone();
+            Box::pin(async move {
+                let etag = if first >= changes_at { "\"v2\"" } else { "\"v1\"" };
+                if if_match.is_some_and(|m| m != etag) {
+                    return Err(FetchError::Changed);
+                }
+                let last = last.min(data.len() as u64 - 1);
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ETAG, HeaderValue::from_static(etag));
+                let range = format!("bytes {first}-{last}/{}", data.len());
+                headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range).unwrap());
+                let bytes = Bytes::copy_from_slice(&data[first as usize..=last as usize]);
+                Ok(Fetched {
+                    status: StatusCode::PARTIAL_CONTENT,
+                    headers,
+                    body: crate::body::full(bytes),
+                })
+            })
+        })
+    }
+
+    async fn collect(body: Body) -> Result<Vec<u8>, BoxError> {
+        let mut out = Vec::new();
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            out.extend_from_slice(&frame?.into_data().unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    async fn cold(cache: &ObjectCache, fetch: &Fetcher, first: u64) -> (Arc<Meta>, FillReader) {
+        let reader = cache.join(&key(), first / SLICE, None, None, fetch);
+        let head = reader.head().await.unwrap();
+        (cache.remember(&key(), &head).unwrap(), reader)
+    }
+
+    #[tokio::test]
+    async fn a_walk_over_slices_gives_every_byte_once_cold_and_warm() {
+        let data: Arc<Vec<u8>> = Arc::new((0..(3 * SLICE + 100)).map(|i| (i % 251) as u8).collect());
+        let fetch = bucket(data.clone(), u64::MAX);
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default()).unwrap();
+        let (meta, reader) = cold(&cache, &fetch, 0).await;
+        assert_eq!(meta.size, data.len() as u64);
+        let all = (0, meta.size - 1);
+        let got = collect(cache.body(key(), meta.clone(), all, fetch.clone(), Some(reader)))
+            .await
+            .unwrap();
+        assert!(got == *data);
+        // Every slice is kept: a warm walk of any range asks the bucket nothing.
+        let refuse: Fetcher = Arc::new(|_, _, _| Box::pin(async { Err(FetchError::Failed("asked".into())) }));
+        for (first, last) in [
+            (0, 0),
+            (SLICE - 1, SLICE),
+            (5, 3 * SLICE + 99),
+            (3 * SLICE, 3 * SLICE + 99),
+        ] {
+            let warm = collect(cache.body(key(), meta.clone(), (first, last), refuse.clone(), None))
+                .await
+                .unwrap();
+            assert!(warm[..] == data[first as usize..=last as usize], "{first}-{last}");
+        }
+        assert!(cache.holds(&key(), &meta, 0, meta.size - 1));
+    }
+
+    #[tokio::test]
+    async fn an_etag_that_changes_between_slices_aborts_the_answer_and_drops_the_entry() {
+        let data: Arc<Vec<u8>> = Arc::new(vec![7; (2 * SLICE + 10) as usize]);
+        let fetch = bucket(data, SLICE);
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default()).unwrap();
+        let (meta, reader) = cold(&cache, &fetch, 0).await;
+        let result = collect(cache.body(key(), meta.clone(), (0, meta.size - 1), fetch, Some(reader))).await;
+        assert!(result.is_err(), "bytes of two versions as one object");
+        assert!(matches!(cache.lookup(&key()), Lookup::Cold));
+    }
+
+    #[test]
+    fn what_the_bucket_says_about_storing() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, No-Store"));
+        assert_eq!(no_store_or_cache(&h), (true, false));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache=\"x\", max-age=0"),
+        );
+        assert_eq!(no_store_or_cache(&h), (false, true));
+        h.insert(header::ETAG, HeaderValue::from_static("W/\"1\""));
+        assert!(strong_etag(&h).is_none());
+        h.insert(header::ETAG, HeaderValue::from_static("\"1\""));
+        assert!(strong_etag(&h).is_some());
+    }
+
+    #[test]
+    fn a_purge_names_an_org_and_narrows_by_storage_bucket_and_prefix() {
+        let k = key();
+        let purge = |storage: Option<&str>, bucket: Option<&str>, prefix: Option<&str>| Purge {
+            org: "acme".into(),
+            storage: storage.map(Into::into),
+            bucket: bucket.map(Into::into),
+            prefix: prefix.map(Into::into),
+        };
+        assert!(purge(None, None, None).matches(&k));
+        assert!(purge(Some("main"), Some("b"), Some("")).matches(&k));
+        assert!(!purge(Some("other"), None, None).matches(&k));
+        assert!(!purge(None, Some("c"), None).matches(&k));
+        assert!(!purge(None, None, Some("kx")).matches(&k));
+        assert!(!Purge {
+            org: "globex".into(),
+            ..Default::default()
+        }
+        .matches(&k));
+    }
+}
