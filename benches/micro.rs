@@ -161,6 +161,7 @@ fn tenants(c: &mut Criterion) {
         outcome: "complete",
         duration_ms: 3,
         client_ip: Some(peer),
+        cache: None,
         truncated: false,
     };
     c.bench_function("audit_line_build_and_serialize", |b| {

@@ -38,6 +38,9 @@ pub struct AuditLine<'a> {
     pub outcome: &'static str,
     pub duration_ms: u64,
     pub client_ip: Option<IpAddr>,
+    /// What the edge cache did: `hit`, `revalidated`, `miss` or `bypass` (null when the
+    /// request never reached it, or the cache is off).
+    pub cache: Option<&'static str>,
     /// Set when `key` or `sub` was cut to [`MAX_FIELD`] bytes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -218,6 +221,7 @@ mod tests {
             outcome: "complete",
             duration_ms: 0,
             client_ip: None,
+            cache: None,
             truncated: false,
         }
         .bounded();
@@ -281,6 +285,7 @@ mod tests {
             outcome: "complete",
             duration_ms: 1,
             client_ip: Some("127.0.0.1".parse().unwrap()),
+            cache: None,
             truncated: false,
         };
         audit.write(line("one"));

@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 /// Headers a browser script may read on our responses.
 pub const EXPOSE_HEADERS: &str =
-    "Content-Length, Content-Range, Accept-Ranges, Content-Type, ETag, Last-Modified, X-Request-Id";
+    "Content-Length, Content-Range, Accept-Ranges, Content-Type, ETag, Last-Modified, X-Request-Id, Cache-Status";
 
 /// Methods every route answers.
 pub const ALLOW_METHODS: &str = "GET, HEAD, OPTIONS";

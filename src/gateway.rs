@@ -88,6 +88,8 @@ pub struct Gateway {
     pub idle_timeout: Duration,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The edge cache; `None` when `[cache].memory` is 0.
+    pub cache: Option<crate::cache::ObjectCache>,
     /// Set once shutdown has begun: `/readyz` then answers 503.
     pub draining: AtomicBool,
 }
@@ -134,6 +136,7 @@ impl Gateway {
             proofs: crate::proof::Proofs::new(config.sts.failure_cache),
             upstream,
             idle_timeout: server.upstream_idle_timeout,
+            cache: crate::cache::ObjectCache::new(&config.cache, server.upstream_idle_timeout, metrics.edge_cache()),
             metrics,
             draining: AtomicBool::new(false),
         })

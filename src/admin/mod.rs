@@ -137,6 +137,7 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
         (&Method::GET, [org, "usage"]) => orgs::usage(gw, org, call.query).await,
         (&Method::GET, [org, "limits"]) => orgs::read_limits(gw, org),
         (&Method::PUT, [org, "limits"]) => orgs::put_limits(gw, org, &json_body(call.body)?).await,
+        (&Method::DELETE, [org, "cache"]) => orgs::purge_cache(gw, org, &json_body(call.body)?),
         (
             _,
             [_, "storages"]
@@ -145,7 +146,8 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
             | [_, "external-id"]
             | [_, "tokens"]
             | [_, "usage"]
-            | [_, "limits"],
+            | [_, "limits"]
+            | [_, "cache"],
         ) => Err(AdminError::MethodNotAllowed(method.to_string())),
         _ => Err(AdminError::NotFound("no such admin route")),
     }

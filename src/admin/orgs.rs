@@ -113,6 +113,48 @@ pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::
     read_limits(gw, org)
 }
 
+/// `DELETE /admin/v1/orgs/{org}/cache`, with an optional body `{"storage", "bucket",
+/// "prefix"}`: drops the matching entries of this replica's edge cache (README, "Edge
+/// cache") and says how many objects that was.
+pub fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
+    check_org(org)?;
+    let mut fields = Fields::new();
+    let Some(object) = body.as_object() else {
+        return Err(AdminError::field("body", "must be a JSON object"));
+    };
+    for name in object.keys() {
+        if !matches!(name.as_str(), "storage" | "bucket" | "prefix") {
+            fields.insert(
+                name.clone(),
+                "is not a field of a purge: storage, bucket or prefix".into(),
+            );
+        }
+    }
+    let mut text = |name: &str| match object.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            fields.insert(name.into(), "must be a string".into());
+            None
+        }
+    };
+    let purge = crate::cache::Purge {
+        org: org.to_string(),
+        storage: text("storage"),
+        bucket: text("bucket"),
+        prefix: text("prefix"),
+    };
+    if !fields.is_empty() {
+        return Err(AdminError::Invalid(fields));
+    }
+    let purged = gw.cache.as_ref().map_or(0, |cache| cache.purge(&purge));
+    tracing::info!(org, purged, "edge cache purged");
+    Ok(answer(
+        StatusCode::ACCEPTED,
+        json!({ "organization": org, "purged": purged }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,16 @@ pub mod status {
     pub const BYPASS: &str = "assetgate; fwd=bypass";
     /// HEAD requests go to the bucket.
     pub const METHOD: &str = "assetgate; fwd=method";
+
+    /// The audit line's word for a `Cache-Status`: `hit`, `revalidated`, `miss` or `bypass`.
+    pub fn label(status: &str) -> &'static str {
+        match status {
+            HIT => "hit",
+            REVALIDATED => "revalidated",
+            MISS | MISS_STORED | PARTIAL => "miss",
+            _ => "bypass",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
             allowed_origins: origins("cors.allowed_origins", &f.cors.allowed_origins)?,
             max_age: duration("cors.max_age", f.cors.max_age, "1h")?,
         },
+        cache: edge_cache(&f.cache)?,
         cache_control: cache_control(f.cache.cache_control)?,
         sts,
         registry: registry(f.registry)?,
@@ -428,6 +429,50 @@ fn positive(at: &str, value: Option<String>, default: &str) -> Result<Duration, 
         return Err(ConfigError::at(at, "must be longer than zero"));
     }
     Ok(d)
+}
+
+/// A byte size such as `"64MiB"` (README, "Edge cache").
+fn size(at: &str, value: Option<&str>, default: &str) -> Result<u64, ConfigError> {
+    let text = value.unwrap_or(default);
+    crate::cache::settings::parse_size(text).ok_or_else(|| {
+        ConfigError::at(
+            at,
+            format!("`{text}` is not a size such as \"64MiB\", \"1GiB\" or \"0\""),
+        )
+    })
+}
+
+/// `[cache]`: off unless `memory` is set (README, "Edge cache").
+fn edge_cache(c: &CacheFile) -> Result<crate::cache::CacheSettings, ConfigError> {
+    use crate::cache::Freshness;
+    let memory = size("cache.memory", c.memory.as_deref(), "64MiB")?;
+    let slice = size("cache.slice", c.slice.as_deref(), "1MiB")?;
+    if !(64 << 10..=64 << 20).contains(&slice) {
+        return Err(ConfigError::at("cache.slice", "must be between 64KiB and 64MiB"));
+    }
+    let max_object_size = size("cache.max_object_size", c.max_object_size.as_deref(), "5GiB")?;
+    let freshness = match c.freshness.as_deref() {
+        None | Some("revalidate") => Freshness::Revalidate,
+        Some(other) => {
+            let d = duration("cache.freshness", Some(other.to_string()), "0s").map_err(|_| {
+                ConfigError::at(
+                    "cache.freshness",
+                    "must be \"revalidate\" or a duration such as \"60s\"",
+                )
+            })?;
+            if d.is_zero() {
+                Freshness::Revalidate
+            } else {
+                Freshness::For(d)
+            }
+        }
+    };
+    Ok(crate::cache::CacheSettings {
+        memory,
+        slice,
+        max_object_size,
+        freshness,
+    })
 }
 
 fn duration(at: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {

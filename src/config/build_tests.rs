@@ -336,3 +336,40 @@ fn public_keys_and_a_key_set_are_read_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn the_edge_cache_is_on_with_64_mib_in_memory_and_revalidates_by_default() {
+    use crate::cache::Freshness;
+    let c = from_toml(&minimal(""), &env).unwrap();
+    assert_eq!(c.cache.memory, 64 << 20);
+    assert_eq!(c.cache.slice, 1 << 20);
+    assert_eq!(c.cache.max_object_size, 5 << 30);
+    assert_eq!(c.cache.freshness, Freshness::Revalidate);
+    assert!(c.orgs[0].storages[0].cache);
+    let text = format!(
+        "{}\n[cache]\nmemory = \"0\"\nslice = \"256KiB\"\nmax_object_size = \"1GiB\"\nfreshness = \"60s\"\n",
+        minimal("cache = false")
+    );
+    let c = from_toml(&text, &env).unwrap();
+    assert!(!c.cache.enabled());
+    assert_eq!((c.cache.slice, c.cache.max_object_size), (256 << 10, 1 << 30));
+    assert_eq!(c.cache.freshness, Freshness::For(Duration::from_secs(60)));
+    assert!(!c.orgs[0].storages[0].cache);
+}
+
+#[test]
+fn bad_edge_cache_settings_name_their_key() {
+    for (line, key) in [
+        ("memory = \"lots\"", "cache.memory"),
+        ("memory = \"64 mb\"", "cache.memory"),
+        ("slice = \"1KiB\"", "cache.slice"),
+        ("slice = \"1GiB\"", "cache.slice"),
+        ("max_object_size = \"-1\"", "cache.max_object_size"),
+        ("freshness = \"sometimes\"", "cache.freshness"),
+    ] {
+        let e = err(&format!("{}\n[cache]\n{line}\n", minimal("")));
+        assert_eq!(e.key, key, "{line}: {}", e.message);
+    }
+    let e = err(&minimal("cache = \"no\""));
+    assert!(e.key.ends_with("cache"), "{e:?}");
+}

@@ -112,6 +112,10 @@ pub struct CorsFile {
 #[serde(deny_unknown_fields, default)]
 pub struct CacheFile {
     pub cache_control: Option<String>,
+    pub memory: Option<String>,
+    pub slice: Option<String>,
+    pub max_object_size: Option<String>,
+    pub freshness: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

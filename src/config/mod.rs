@@ -48,6 +48,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// `Cache-Control` sent when the upstream sends none (always private).
     pub cache_control: http::HeaderValue,
+    /// The edge cache (`[cache]` besides `cache_control`).
+    pub cache: crate::cache::CacheSettings,
     pub sts: StsConfig,
     pub registry: RegistryConfig,
     pub azure: Option<AzureConfig>,

@@ -79,6 +79,12 @@ impl S3Writer {
         self.send(Method::PUT, &path, headers, data.into()).await
     }
 
+    /// Deletes one object.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), WriteError> {
+        let path = format!("/{bucket}/{}", encode_key(key));
+        self.send(Method::DELETE, &path, &[], Bytes::new()).await
+    }
+
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Result<(), WriteError> {
         let fail = |detail: String| WriteError {
             method: method.clone(),

@@ -2,6 +2,7 @@
 //! forward -> stream back. Every response, success or error, carries the request id and,
 //! for an allowed origin, the CORS headers.
 
+mod cached;
 mod forward;
 mod object;
 pub mod report;
@@ -23,6 +24,9 @@ use crate::telemetry;
 use crate::telemetry::metrics::InFlight;
 use report::{AccessLog, Outcome};
 
+/// Where an object response came from (RFC 9211).
+const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
+
 /// Per-request facts every response needs.
 struct Exchange {
     /// The hot-reloadable settings (tokens, CORS, caching), read once for the request.
@@ -34,6 +38,9 @@ struct Exchange {
     /// The in-flight guard, until a streamed body takes it over (and with it the access log
     /// line, written when the body ends).
     in_flight: Option<InFlight>,
+    /// What the edge cache did, for the `Cache-Status` header (RFC 9211); `None` when the
+    /// request never reached it.
+    cache_status: Option<&'static str>,
 }
 
 /// Serves one request. Never fails: errors become the JSON responses of README "Errors".
@@ -45,6 +52,7 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
         log: AccessLog::new(request_id, parts.method.clone()),
         cors: OriginCheck::Absent,
         in_flight: Some(gateway.metrics.in_flight()),
+        cache_status: None,
     };
     ex.log.client_ip = parts.extensions.get::<crate::server::Peer>().map(|peer| {
         let forwarded: Vec<&str> = parts
@@ -186,6 +194,9 @@ fn finish_headers(gw: &Gateway, response: &mut Response<Body>, ex: &mut Exchange
     // No browser may guess a type other than the one we send (a bucket's content must never
     // be sniffed into a page of our origin).
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Some(status) = ex.cache_status {
+        headers.insert(CACHE_STATUS, HeaderValue::from_static(status));
+    }
     if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
         cors::apply_response_headers(headers, &ex.cors);
     }

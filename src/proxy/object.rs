@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use http::header;
+use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::forward::{forward, judge, Forwarded};
-use super::{error_response, preflight, report, stream, Exchange, Wanted};
+use super::{cached, error_response, preflight, report, stream, Exchange, Wanted};
 use crate::body::{self, Body};
 use crate::conditional::Verdict;
 use crate::cors::{self, OriginCheck};
@@ -25,7 +25,7 @@ use crate::upstream;
 
 /// Serves an object request (or its preflight).
 pub(super) async fn object(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     parts: &Parts,
     wanted: Wanted,
     ex: &mut Exchange,
@@ -36,25 +36,37 @@ pub(super) async fn object(
     }
     let claims = authenticate(gw, parts, &wanted, ex).await?;
     let (entry, path) = locate(org, wanted, claims.as_ref(), ex)?;
-    let permits = limit(gw, &path, ex)?;
+    let mut permits = limit(gw, &path, ex)?;
     gw.proofs
         .check(gw.proof_means(), &path.org, &entry, &path.bucket)
         .await?;
+    if let Some(response) = cached::serve(gw, &entry, parts, &path, ex, &mut permits).await {
+        return Ok(response);
+    }
     match forward(gw, &entry, &parts.method, &path, &parts.headers).await? {
         Forwarded::Passed(upstream) => Ok(stream_back(gw, parts, ex, upstream, permits)),
         Forwarded::Failed {
             status,
             error,
             content_range,
-        } => {
-            ex.log.upstream_status = Some(status.as_u16());
-            let mut response = error_response(&error, ex);
-            if let (StatusCode::RANGE_NOT_SATISFIABLE, Some(v)) = (response.status(), content_range) {
-                response.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            Ok(response)
-        }
+        } => Ok(refused(&error, Some(status), content_range, ex)),
     }
+}
+
+/// The answer to a refused request: the error's JSON, and for a 416 the object's size as
+/// the bucket gave it (`Content-Range: bytes */size`).
+pub(super) fn refused(
+    error: &GatewayError,
+    upstream_status: Option<StatusCode>,
+    content_range: Option<HeaderValue>,
+    ex: &mut Exchange,
+) -> Response<Body> {
+    ex.log.upstream_status = upstream_status.map(|s| s.as_u16());
+    let mut response = error_response(error, ex);
+    if let (StatusCode::RANGE_NOT_SATISFIABLE, Some(v)) = (response.status(), content_range) {
+        response.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    response
 }
 
 /// The request's org and storage go into the access log (and, for a GET or HEAD, the report

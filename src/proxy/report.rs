@@ -28,6 +28,8 @@ pub struct AccessLog {
     /// Where an object request is reported when it ends: the audit trail, and usage once
     /// its storage is known.
     pub report: Option<Report>,
+    /// What the edge cache did (the audit line's `cache`).
+    pub cache: Option<&'static str>,
     started: Instant,
 }
 
@@ -85,6 +87,7 @@ impl AccessLog {
             error: None,
             side: None,
             report: None,
+            cache: None,
             started: Instant::now(),
         }
     }
@@ -112,6 +115,7 @@ impl AccessLog {
                 outcome: outcome.label(),
                 duration_ms: self.started.elapsed().as_millis() as u64,
                 client_ip: self.client_ip,
+                cache: self.cache,
                 truncated: false,
             });
         }

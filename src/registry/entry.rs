@@ -12,6 +12,9 @@ use crate::credentials::CredentialSource;
 use crate::storage::Storage;
 use crate::upstream::Trust;
 
+/// The revisions of config-file storages, counted from a number no API version is likely to be.
+static CONFIG_REVISIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Where a storage was defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -33,6 +36,10 @@ pub struct StorageEntry {
     /// Changes with every change of the storage (a fresh random value per write of an API
     /// storage, a digest of the definition for a config one): its `ETag`.
     pub version: u64,
+    /// What the edge cache keys this storage's objects by: the version of an API storage,
+    /// a number of this process's own for a config one, new at every load of the file (the
+    /// version's digest leaves secrets out, and a rotated secret must not find old entries).
+    pub revision: u64,
 }
 
 impl StorageEntry {
@@ -48,6 +55,7 @@ impl StorageEntry {
             created_at: None,
             updated_at: None,
             version: u64::from_be_bytes(version),
+            revision: CONFIG_REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -60,6 +68,7 @@ impl StorageEntry {
             created_at: Some(created_at),
             updated_at: Some(updated_at),
             version,
+            revision: version,
         }
     }
 

@@ -260,7 +260,7 @@ async fn endless_bucket() -> (StandIn, Arc<std::sync::Mutex<Option<Instant>>>) {
 fn stand_in_org(upstream: &StandIn) -> String {
     format!(
         "[[orgs]]\nid = \"acme\"\n{}",
-        storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys())
+        uncached(storage("main", &upstream.endpoint(), &["b-bucket"], &any_keys()))
     )
 }
 
@@ -476,8 +476,8 @@ async fn requests_to_buckets_in_flight_are_capped_and_their_places_come_back() {
     let (endless, _) = endless_bucket().await;
     let orgs = format!(
         "[[orgs]]\nid = \"acme\"\n{}{}",
-        storage("main", &held.endpoint(), &["b-bucket"], &any_keys()),
-        storage("stream", &endless.endpoint(), &["b-bucket"], &any_keys())
+        uncached(storage("main", &held.endpoint(), &["b-bucket"], &any_keys())),
+        uncached(storage("stream", &endless.endpoint(), &["b-bucket"], &any_keys()))
     );
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(

@@ -22,11 +22,13 @@ fn sts_section(endpoint: &str, keys: &StaticKeys, extra: &str) -> String {
 }
 
 /// One delegated `[[orgs.storages]]` block.
+/// A delegated storage, left alone by the edge cache: these tests count what reaches the
+/// bucket and how often credentials are looked up.
 fn delegated(id: &str, endpoint: &Endpoint, bucket: &str, role_arn: &str, external_id: &str) -> String {
-    format!(
+    uncached(format!(
         "\n[[orgs.storages]]\nid = \"{id}\"\nprovider = \"s3_compatible\"\nbuckets = [\"{bucket}\"]\nendpoint = \"{endpoint}\"\n\
          credentials = {{ type = \"assume_role\", role_arn = \"{role_arn}\", external_id = \"{external_id}\" }}\n"
-    )
+    ))
 }
 
 fn bearer(org: &str) -> String {

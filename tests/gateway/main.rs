@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod azure;
+mod cache;
 mod conditionals;
 mod connections;
 mod content;

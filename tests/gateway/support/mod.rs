@@ -12,6 +12,7 @@ pub mod moto;
 pub mod oauth;
 pub mod postgres;
 pub mod process;
+pub mod relay;
 pub mod seaweed;
 pub mod standin;
 pub mod tls;
@@ -97,6 +98,13 @@ credentials = {{ type = "access_key", access_key_id = "{}", secret_access_key = 
     )
 }
 
+/// A storage block (the last table of `block`) that the edge cache leaves alone: for tests
+/// of the path to the bucket (its connections, its requests, its credentials), which count
+/// what crosses it.
+pub fn uncached(block: String) -> String {
+    format!("{block}cache = false\n")
+}
+
 /// A gateway serving `config` on 127.0.0.1:0 inside the test's runtime; stops when dropped.
 pub struct TestGateway {
     pub base: String,
@@ -142,10 +150,16 @@ impl TestGateway {
         TestGateway::start(&format!("{config}\n{org}")).await
     }
 
-    /// A gateway whose org `acme` has storage `main`, bucket `b-bucket`, on a stand-in.
+    /// A gateway whose org `acme` has storage `main`, bucket `b-bucket`, on a stand-in. Not
+    /// cached: a stand-in plays one scripted answer per request, and its tests are about the
+    /// path to the bucket.
     pub async fn in_front_of(upstream: &standin::StandIn, server: &str) -> TestGateway {
         let keys = standin::any_keys();
-        TestGateway::acme(&config(server, ""), "main", &upstream.endpoint(), &["b-bucket"], &keys).await
+        let org = format!(
+            "[[orgs]]\nid = \"acme\"\n{}",
+            uncached(storage("main", &upstream.endpoint(), &["b-bucket"], &keys))
+        );
+        TestGateway::start(&format!("{}\n{org}", config(server, ""))).await
     }
 
     /// Shuts the gateway down and waits until it has let go of everything (its registry
