@@ -29,6 +29,9 @@ pub struct Head {
 struct State {
     head: Option<Arc<Head>>,
     chunks: Vec<Bytes>,
+    /// The whole slice, once kept: the chunks are let go, and readers go on from the same
+    /// bytes the cache holds (one copy in memory, however many read it).
+    whole: Option<Bytes>,
     /// Set once: complete, or why not.
     end: Option<Result<(), FetchError>>,
 }
@@ -50,6 +53,7 @@ impl Fill {
         FillReader {
             fill: self.clone(),
             next: 0,
+            offset: 0,
         }
     }
 
@@ -69,6 +73,24 @@ impl Fill {
 
     pub fn push(&self, chunk: Bytes) {
         self.update(|s| s.chunks.push(chunk));
+    }
+
+    /// The chunks so far as one buffer of `len` bytes.
+    pub fn joined(&self, len: usize) -> Bytes {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut whole = bytes::BytesMut::with_capacity(len);
+        for chunk in &state.chunks {
+            whole.extend_from_slice(chunk);
+        }
+        whole.freeze()
+    }
+
+    /// The fetch completed and the cache keeps `whole`, the chunks joined.
+    pub fn kept(&self, whole: Bytes) {
+        self.update(|s| {
+            s.chunks = Vec::new();
+            s.whole = Some(whole);
+        });
     }
 
     pub fn end(&self, result: Result<(), FetchError>) {
@@ -96,6 +118,8 @@ pub struct FillReader {
     fill: Arc<Fill>,
     /// The next chunk to read.
     next: usize,
+    /// Bytes read so far.
+    offset: usize,
 }
 
 impl FillReader {
@@ -119,20 +143,26 @@ impl FillReader {
 
     /// The next bytes of the slice; `None` once it is complete.
     pub async fn next(&mut self) -> Option<Result<Bytes, FetchError>> {
-        let next = self.next;
+        let (next, offset) = (self.next, self.offset);
         let item = self
             .fill
-            .wait(|s| match s.chunks.get(next) {
-                Some(chunk) => Some(Some(Ok(chunk.clone()))),
-                None => match &s.end {
-                    Some(Ok(())) => Some(None),
-                    Some(Err(e)) => Some(Some(Err(e.clone()))),
-                    None => None,
-                },
+            .wait(|s| {
+                if let Some(whole) = &s.whole {
+                    return Some((offset < whole.len()).then(|| Ok(whole.slice(offset..))));
+                }
+                match s.chunks.get(next) {
+                    Some(chunk) => Some(Some(Ok(chunk.clone()))),
+                    None => match &s.end {
+                        Some(Ok(())) => Some(None),
+                        Some(Err(e)) => Some(Some(Err(e.clone()))),
+                        None => None,
+                    },
+                }
             })
             .await;
-        if matches!(item, Some(Ok(_))) {
+        if let Some(Ok(chunk)) = &item {
             self.next += 1;
+            self.offset += chunk.len();
         }
         item
     }
@@ -177,6 +207,23 @@ mod tests {
         assert!(early.next().await.is_none());
         assert_eq!(waiting.await.unwrap(), b"abcdef");
         assert_eq!(early.head().await.unwrap().size, 6);
+    }
+
+    #[tokio::test]
+    async fn once_the_slice_is_kept_readers_go_on_from_the_cached_bytes() {
+        let fill = Arc::new(Fill::default());
+        let (mut a, mut b) = (fill.reader(), fill.reader());
+        fill.push(Bytes::from_static(b"abc"));
+        fill.push(Bytes::from_static(b"de"));
+        assert_eq!(a.next().await.unwrap().unwrap(), "abc");
+        let whole = fill.joined(5);
+        assert_eq!(whole, "abcde");
+        fill.kept(whole);
+        fill.end(Ok(()));
+        assert_eq!(a.next().await.unwrap().unwrap(), "de");
+        assert!(a.next().await.is_none());
+        assert_eq!(b.next().await.unwrap().unwrap(), "abcde");
+        assert!(b.next().await.is_none());
     }
 
     #[tokio::test]

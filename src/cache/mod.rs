@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
@@ -460,7 +460,6 @@ impl Inner {
         let (no_store, _) = no_store_or_cache(&head.headers);
         let keep = !no_store && size <= self.settings.max_object_size && strong_etag(&head.headers).is_some();
         let expected = got_last - got_first + 1;
-        let mut kept = keep.then(|| BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0)));
         let mut received = 0u64;
         let mut body = fetched.body;
         loop {
@@ -479,19 +478,18 @@ impl Inner {
                 return Err(FetchError::Failed("the bucket sent more than the range".into()));
             }
             self.metrics.from_upstream.inc_by(data.len() as u64);
-            if let Some(kept) = &mut kept {
-                kept.extend_from_slice(&data);
-            }
             fill.push(data);
         }
         if received != expected {
             return Err(FetchError::Failed("the bucket's answer was cut short".into()));
         }
-        if let (Some(kept), Some(etag)) = (kept, head.headers.get(header::ETAG)) {
+        if let (true, Some(etag)) = (keep, head.headers.get(header::ETAG)) {
+            let whole = fill.joined(usize::try_from(expected).unwrap_or(0));
             self.insert(
                 Key::Slice(key.clone(), *index),
-                Value::Slice(etag.clone(), kept.freeze()),
+                Value::Slice(etag.clone(), whole.clone()),
             );
+            fill.kept(whole);
         }
         Ok(())
     }

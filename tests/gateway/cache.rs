@@ -292,9 +292,11 @@ async fn a_client_that_goes_away_stops_the_fetching() {
     }
     drop(body);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the client's socket and the loopback buffers took (a few MiB the gateway cannot
+    // tell from reading), the slice under way and the one fetched ahead; never the 24 MiB.
     let pulled = relay.bytes();
     assert!(
-        pulled <= 2 * MIB as u64,
+        pulled <= 4 * MIB as u64,
         "the bucket sent {pulled} bytes for a client that took {taken}"
     );
 }
