@@ -550,7 +550,8 @@ struct Walker {
     /// The last byte to send.
     last: u64,
     current: Option<Source>,
-    /// A fetch joined ahead of need: the next slice's.
+    /// A fetch joined ahead of need: the next slice's, joined once half of the current one
+    /// has gone out.
     ahead: Option<(u64, FillReader)>,
     fetch: Fetcher,
 }
@@ -579,6 +580,7 @@ impl Walker {
                     self.inner.metrics.from_cache.inc_by(piece.len() as u64);
                     self.pos = end + 1;
                     self.current = None;
+                    self.ahead(index, slice_first);
                     return Some(Ok(piece));
                 }
                 Source::Filling { reader, start, offset } => match reader.next().await {
@@ -601,6 +603,7 @@ impl Walker {
                                 reader.done();
                             }
                         }
+                        self.ahead(index, slice_first);
                         return Some(Ok(piece));
                     }
                 },
@@ -608,11 +611,27 @@ impl Walker {
         }
     }
 
-    /// The source of slice `index`, and the next slice's fetch joined ahead.
+    /// Joins the fetch of the slice after `index` once half of slice `index` has gone out
+    /// (so that it arrives before it is needed, while a probe that reads a little and
+    /// leaves never starts it), unless it is cached or not needed.
+    fn ahead(&mut self, index: u64, slice_first: u64) {
+        let slice = self.inner.settings.slice;
+        let next = index + 1;
+        if self.ahead.is_some() || next * slice > self.last || self.pos < slice_first + slice / 2 {
+            return;
+        }
+        let etag = &self.meta.etag;
+        if self.inner.stored(&self.key, next, etag).is_none() {
+            let reader = self
+                .inner
+                .join(&self.key, next, Some(self.meta.size), Some(etag), &self.fetch);
+            self.ahead = Some((next, reader));
+        }
+    }
+
+    /// The source of slice `index`.
     async fn open(&mut self, index: u64, slice_first: u64) -> Result<Source, FetchError> {
         let (etag, size) = (&self.meta.etag, Some(self.meta.size));
-        let next = index + 1;
-        let next_needed = next * self.inner.settings.slice <= self.last;
         let source = match self.inner.stored(&self.key, index, etag) {
             Some(bytes) => Source::Stored(bytes),
             None => {
@@ -631,10 +650,6 @@ impl Walker {
                 }
             }
         };
-        if next_needed && self.ahead.is_none() && self.inner.stored(&self.key, next, etag).is_none() {
-            let reader = self.inner.join(&self.key, next, size, Some(etag), &self.fetch);
-            self.ahead = Some((next, reader));
-        }
         Ok(source)
     }
 }

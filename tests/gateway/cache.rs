@@ -499,3 +499,31 @@ async fn credentials_rotated_or_a_storage_deleted_through_the_admin_api_never_se
     assert_eq!(r.status, 404);
     assert_eq!(r.error_code(), "unknown_storage");
 }
+
+#[tokio::test]
+async fn a_bucket_that_ignores_if_none_match_still_confirms_an_entry_by_its_etag() {
+    // s3s (the demo's backend) answers the conditional request with the byte it asked for
+    // and the object's ETag: the same strong tag is the same object.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = assetgate::demo::Backend::start(dir.path()).await.unwrap();
+    let writer = assetgate::demo::seed::S3Writer::new(backend.endpoint.clone(), backend.keys.clone(), "us-east-1");
+    writer.create_bucket("s3s-bucket").await.unwrap();
+    let data = pattern(2 * MIB + 5, 12);
+    writer
+        .put("s3s-bucket", "scan.tif", "image/tiff", data.clone())
+        .await
+        .unwrap();
+    let relay = Relay::start(&backend.endpoint).await;
+    let org = format!(
+        "[[orgs]]\nid = \"acme\"\n{}",
+        storage("main", &relay.endpoint, &["s3s-bucket"], &backend.keys)
+    );
+    let gw = TestGateway::start(&format!("{}\n{org}", config("", ""))).await;
+    let url = gw.url("acme", "main", "s3s-bucket", "scan.tif");
+    assert_eq!(read(&url, &[]).await.body, data);
+    let bytes = relay.bytes();
+    let again = read(&url, &[]).await;
+    assert_eq!(again.body, data);
+    assert_eq!(again.header("cache-status"), "assetgate; fwd=stale; fwd-status=304");
+    assert_eq!(relay.bytes(), bytes + 1, "one byte crossed: the conditional request's");
+}
