@@ -8,13 +8,18 @@
 //! connections, direct (presigned URLs), through nginx (the same presigned URLs) and through
 //! the gateway (a bearer token and an `Origin` on every request), interleaved in rounds;
 //! then memory while streaming a 1 GiB object made up by the backend; then 1,000 concurrent
-//! cold requests to a delegated storage. Options after `--`: `--seconds N` per run (default
-//! 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`; or `tls`, `memory`, `sts`: that part alone), `--quick` (2 s, one round,
-//! fewer cells). See benches/README.md.
+//! cold requests to a delegated storage; then the edge cache against nginx's `proxy_cache`
+//! (`cache`). The gateway of the size cells runs with the edge cache off: they measure the
+//! path to the bucket, which every miss takes. Options after `--`: `--seconds N` per run
+//! (default 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`; or `tls`, `memory`,
+//! `sts`, `cache`: that part alone), `--quick` (2 s, one round, fewer cells). See
+//! benches/README.md.
 
 mod backend;
+mod cache;
 mod drive;
 mod nginx;
+mod relay;
 mod report;
 mod tls;
 
@@ -118,6 +123,21 @@ async fn bench(options: Options) {
         let data: Vec<u8> = (0..*size).map(|i| (i * 31 % 251) as u8).collect();
         std::fs::write(dir.path().join(BUCKET).join(format!("obj-{size}")), data).unwrap();
     }
+    let extra = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if extra("cache") {
+        // Objects each cache case reads cold, once.
+        let data: Vec<u8> = (0..64usize << 20).map(|i| (i * 37 % 253) as u8).collect();
+        for key in [
+            "cold-lone",
+            "cold-shared",
+            "cold-far-lone",
+            "cold-far-shared",
+            "cold-drop-a",
+            "cold-drop-b",
+        ] {
+            std::fs::write(dir.path().join(BUCKET).join(key), &data).unwrap();
+        }
+    }
     let keys = StaticKeys {
         access_key_id: "BENCHACCESSKEY".into(),
         secret_access_key: Secret::new("bench-secret-access-key-0123456789"),
@@ -171,6 +191,8 @@ data_dir = "{}"
 keys = [{{ kid = "bench", alg = "HS256", secret = "{}" }}]
 [cors]
 allowed_origins = ["{ORIGIN}"]
+[cache]
+memory = "0"
 [sts]
 endpoint = "http://127.0.0.1:{sts_port}"
 credentials = {{ access_key_id = "GATEWAY", secret_access_key = "gateway-secret" }}
@@ -215,11 +237,12 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         |key: &str| format!("http://127.0.0.1:{gw_port}/v1/orgs/bench/storages/main/objects/{BUCKET}/{key}");
     let direct_url = |key: &str| presign(&format!("http://127.0.0.1:{backend_port}/{BUCKET}/{key}"), &keys);
     let certificate = tls::certificate(dir.path());
-    let (nginx_port, nginx_tls_port) = (free_port(), free_port());
+    let (nginx_port, nginx_tls_port, nginx_cache_port) = (free_port(), free_port(), free_port());
     let nginx = nginx::start(
         dir.path(),
         nginx_port,
         Some((&certificate, nginx_tls_port)),
+        nginx_cache_port,
         backend_port,
     );
     if let Some(n) = &nginx {
@@ -286,7 +309,6 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     }
 
     // TLS: a second gateway, as the first but on a TLS listener, beside nginx's TLS port.
-    let extra = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let mut tls_cells = Vec::new();
     let has_h2load = Command::new("h2load").arg("--version").output().is_ok();
     if extra("tls") && !has_h2load {
@@ -344,6 +366,25 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
             tls_cells.push(cell);
         }
     }
+    let cache = if extra("cache") {
+        let setup = cache::Setup {
+            dir: dir.path(),
+            backend_port,
+            token_secret: token_key.secret.expose(),
+            token: &token,
+            keys: (&keys.access_key_id, keys.secret_access_key.expose()),
+            nginx: nginx.as_ref().map(|n| {
+                let url = move |key: &str| {
+                    direct_url(key).replace(&format!(":{backend_port}/"), &format!(":{nginx_cache_port}/"))
+                };
+                (n.processes(), Box::new(url) as Box<dyn Fn(&str) -> String>)
+            }),
+            seconds,
+        };
+        cache::run(&setup).await
+    } else {
+        Vec::new()
+    };
     drop(nginx);
 
     // The TLS, memory and STS runs belong to a whole run, or to `--only tls|memory|sts`.
@@ -383,6 +424,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         tls: tls_cells,
         memory,
         sts,
+        cache,
     };
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()

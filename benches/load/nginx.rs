@@ -1,6 +1,8 @@
 //! Plain nginx as the reference proxy of the load benchmark: Debian's package, a
 //! `proxy_pass` to the same backend with upstream keepalive, 64 KiB buffers, no temp files,
-//! access log off, no cap on requests per connection; with TLS (OpenSSL) on a second port.
+//! access log off, no cap on requests per connection; with TLS (OpenSSL) on a second port;
+//! and on a third, the reference cache: `proxy_cache` on disk (the page cache keeps it in
+//! memory), `slice 1m` and `proxy_cache_lock on`, as nginx documents for large media.
 //! It neither signs nor checks tokens: the URLs it is given are presigned.
 
 use std::path::Path;
@@ -34,7 +36,13 @@ impl Drop for Nginx {
 /// nginx serving on `port`, and with `tls` on its port too (HTTP/1.1 and HTTP/2 by ALPN),
 /// proxying to the backend on `backend_port`; `None` when nginx is not installed
 /// (`apt-get install nginx-light`).
-pub fn start(dir: &Path, port: u16, tls: Option<(&Certificate, u16)>, backend_port: u16) -> Option<Nginx> {
+pub fn start(
+    dir: &Path,
+    port: u16,
+    tls: Option<(&Certificate, u16)>,
+    cache_port: u16,
+    backend_port: u16,
+) -> Option<Nginx> {
     let root = dir.join("nginx");
     std::fs::create_dir_all(root.join("tmp")).ok()?;
     let tmp = root.join("tmp");
@@ -69,6 +77,31 @@ pub fn start(dir: &Path, port: u16, tls: Option<(&Certificate, u16)>, backend_po
             cert.key.display()
         )
     });
+    let cache_dir = root.join("cache");
+    let cached = format!(
+        r#"
+    proxy_cache_path {} levels=1:2 keys_zone=assets:16m max_size=1g inactive=1h use_temp_path=off;
+    server {{
+        listen 127.0.0.1:{cache_port};
+        keepalive_requests 1000000;
+        location / {{
+            slice 1m;
+            proxy_cache assets;
+            proxy_cache_key $uri$is_args$args$slice_range;
+            proxy_set_header Range $slice_range;
+            proxy_cache_valid 200 206 1h;
+            proxy_cache_lock on;
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:{backend_port};
+            proxy_buffer_size 64k;
+            proxy_buffers 8 64k;
+            proxy_busy_buffers_size 128k;
+        }}
+    }}"#,
+        cache_dir.display()
+    );
     let config = format!(
         r#"
 worker_processes auto;
@@ -91,6 +124,7 @@ http {{
         {location}
     }}
     {tls_server}
+    {cached}
 }}
 "#,
         root = root.display()

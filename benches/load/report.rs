@@ -173,6 +173,24 @@ pub struct Report {
     pub tls: Vec<TlsCell>,
     pub memory: Option<Memory>,
     pub sts: Option<Sts>,
+    /// The edge cache's cases, one line each.
+    pub cache: Vec<CacheRow>,
+}
+
+/// One edge cache case and what it measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheRow {
+    pub case: String,
+    pub result: String,
+}
+
+impl CacheRow {
+    pub fn new(case: &str, result: String) -> CacheRow {
+        CacheRow {
+            case: case.to_string(),
+            result,
+        }
+    }
 }
 
 /// A nginx figure of a round, when nginx ran.
@@ -231,6 +249,12 @@ pub fn markdown(r: &Report) -> String {
             "\nSTS: {} concurrent cold requests to a delegated storage: {} succeeded, {} AssumeRole call(s), first response after {:.1} ms, all after {:.1} ms",
             s.concurrent_requests, s.succeeded, s.assume_role_calls, s.first_response_ms, s.all_responses_ms
         );
+    }
+    if !r.cache.is_empty() {
+        out.push_str("\nedge cache (gateways of their own, 256 MiB memory tier; nginx proxy_cache with slice 1m and proxy_cache_lock on, on the same backend):\n\n| case | result |\n|---|---|\n");
+        for row in &r.cache {
+            let _ = writeln!(out, "| {} | {} |", row.case, row.result);
+        }
     }
     out
 }

@@ -1,0 +1,275 @@
+//! The edge cache, measured in the same run as the rest: two gateways of its own (one with
+//! duration freshness, one revalidating every hit) in front of the same backend, some of
+//! their storages behind relays of the benchmark's own that count the backend's bytes or
+//! hold them 20 ms each way, and nginx with `proxy_cache` (`slice 1m`, `proxy_cache_lock
+//! on`) as the reference cache. Each case prints one line and one row of the report.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioExecutor;
+
+use crate::report::CacheRow;
+use crate::{drive, relay, spawn_gateway, wait_for, Proc, BUCKET, ORIGIN};
+
+const MIB: u64 = 1 << 20;
+
+/// The presigned URL of a key through nginx's cache.
+pub type UrlOf<'a> = Box<dyn Fn(&str) -> String + 'a>;
+
+/// What the cache runs need from the rest of the benchmark.
+pub struct Setup<'a> {
+    pub dir: &'a Path,
+    pub backend_port: u16,
+    pub token_secret: &'a str,
+    pub token: &'a str,
+    pub keys: (&'a str, &'a str),
+    /// nginx's `proxy_cache` port and processes, and the presigned URL of a key through it.
+    pub nginx: Option<(Vec<u32>, UrlOf<'a>)>,
+    pub seconds: u64,
+}
+
+struct Gateway {
+    process: Proc,
+    port: u16,
+}
+
+impl Gateway {
+    fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    fn url(&self, storage: &str, key: &str, token: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/v1/orgs/bench/storages/{storage}/objects/{BUCKET}/{key}?token={token}",
+            self.port
+        )
+    }
+}
+
+/// A gateway with `[cache]` as given and five storages: `near` (the backend), `counted` and
+/// `counted_uncached` (through the counting relay), `far` and `far_uncached` (through the
+/// 40 ms relay).
+async fn gateway(s: &Setup<'_>, name: &str, cache: &str, counted: u16, far: u16) -> Gateway {
+    let (port, admin) = (crate::free_port(), crate::free_port());
+    let storage = |id: &str, port: u16, extra: &str| {
+        format!(
+            "[[orgs.storages]]\nid = \"{id}\"\nprovider = \"s3_compatible\"\nbuckets = [\"{BUCKET}\"]\nendpoint = \"http://127.0.0.1:{port}\"\n\
+             credentials = {{ type = \"access_key\", access_key_id = \"{}\", secret_access_key = \"{}\" }}\n{extra}\n",
+            s.keys.0, s.keys.1
+        )
+    };
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[registry]\ndata_dir = \"{}\"\n\
+         [auth]\nkeys = [{{ kid = \"bench\", alg = \"HS256\", secret = \"{}\" }}]\n[cors]\nallowed_origins = [\"{ORIGIN}\"]\n\
+         [cache]\n{cache}\n[[orgs]]\nid = \"bench\"\n{}{}{}{}{}",
+        s.dir.join(format!("data-{name}")).display(),
+        s.token_secret,
+        storage("near", s.backend_port, ""),
+        storage("counted", counted, ""),
+        storage("counted_uncached", counted, "cache = false"),
+        storage("far", far, ""),
+        storage("far_uncached", far, "cache = false"),
+    );
+    let path = s.dir.join(format!("gateway-{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let process = Proc(spawn_gateway(&path, &s.dir.join(format!("gateway-{name}.log"))));
+    wait_for(admin).await;
+    Gateway { process, port }
+}
+
+fn client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>> {
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// One GET read to the end (or `take` bytes, then dropped): bytes, time to the first body
+/// byte and to the end.
+async fn get(url: &str, range: Option<&str>, take: Option<u64>) -> (u64, Duration, Duration) {
+    let started = Instant::now();
+    let mut request = http::Request::get(url);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = client().request(request.body(Empty::new()).unwrap()).await.unwrap();
+    assert!(response.status().is_success(), "{url}: {}", response.status());
+    let mut body = response.into_body();
+    let (mut bytes, mut first) = (0u64, None);
+    while let Some(Ok(frame)) = body.frame().await {
+        first.get_or_insert_with(|| started.elapsed());
+        bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+        if take.is_some_and(|t| bytes >= t) {
+            break;
+        }
+    }
+    (bytes, first.unwrap_or_default(), started.elapsed())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Every cache case; objects `obj-{size}` (4 KiB, 1 MiB, 64 MiB) and the 64 MiB `cold-*`
+/// objects exist in the backend's bucket.
+pub async fn run(s: &Setup<'_>) -> Vec<CacheRow> {
+    let counting = relay::start(s.backend_port, Duration::ZERO).await;
+    let far = relay::start(s.backend_port, Duration::from_millis(20)).await;
+    let duration_gw = gateway(
+        s,
+        "cache-60s",
+        "memory = \"256MiB\"\nfreshness = \"60s\"",
+        counting.port,
+        far.port,
+    )
+    .await;
+    let revalidating = gateway(s, "cache-revalidate", "memory = \"256MiB\"", counting.port, far.port).await;
+    let mut rows = Vec::new();
+    let seconds = Duration::from_secs(s.seconds);
+
+    // Hot objects: the gateway with duration freshness against nginx's proxy_cache, both
+    // warmed by one request first.
+    drive::reset_peak(duration_gw.pid());
+    for (label, size, conns) in [("hot 4 KiB x16", 4u64 << 10, 16), ("hot 64 MiB x4", 64 * MIB, 4)] {
+        let key = format!("obj-{size}");
+        let url = duration_gw.url("near", &key, s.token);
+        get(&url, None, None).await;
+        let headers = [("Origin".to_string(), ORIGIN.to_string())];
+        let before = drive::used(&[duration_gw.pid()]);
+        let gw = drive::load(&url, &headers, conns, seconds, size).await;
+        let gw_cpu = (drive::used(&[duration_gw.pid()]) - before).cpu_seconds;
+        let Some((pids, nginx_url)) = &s.nginx else {
+            rows.push(CacheRow::new(
+                label,
+                format!("gateway {:.0} req/s, {:.0} MB/s; no nginx", gw.rps(), gw.mbps()),
+            ));
+            continue;
+        };
+        let nginx_url = nginx_url(&key);
+        get(&nginx_url, None, None).await;
+        let before = drive::used(pids);
+        let ng = drive::load(&nginx_url, &[], conns, seconds, size).await;
+        let ng_cpu = (drive::used(pids) - before).cpu_seconds;
+        let per = |cpu: f64, run: &drive::Run| cpu / run.requests.max(1) as f64;
+        let text = format!(
+            "gateway {:.0} req/s ({:.0} MB/s), nginx proxy_cache {:.0} req/s ({:.0} MB/s): {:.2}x; CPU per request gateway/nginx {:.2}x; errors {}/{}",
+            gw.rps(),
+            gw.mbps(),
+            ng.rps(),
+            ng.mbps(),
+            gw.rps() / ng.rps(),
+            per(gw_cpu, &gw) / per(ng_cpu, &ng),
+            gw.errors,
+            ng.errors
+        );
+        eprintln!("cache {label}: {text}");
+        rows.push(CacheRow::new(label, text));
+    }
+    let peak = drive::peak_rss_mib(duration_gw.pid());
+    rows.push(CacheRow::new(
+        "peak RSS under the hot runs",
+        format!("{peak:.1} MiB with a 256 MiB memory tier (target: at most 296 MiB)"),
+    ));
+
+    // Revalidate mode: 100 reads of one 64 MiB object; what the bucket sent for them.
+    let url = revalidating.url("counted", &format!("obj-{}", 64 * MIB), s.token);
+    get(&url, None, None).await;
+    let before = counting.bytes();
+    let mut served = 0;
+    for _ in 0..100 {
+        served += get(&url, None, None).await.0;
+    }
+    let bucket = counting.bytes() - before;
+    rows.push(CacheRow::new(
+        "revalidate, 100 reads of 64 MiB",
+        format!(
+            "bucket sent {bucket} bytes for {served} served: {:.4} % (target: at most 1 %)",
+            bucket as f64 * 100.0 / served as f64
+        ),
+    ));
+
+    // 100 concurrent cold readers of one 64 MiB object, against one lone cold reader: the
+    // bucket next to the gateway, and 40 ms away.
+    for (label, storage, relay, prefix) in [
+        ("100 concurrent cold GETs of 64 MiB", "counted", &counting, "cold"),
+        ("the same, bucket 40 ms away", "far", &far, "cold-far"),
+    ] {
+        let lone = get(
+            &revalidating.url(storage, &format!("{prefix}-lone"), s.token),
+            None,
+            None,
+        )
+        .await
+        .1;
+        let before = relay.bytes();
+        let url = Arc::new(revalidating.url(storage, &format!("{prefix}-shared"), s.token));
+        let mut readers = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let url = url.clone();
+            readers.spawn(async move { get(&url, None, None).await });
+        }
+        let mut slowest_first = Duration::ZERO;
+        while let Some(Ok((bytes, first, _))) = readers.join_next().await {
+            assert_eq!(bytes, 64 * MIB);
+            slowest_first = slowest_first.max(first);
+        }
+        let bucket = relay.bytes() - before;
+        rows.push(CacheRow::new(
+            label,
+            format!(
+                "bucket sent {:.3}x the object (target: at most 1.02x); slowest first byte {:.1} ms against a lone cold request's {:.1} ms: {:.2}x (target: at most 2x)",
+                bucket as f64 / (64 * MIB) as f64,
+                slowest_first.as_secs_f64() * 1e3,
+                lone.as_secs_f64() * 1e3,
+                slowest_first.as_secs_f64() / lone.as_secs_f64()
+            ),
+        ));
+    }
+
+    // A `bytes=0-` probe that takes 100 KiB and leaves, cached and uncached.
+    let mut dropped = Vec::new();
+    for (storage, key) in [("counted_uncached", "cold-drop-a"), ("counted", "cold-drop-b")] {
+        let before = counting.bytes();
+        get(
+            &revalidating.url(storage, key, s.token),
+            Some("bytes=0-"),
+            Some(100 << 10),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        dropped.push(counting.bytes() - before);
+    }
+    rows.push(CacheRow::new(
+        "a bytes=0- probe of 64 MiB that takes 100 KiB",
+        format!(
+            "the bucket sent {:.1} MiB uncached, {:.1} MiB through the cache",
+            dropped[0] as f64 / MIB as f64,
+            dropped[1] as f64 / MIB as f64
+        ),
+    ));
+
+    // The bucket 40 ms away: hot 1 MiB with duration freshness against the uncached path.
+    let mut p50 = Vec::new();
+    for storage in ["far", "far_uncached"] {
+        let url = duration_gw.url(storage, &format!("obj-{MIB}"), s.token);
+        get(&url, None, None).await;
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            times.push(get(&url, None, None).await.2.as_secs_f64() * 1e3);
+        }
+        p50.push(median(times));
+    }
+    rows.push(CacheRow::new(
+        "1 MiB, bucket 40 ms away",
+        format!(
+            "p50 {:.2} ms from the cache (target: at most 2 ms), {:.1} ms uncached",
+            p50[0], p50[1]
+        ),
+    ));
+    for row in &rows {
+        eprintln!("cache {}: {}", row.case, row.result);
+    }
+    rows
+}
