@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use moka::notification::RemovalCause;
+use std::panic::AssertUnwindSafe;
 
 use crate::body::{Body, BoxError};
 use crate::error::GatewayError;
@@ -420,13 +421,20 @@ impl Inner {
         let request = fetch(first, last, etag.cloned());
         let inner = self.clone();
         tokio::spawn(async move {
-            let result = inner.fill(&id, &fill, request, (first, last)).await;
+            // A panic in the cache's own code fails the requests reading this slice (their
+            // connections are cut, as for a failed fetch), never leaves them waiting.
+            let result = AssertUnwindSafe(inner.fill(&id, &fill, request, (first, last)))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(FetchError::Failed("the edge cache failed (a panic)".into())));
             if let Err(e) = &result {
                 inner.metrics.errors.inc();
                 tracing::debug!(error = %e, "a fetch for the edge cache ended early");
             }
-            fill.end(result);
+            // Out of the map first: a request that comes after the end starts a fetch of its
+            // own instead of joining this one's result.
             lock(&inner.fills).remove(&id);
+            fill.end(result);
         });
         reader
     }
@@ -756,6 +764,24 @@ mod tests {
         let result = collect(cache.body(key(), meta.clone(), (0, meta.size - 1), fetch, Some(reader))).await;
         assert!(result.is_err(), "bytes of two versions as one object");
         assert!(matches!(cache.lookup(&key()), Lookup::Cold));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_fetch_fails_its_readers_instead_of_leaving_them_waiting() {
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default()).unwrap();
+        let panics: Fetcher = Arc::new(|_, _, _| Box::pin(async { panic!("a bug in the cache path") }));
+        let reader = cache.join(&key(), 0, None, None, &panics);
+        let head = tokio::time::timeout(Duration::from_secs(5), reader.head()).await;
+        assert!(matches!(head, Ok(Err(FetchError::Failed(_)))));
+        assert_eq!(cache.metrics().errors.get(), 1);
+        // The next request tries again.
+        let data = Arc::new(vec![1u8; 100]);
+        let head = cache
+            .join(&key(), 0, None, None, &bucket(data, u64::MAX))
+            .head()
+            .await
+            .unwrap();
+        assert_eq!(head.size, 100);
     }
 
     #[test]
