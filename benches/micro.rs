@@ -138,7 +138,7 @@ fn tenants(c: &mut Criterion) {
 
     let usage = Usage::new(UsageMetrics::default());
     c.bench_function("usage_record", |b| {
-        b.iter(|| usage.record("acme", "main", black_box(4096)))
+        b.iter(|| usage.record("acme", "main", black_box(4096), black_box(4096)))
     });
 
     // The writer thread drains into /dev/null: what is measured is the request's side

@@ -1,4 +1,6 @@
-//! Usage (README "Usage"): requests served and body bytes sent per org, storage and UTC day. A
+//! Usage (README "Usage"): requests served, body bytes sent, and the bytes that came from the
+//! bucket for them (`upstream_bytes`: less than `bytes` by what the edge cache saved), per
+//! org, storage and UTC day. A
 //! request adds to counters in memory (a short lock, no I/O); every [`FLUSH_EVERY`] the
 //! counters go to the registry's store in one write, where every replica's add up. A flush
 //! that fails keeps its counts for the next one, so a database outage loses nothing while
@@ -20,10 +22,26 @@ type Key = (String, String, u64);
 
 pub use crate::telemetry::metrics::UsageMetrics;
 
+/// What one key counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    requests: u64,
+    bytes: u64,
+    upstream_bytes: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.upstream_bytes += other.upstream_bytes;
+    }
+}
+
 pub struct Usage {
-    pending: Mutex<HashMap<Key, (u64, u64)>>,
+    pending: Mutex<HashMap<Key, Counts>>,
     /// Only what nothing can store: counts of a gateway without a store.
-    kept: Mutex<HashMap<Key, (u64, u64)>>,
+    kept: Mutex<HashMap<Key, Counts>>,
     metrics: UsageMetrics,
 }
 
@@ -49,19 +67,42 @@ impl Usage {
         }
     }
 
-    /// One request of `org`'s `storage` that sent `bytes` of body.
-    pub fn record(&self, org: &str, storage: &str, bytes: u64) {
+    /// One request of `org`'s `storage` that sent `bytes` of body, `upstream_bytes` of them
+    /// as they came from the bucket (0 for an answer from the edge cache, whose fetches are
+    /// counted by [`Usage::fetched`]).
+    pub fn record(&self, org: &str, storage: &str, bytes: u64, upstream_bytes: u64) {
+        self.add(
+            org,
+            storage,
+            Counts {
+                requests: 1,
+                bytes,
+                upstream_bytes,
+            },
+        );
+    }
+
+    /// Bytes the edge cache fetched from `org`'s `storage`'s bucket.
+    pub fn fetched(&self, org: &str, storage: &str, upstream_bytes: u64) {
+        self.add(
+            org,
+            storage,
+            Counts {
+                upstream_bytes,
+                ..Counts::default()
+            },
+        );
+    }
+
+    fn add(&self, org: &str, storage: &str, counts: Counts) {
         let key = (org.to_string(), storage.to_string(), day_number(SystemTime::now()));
-        let mut pending = self.pending.lock().expect("usage lock");
-        let counts = pending.entry(key).or_default();
-        counts.0 += 1;
-        counts.1 += bytes;
+        *self.pending.lock().expect("usage lock").entry(key).or_default() += counts;
     }
 
     /// Writes what was counted since the last flush to `storages`' store; on failure the
     /// counts wait for the next flush.
     pub async fn flush(&self, storages: &Storages) {
-        let batch: HashMap<Key, (u64, u64)> = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
+        let batch: HashMap<Key, Counts> = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
         if batch.is_empty() {
             return;
         }
@@ -110,21 +151,20 @@ impl Usage {
 }
 
 /// The stored form of one key's counts.
-fn usage_count((org, storage, day): &Key, (requests, bytes): (u64, u64)) -> UsageCount {
+fn usage_count((org, storage, day): &Key, counts: Counts) -> UsageCount {
     UsageCount {
         org: org.clone(),
         storage: storage.clone(),
         day: day_text(*day),
-        requests,
-        bytes,
+        requests: counts.requests,
+        bytes: counts.bytes,
+        upstream_bytes: counts.upstream_bytes,
     }
 }
 
-fn merge(into: &mut HashMap<Key, (u64, u64)>, from: HashMap<Key, (u64, u64)>) {
-    for (key, (requests, bytes)) in from {
-        let counts = into.entry(key).or_default();
-        counts.0 += requests;
-        counts.1 += bytes;
+fn merge(into: &mut HashMap<Key, Counts>, from: HashMap<Key, Counts>) {
+    for (key, counts) in from {
+        *into.entry(key).or_default() += counts;
     }
 }
 
@@ -170,8 +210,14 @@ mod tests {
     fn counts_add_up_per_key() {
         let mut into = HashMap::new();
         let key = ("acme".to_string(), "main".to_string(), 20_788);
-        merge(&mut into, HashMap::from([(key.clone(), (1, 10))]));
-        merge(&mut into, HashMap::from([(key.clone(), (2, 5))]));
-        assert_eq!(into[&key], (3, 15));
+        let counts = |requests, bytes, upstream_bytes| Counts {
+            requests,
+            bytes,
+            upstream_bytes,
+        };
+        merge(&mut into, HashMap::from([(key.clone(), counts(1, 10, 10))]));
+        merge(&mut into, HashMap::from([(key.clone(), counts(2, 5, 0))]));
+        merge(&mut into, HashMap::from([(key.clone(), counts(0, 0, 7))]));
+        assert_eq!(into[&key], counts(3, 15, 17));
     }
 }

@@ -64,7 +64,10 @@ pub async fn usage(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
     let counts = gw.usage.of(&gw.storages, org, &from, &to).await?;
     let rows: Vec<Value> = counts
         .iter()
-        .map(|c| json!({"storage": c.storage, "day": c.day, "requests": c.requests, "bytes": c.bytes}))
+        .map(|c| {
+            json!({"storage": c.storage, "day": c.day, "requests": c.requests, "bytes": c.bytes,
+                   "upstream_bytes": c.upstream_bytes})
+        })
         .collect();
     Ok(answer(
         StatusCode::OK,

@@ -269,6 +269,22 @@ fn answer(
     response
 }
 
+/// What a fetch for the cache holds while its body lasts: its place among the requests to
+/// buckets, and the count of its bytes, which go to usage as `upstream_bytes` when it ends.
+struct FetchMeter {
+    usage: Arc<crate::usage::Usage>,
+    org: String,
+    storage: String,
+    bytes: u64,
+    _slot: Option<upstream::UpstreamSlot>,
+}
+
+impl Drop for FetchMeter {
+    fn drop(&mut self) {
+        self.usage.fetched(&self.org, &self.storage, self.bytes);
+    }
+}
+
 /// Ranged, signed requests for the cache's slices, through the same forwarding as every
 /// request (fresh credentials and one more try when temporary ones are called stale).
 fn fetcher(gw: Arc<Gateway>, entry: Arc<StorageEntry>, path: ObjectPath) -> Fetcher {
@@ -284,13 +300,21 @@ fn fetcher(gw: Arc<Gateway>, entry: Arc<StorageEntry>, path: ObjectPath) -> Fetc
             match forward(&gw, &entry, &Method::GET, &path, &headers).await {
                 Ok(Forwarded::Passed(response)) => {
                     let (mut parts, body) = response.into_parts();
-                    // The place among upstream requests goes with the body.
-                    let slot = parts.extensions.remove::<upstream::UpstreamSlot>();
+                    let mut meter = FetchMeter {
+                        usage: gw.usage.clone(),
+                        org: path.org.clone(),
+                        storage: path.storage.clone(),
+                        bytes: 0,
+                        _slot: parts.extensions.remove::<upstream::UpstreamSlot>(),
+                    };
                     let body = body
-                        .map_err(move |e| {
-                            let _held = &slot;
-                            Box::new(e) as crate::body::BoxError
+                        .map_frame(move |frame| {
+                            // The meter as a whole (not its field) lives with the body.
+                            let meter = &mut meter;
+                            meter.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                            frame
                         })
+                        .map_err(|e| Box::new(e) as crate::body::BoxError)
                         .boxed_unsync();
                     Ok(Fetched {
                         status: parts.status,

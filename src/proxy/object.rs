@@ -187,6 +187,7 @@ fn stream_back(
     }
     let headers = upstream::response::client_headers(status, upstream.headers(), &ex.policy.cache_control);
     ex.log.status = status.as_u16();
+    ex.log.from_bucket = true;
     let body = if status == StatusCode::NOT_MODIFIED {
         body::empty()
     } else {

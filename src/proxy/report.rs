@@ -30,6 +30,9 @@ pub struct AccessLog {
     pub report: Option<Report>,
     /// What the edge cache did (the audit line's `cache`).
     pub cache: Option<&'static str>,
+    /// The body came straight from the bucket (not from the edge cache), so its bytes count
+    /// as `upstream_bytes` too.
+    pub from_bucket: bool,
     started: Instant,
 }
 
@@ -88,6 +91,7 @@ impl AccessLog {
             side: None,
             report: None,
             cache: None,
+            from_bucket: false,
             started: Instant::now(),
         }
     }
@@ -97,7 +101,8 @@ impl AccessLog {
         self.log(bytes, outcome);
         let Some(report) = &self.report else { return };
         if let (true, Some(org), Some(storage)) = (report.counts, &self.org, &self.storage) {
-            report.usage.record(org, storage, bytes);
+            let upstream = if self.from_bucket { bytes } else { 0 };
+            report.usage.record(org, storage, bytes, upstream);
         }
         if let Some(audit) = &report.audit {
             audit.write(crate::audit::AuditLine {

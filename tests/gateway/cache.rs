@@ -527,3 +527,31 @@ async fn a_bucket_that_ignores_if_none_match_still_confirms_an_entry_by_its_etag
     assert_eq!(again.header("cache-status"), "assetgate; fwd=stale; fwd-status=304");
     assert_eq!(relay.bytes(), bytes + 1, "one byte crossed: the conditional request's");
 }
+
+#[tokio::test]
+async fn usage_says_what_came_from_the_bucket_and_what_the_cache_saved() {
+    let bucket = "cache-usage";
+    let data = pattern(1_500_000, 13);
+    seaweed().seed(bucket, &[("a.png", &data), ("b.png", &data)]).await;
+    let relay = Relay::start(&seaweed().endpoint).await;
+    let gw = gateway(&relay, bucket, "memory = \"64MiB\"", "").await;
+    let cached = gw.url("acme", "main", bucket, "a.png");
+    for _ in 0..3 {
+        assert_eq!(read(&cached, &[]).await.body, data);
+    }
+    // HEAD goes to the bucket: no body, nothing fetched.
+    let auth = format!("Bearer {}", token("acme"));
+    assert_eq!(
+        head(&gw.url("acme", "main", bucket, "b.png"), &[("authorization", &auth)])
+            .await
+            .status,
+        200
+    );
+    let size = data.len() as u64;
+    within(Duration::from_secs(15), "usage to be flushed", || async {
+        let r = crate::support::client::admin(&gw.admin_base, ADMIN, Method::GET, "/admin/v1/orgs/acme/usage", None).await;
+        let rows = r.json()["data"]["usage"].clone();
+        rows == json!([{"storage": "main", "day": rows[0]["day"], "requests": 4, "bytes": 3 * size, "upstream_bytes": size}])
+    })
+    .await;
+}

@@ -250,14 +250,19 @@ async fn usage_adds_up_over_replicas_and_limits_set_on_one_hold_on_the_other() {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         r.json()["data"]["usage"].clone()
     };
-    // Each replica flushes every 5 s.
+    // Each replica flushes every 5 s. Each has its own edge cache: the object came from the
+    // bucket once to each (16 + 16 upstream bytes).
     within(
         Duration::from_secs(15),
         "both replicas' counts in the registry",
         || async {
             usage().await.as_array().is_some_and(|rows| {
-                rows.iter()
-                    .any(|row| row["storage"] == "billed" && row["requests"] == 5 && row["bytes"] == 80)
+                rows.iter().any(|row| {
+                    row["storage"] == "billed"
+                        && row["requests"] == 5
+                        && row["bytes"] == 80
+                        && row["upstream_bytes"] == 32
+                })
             })
         },
     )

@@ -107,6 +107,8 @@ pub struct UsageCount {
     pub day: String,
     pub requests: u64,
     pub bytes: u64,
+    /// Of `bytes`, and for the edge cache's fetches, what came from the bucket.
+    pub upstream_bytes: u64,
 }
 
 /// Why a store operation failed.

@@ -16,14 +16,16 @@ fn usage_key(org: &str, storage: &str, day: &str) -> String {
     format!("{org}\n{storage}\n{day}")
 }
 
-fn counts(value: &[u8]) -> (u64, u64) {
+/// Requests, bytes and upstream bytes, big-endian (values written before upstream bytes
+/// were counted have 16 bytes: those read as 0).
+fn counts(value: &[u8]) -> (u64, u64, u64) {
     let number = |range: std::ops::Range<usize>| {
         value
             .get(range)
             .and_then(|b| b.try_into().ok())
             .map_or(0, u64::from_be_bytes)
     };
-    (number(0..8), number(8..16))
+    (number(0..8), number(8..16), number(16..24))
 }
 
 impl EmbeddedStore {
@@ -33,10 +35,11 @@ impl EmbeddedStore {
             let mut table = tx.open_table(USAGE)?;
             for c in counts_to_add {
                 let key = usage_key(&c.org, &c.storage, &c.day);
-                let (requests, bytes) = table.get(key.as_str())?.map_or((0, 0), |v| counts(v.value()));
-                let mut value = [0u8; 16];
+                let (requests, bytes, upstream) = table.get(key.as_str())?.map_or((0, 0, 0), |v| counts(v.value()));
+                let mut value = [0u8; 24];
                 value[..8].copy_from_slice(&(requests + c.requests).to_be_bytes());
-                value[8..].copy_from_slice(&(bytes + c.bytes).to_be_bytes());
+                value[8..16].copy_from_slice(&(bytes + c.bytes).to_be_bytes());
+                value[16..].copy_from_slice(&(upstream + c.upstream_bytes).to_be_bytes());
                 table.insert(key.as_str(), value.as_slice())?;
             }
             Ok(())
@@ -59,13 +62,14 @@ impl EmbeddedStore {
                     continue;
                 };
                 if (from..=to).contains(&day) {
-                    let (requests, bytes) = counts(value.value());
+                    let (requests, bytes, upstream_bytes) = counts(value.value());
                     out.push(UsageCount {
                         org: org.to_string(),
                         storage: storage.to_string(),
                         day: day.to_string(),
                         requests,
                         bytes,
+                        upstream_bytes,
                     });
                 }
             }
@@ -106,6 +110,7 @@ mod tests {
             day: day.into(),
             requests,
             bytes,
+            upstream_bytes: bytes / 2,
         }
     }
 
@@ -133,6 +138,15 @@ mod tests {
         );
         assert_eq!(store.usage("acme", "2026-11-01", "2026-12-31").unwrap().len(), 2);
         assert!(store.usage("globex", "2026-01-01", "2026-12-31").unwrap().is_empty());
+    }
+
+    #[test]
+    fn counts_written_before_upstream_bytes_read_as_none_fetched() {
+        let mut old = [0u8; 16];
+        old[7] = 2;
+        old[15] = 9;
+        assert_eq!(counts(&old), (2, 9, 0));
+        assert_eq!(counts(&[]), (0, 0, 0));
     }
 
     #[test]

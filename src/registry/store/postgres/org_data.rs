@@ -17,16 +17,19 @@ impl PostgresStore {
         let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let requests: Vec<i64> = counts.iter().map(|c| number(c.requests)).collect();
         let bytes: Vec<i64> = counts.iter().map(|c| number(c.bytes)).collect();
+        let upstream: Vec<i64> = counts.iter().map(|c| number(c.upstream_bytes)).collect();
         self.client()
             .await?
             .execute(
-                "INSERT INTO assetgate_usage (org, storage, day, requests, bytes)
-                 SELECT o, s, d::date, r, b FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
-                     AS t(o, s, d, r, b)
+                "INSERT INTO assetgate_usage (org, storage, day, requests, bytes, upstream_bytes)
+                 SELECT o, s, d::date, r, b, u
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
+                     AS t(o, s, d, r, b, u)
                  ON CONFLICT (org, storage, day) DO UPDATE
                  SET requests = assetgate_usage.requests + EXCLUDED.requests,
-                     bytes = assetgate_usage.bytes + EXCLUDED.bytes",
-                &[&orgs, &storages, &days, &requests, &bytes],
+                     bytes = assetgate_usage.bytes + EXCLUDED.bytes,
+                     upstream_bytes = assetgate_usage.upstream_bytes + EXCLUDED.upstream_bytes",
+                &[&orgs, &storages, &days, &requests, &bytes, &upstream],
             )
             .await
             .map_err(unavailable("add usage"))?;
@@ -39,7 +42,7 @@ impl PostgresStore {
             .client()
             .await?
             .query(
-                "SELECT storage, day::text, requests, bytes FROM assetgate_usage
+                "SELECT storage, day::text, requests, bytes, upstream_bytes FROM assetgate_usage
                  WHERE org = $1 AND day BETWEEN $2::text::date AND $3::text::date ORDER BY storage, day",
                 &[&org, &from, &to],
             )
@@ -53,6 +56,7 @@ impl PostgresStore {
                 day: r.get(1),
                 requests: r.get::<_, i64>(2).max(0) as u64,
                 bytes: r.get::<_, i64>(3).max(0) as u64,
+                upstream_bytes: r.get::<_, i64>(4).max(0) as u64,
             })
             .collect())
     }

@@ -8,7 +8,7 @@ const MIGRATION_LOCK: i64 = 0x6173_7365_7467_6174;
 
 /// Schema versions, applied in order, each once (`assetgate_schema_migrations`). Only ever
 /// add to this list: replicas of the previous version may still run beside a new one.
-const MIGRATIONS: [(i32, &str); 2] = [
+const MIGRATIONS: [(i32, &str); 3] = [
     (
         1,
         "CREATE TABLE assetgate_storages (
@@ -40,6 +40,11 @@ const MIGRATIONS: [(i32, &str); 2] = [
         limits jsonb NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now()
     );",
+    ),
+    // What came from the bucket; replicas of the previous version add 0.
+    (
+        3,
+        "ALTER TABLE assetgate_usage ADD COLUMN upstream_bytes bigint NOT NULL DEFAULT 0;",
     ),
 ];
 
