@@ -274,6 +274,15 @@ impl ObjectCache {
         self.inner.entries.invalidate(&Key::Object(key.clone()));
     }
 
+    /// Leaves `key` to the bucket for a while: its answer cannot be cached (a bucket that
+    /// answers a range with the whole object).
+    pub fn pass(&self, key: &Arc<ObjectKey>) {
+        self.inner.insert(
+            Key::Object(key.clone()),
+            Value::Uncacheable(Instant::now() + UNCACHEABLE_FOR),
+        );
+    }
+
     /// The entry for `key` from the head of a fetched slice, or `None` (and a note to go to
     /// the bucket for a while) when the object may not be cached.
     pub fn remember(&self, key: &Arc<ObjectKey>, head: &Head) -> Option<Arc<Meta>> {

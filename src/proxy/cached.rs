@@ -182,6 +182,12 @@ async fn entry_for(
             None => Found::Bucket,
         },
         Err(FetchError::Refused(r)) if r.status != Some(StatusCode::RANGE_NOT_SATISFIABLE) => Found::Refused(r),
+        Err(FetchError::Uncacheable) => {
+            // Not a 206 of the range asked for: the next requests go straight to the bucket
+            // instead of asking twice.
+            cache.pass(key);
+            Found::Bucket
+        }
         Err(_) => Found::Bucket,
     }
 }

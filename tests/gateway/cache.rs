@@ -555,3 +555,41 @@ async fn usage_says_what_came_from_the_bucket_and_what_the_cache_saved() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_bucket_that_answers_ranges_with_the_whole_object_is_asked_once_per_request() {
+    // A stand-in (no real server ignores ranges on demand) that answers every request,
+    // ranged or not, with the whole object.
+    let upstream = crate::support::standin::StandIn::replying(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nETag: \"v1\"\r\nConnection: close\r\n\r\nwhole",
+    )
+    .await;
+    let org = format!(
+        "[[orgs]]\nid = \"acme\"\n{}",
+        storage(
+            "main",
+            &upstream.endpoint(),
+            &["b-bucket"],
+            &crate::support::standin::any_keys()
+        )
+    );
+    let gw = TestGateway::start(&format!("{}\n{org}", config("", ""))).await;
+    let url = gw.url("acme", "main", "b-bucket", "k.txt");
+    let first = read(&url, &[]).await;
+    assert_eq!((first.status.as_u16(), &first.body[..]), (200, &b"whole"[..]));
+    assert_eq!(first.header("cache-status"), "assetgate; fwd=miss");
+    let asked = upstream.heads.lock().unwrap().len();
+    assert_eq!(asked, 2, "the cache's ranged request, then the client's");
+    for _ in 0..3 {
+        let r = read(&url, &[]).await;
+        assert_eq!(
+            (r.status.as_u16(), r.header("cache-status")),
+            (200, "assetgate; fwd=miss")
+        );
+    }
+    assert_eq!(
+        upstream.heads.lock().unwrap().len(),
+        asked + 3,
+        "once per request from then on"
+    );
+}

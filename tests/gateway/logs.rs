@@ -115,7 +115,7 @@ async fn the_binary_at_trace_level_writes_no_secret_whatever_rust_log_says() {
     .await;
     let (secret, session) = ("secret-key-never-logged-7", "session-token-never-logged-9");
     let org = format!(
-        "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"s3_compatible\"\nbuckets = [\"b-bucket\"]\nendpoint = \"{}\"\ncredentials = {{ type = \"access_key\", access_key_id = \"AKIDTRACE\", secret_access_key = \"{secret}\", session_token = \"{session}\" }}\n",
+        "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"s3_compatible\"\nbuckets = [\"b-bucket\"]\nendpoint = \"{}\"\ncredentials = {{ type = \"access_key\", access_key_id = \"AKIDTRACE\", secret_access_key = \"{secret}\", session_token = \"{session}\" }}\ncache = false\n",
         upstream.endpoint()
     );
     let dir = tempfile::tempdir().unwrap();
