@@ -596,3 +596,52 @@ async fn sslmode_prefer_is_warned_about_at_start() {
     );
     assert!(!logs.contains(PASSWORD), "the password is never logged");
 }
+
+#[tokio::test]
+async fn what_one_replica_cached_is_never_served_after_a_change_through_another() {
+    seed().await;
+    let (_, url) = database();
+    // Duration freshness: B does not ask the bucket again, so only the storage's new revision,
+    // arriving through the shared registry, can keep B from serving what it cached.
+    let config = format!("{}[cache]\nfreshness = \"1h\"\n", registry(&url, ""));
+    let (a, b) = (Replica::ready(&config).await, Replica::ready(&config).await);
+    a.create("rotated").await;
+    within(Duration::from_secs(5), "B to serve the new storage", || async {
+        b.object("rotated", "a.txt").await.status == 200
+    })
+    .await;
+    assert_eq!(
+        b.object("rotated", "a.txt").await.header("cache-status"),
+        "assetgate; hit"
+    );
+    let limited = &seaweed().limited;
+    let patched = a
+        .admin(
+            Method::PATCH,
+            "/admin/v1/orgs/acme/storages/rotated",
+            Some(json!({"credentials": {"accessKeyId": limited.access_key_id,
+                                        "secretAccessKey": limited.secret_access_key.expose()}})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
+    within(Duration::from_secs(5), "B to use the rotated credentials", || async {
+        b.object("rotated", "a.txt").await.status == 403
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            b.object("rotated", "a.txt").await.status,
+            403,
+            "a cached answer came back"
+        );
+    }
+    let deleted = a
+        .admin(Method::DELETE, "/admin/v1/orgs/acme/storages/rotated", None, &[])
+        .await;
+    assert_eq!(deleted.status, 200);
+    within(Duration::from_secs(5), "B to forget the storage", || async {
+        b.object("rotated", "a.txt").await.status == 404
+    })
+    .await;
+}
