@@ -14,6 +14,7 @@ pub mod settings;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -177,6 +178,10 @@ struct Inner {
     idle_timeout: Duration,
     entries: moka::sync::Cache<Key, Value>,
     fills: Mutex<HashMap<SliceId, Arc<Fill>>>,
+    /// Bytes received by fetches under way: while it is above the memory tier's size, cold
+    /// objects go to the bucket uncached (streamed with backpressure), so that many readers
+    /// of many cold objects cannot make the cache hold more than twice its size.
+    fetching: AtomicU64,
     metrics: EdgeCacheMetrics,
 }
 
@@ -232,6 +237,7 @@ impl ObjectCache {
                 idle_timeout,
                 entries,
                 fills: Mutex::new(HashMap::new()),
+                fetching: AtomicU64::new(0),
                 metrics,
             }),
         })
@@ -311,6 +317,12 @@ impl ObjectCache {
             no_cache,
             checked: Mutex::new(Instant::now()),
         }))
+    }
+
+    /// Whether fetches under way hold more than the memory tier's size: a cold object is
+    /// then better streamed from the bucket than fetched into memory.
+    pub fn busy(&self) -> bool {
+        self.inner.fetching.load(Ordering::Relaxed) > self.inner.settings.memory
     }
 
     /// Whether every slice holding bytes `first..=last` is cached.
@@ -432,10 +444,14 @@ impl Inner {
         tokio::spawn(async move {
             // A panic in the cache's own code fails the requests reading this slice (their
             // connections are cut, as for a failed fetch), never leaves them waiting.
-            let result = AssertUnwindSafe(inner.fill(&id, &fill, request, (first, last)))
+            let received = AtomicU64::new(0);
+            let result = AssertUnwindSafe(inner.fill(&id, &fill, request, (first, last), &received))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(FetchError::Failed("the edge cache failed (a panic)".into())));
+            inner
+                .fetching
+                .fetch_sub(received.load(Ordering::Relaxed), Ordering::Relaxed);
             if let Err(e) = &result {
                 inner.metrics.errors.inc();
                 tracing::debug!(error = %e, "a fetch for the edge cache ended early");
@@ -456,6 +472,7 @@ impl Inner {
         fill: &Fill,
         request: impl Future<Output = Result<Fetched, FetchError>>,
         (first, last): (u64, u64),
+        counted: &AtomicU64,
     ) -> Result<(), FetchError> {
         let fetched = request.await?;
         let range = fetched
@@ -495,6 +512,8 @@ impl Inner {
                 return Err(FetchError::Failed("the bucket sent more than the range".into()));
             }
             self.metrics.from_upstream.inc_by(data.len() as u64);
+            self.fetching.fetch_add(data.len() as u64, Ordering::Relaxed);
+            counted.fetch_add(data.len() as u64, Ordering::Relaxed);
             fill.push(data);
         }
         if received != expected {
@@ -791,6 +810,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head.size, 100);
+    }
+
+    #[tokio::test]
+    async fn fetches_under_way_beyond_the_tiers_size_make_the_cache_step_aside_until_they_end() {
+        let small = CacheSettings {
+            memory: 32 << 10,
+            ..settings()
+        };
+        let cache = ObjectCache::new(&small, Duration::from_millis(200), EdgeCacheMetrics::default()).unwrap();
+        // A bucket that sends 60 KiB of a 64 KiB slice, then nothing.
+        let stalls: Fetcher = Arc::new(|first, last, _| {
+            Box::pin(async move {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+                let range = format!("bytes {first}-{last}/{}", last + 1);
+                headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&range).unwrap());
+                let chunk: Result<Frame<Bytes>, BoxError> = Ok(Frame::data(Bytes::from(vec![0u8; 60 << 10])));
+                let frames = futures_util::stream::iter([chunk]).chain(futures_util::stream::pending());
+                Ok(Fetched {
+                    status: StatusCode::PARTIAL_CONTENT,
+                    headers,
+                    body: StreamBody::new(frames).boxed_unsync(),
+                })
+            })
+        });
+        let mut reader = cache.join(&key(), 0, None, None, &stalls);
+        assert_eq!(reader.next().await.unwrap().unwrap().len(), 60 << 10);
+        assert!(cache.busy());
+        drop(reader);
+        // The stalled fetch ends at the idle timeout, and its bytes stop counting.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(!cache.busy());
     }
 
     #[test]

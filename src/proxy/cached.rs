@@ -59,6 +59,11 @@ pub(super) async fn serve(
             mark(ex, status::MISS);
             return None;
         }
+        Found::Busy => {
+            cache.metrics().bypass.inc();
+            mark(ex, status::BYPASS);
+            return None;
+        }
         Found::Refused(refusal) => {
             cache.metrics().miss.inc();
             mark(ex, status::MISS);
@@ -140,6 +145,9 @@ enum Found {
     Bucket,
     /// The bucket refused the first fetch of a cold object: that is the answer.
     Refused(Arc<Refusal>),
+    /// A cold object while fetches under way hold more than the cache's size: the bucket
+    /// answers, streamed with backpressure.
+    Busy,
 }
 
 async fn entry_for(
@@ -166,6 +174,7 @@ async fn entry_for(
                 return Found::Bucket;
             }
         },
+        Lookup::Cold if cache.busy() => return Found::Busy,
         Lookup::Cold => {}
     }
     let first = match range {
