@@ -292,31 +292,22 @@ impl ObjectCache {
     /// The entry for `key` from the head of a fetched slice, or `None` (and a note to go to
     /// the bucket for a while) when the object may not be cached.
     pub fn remember(&self, key: &Arc<ObjectKey>, head: &Head) -> Option<Arc<Meta>> {
-        let meta = self.meta_of(head);
-        let value = match &meta {
-            Some(meta) => Value::Object(meta.clone()),
-            None => Value::Uncacheable(Instant::now() + UNCACHEABLE_FOR),
-        };
-        self.inner.insert(Key::Object(key.clone()), value);
-        meta
-    }
-
-    fn meta_of(&self, head: &Head) -> Option<Arc<Meta>> {
-        let (no_store, no_cache) = no_store_or_cache(&head.headers);
-        let etag = strong_etag(&head.headers)?.clone();
-        if no_store || head.size == 0 || head.size > self.inner.settings.max_object_size {
+        let Some(etag) = self.inner.keepable(head) else {
+            self.pass(key);
             return None;
-        }
+        };
         let mut headers = head.headers.clone();
         headers.remove(header::CONTENT_RANGE);
         headers.remove(header::CONTENT_LENGTH);
-        Some(Arc::new(Meta {
-            etag,
+        let meta = Arc::new(Meta {
+            etag: etag.clone(),
             size: head.size,
             headers,
-            no_cache,
+            no_cache: no_store_or_cache(&head.headers).1,
             checked: Mutex::new(Instant::now()),
-        }))
+        });
+        self.inner.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
+        Some(meta)
     }
 
     /// Whether fetches under way hold more than the memory tier's size: a cold object is
@@ -412,6 +403,14 @@ impl Inner {
         self.entries.insert(key, value);
     }
 
+    /// The strong `ETag` of an answer the cache may keep: not `no-store`, not empty, not
+    /// larger than `max_object_size`; `None` for any other.
+    fn keepable<'h>(&self, head: &'h Head) -> Option<&'h HeaderValue> {
+        let (no_store, _) = no_store_or_cache(&head.headers);
+        let size_ok = head.size > 0 && head.size <= self.settings.max_object_size;
+        strong_etag(&head.headers).filter(|_| !no_store && size_ok)
+    }
+
     /// Slice `index` of `key`, if cached as the version `etag` names.
     fn stored(&self, key: &Arc<ObjectKey>, index: u64, etag: &HeaderValue) -> Option<Bytes> {
         match self.entries.get(&Key::Slice(key.clone(), index)) {
@@ -491,8 +490,6 @@ impl Inner {
             size,
         });
         fill.set_head(head.clone());
-        let (no_store, _) = no_store_or_cache(&head.headers);
-        let keep = !no_store && size <= self.settings.max_object_size && strong_etag(&head.headers).is_some();
         let expected = got_last - got_first + 1;
         let mut received = 0u64;
         let mut body = fetched.body;
@@ -519,7 +516,7 @@ impl Inner {
         if received != expected {
             return Err(FetchError::Failed("the bucket's answer was cut short".into()));
         }
-        if let (true, Some(etag)) = (keep, head.headers.get(header::ETAG)) {
+        if let Some(etag) = self.keepable(&head) {
             let whole = fill.joined(usize::try_from(expected).unwrap_or(0));
             self.insert(
                 Key::Slice(key.clone(), *index),
