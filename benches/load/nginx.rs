@@ -47,19 +47,23 @@ pub fn start(
     std::fs::create_dir_all(root.join("tmp")).ok()?;
     let tmp = root.join("tmp");
     let tmp = tmp.display();
-    // As the gateway: no cap on requests per kept-alive connection (nginx's default of 1,000
-    // would add a reconnect, and over TLS a handshake, every 1,000 requests).
-    let location = format!(
+    // How both proxies reach the backend: kept-alive connections, 64 KiB buffers.
+    let upstream = format!(
         r#"
-        keepalive_requests 1000000;
-        location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host 127.0.0.1:{backend_port};
             proxy_buffer_size 64k;
             proxy_buffers 8 64k;
-            proxy_busy_buffers_size 128k;
+            proxy_busy_buffers_size 128k;"#
+    );
+    // As the gateway: no cap on requests per kept-alive connection (nginx's default of 1,000
+    // would add a reconnect, and over TLS a handshake, every 1,000 requests).
+    let location = format!(
+        r#"
+        keepalive_requests 1000000;
+        location / {{{upstream}
             proxy_max_temp_file_size 0;
         }}"#
     );
@@ -90,14 +94,7 @@ pub fn start(
             proxy_cache_key $uri$is_args$args$slice_range;
             proxy_set_header Range $slice_range;
             proxy_cache_valid 200 206 1h;
-            proxy_cache_lock on;
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host 127.0.0.1:{backend_port};
-            proxy_buffer_size 64k;
-            proxy_buffers 8 64k;
-            proxy_busy_buffers_size 128k;
+            proxy_cache_lock on;{upstream}
         }}
     }}"#,
         cache_dir.display()
