@@ -39,8 +39,7 @@ pub(super) async fn serve(
     let range = match admitted(parts, entry) {
         Ok(range) => range,
         Err(why) => {
-            cache.metrics().bypass.inc();
-            mark(ex, why);
+            mark(cache, ex, why);
             return None;
         }
     };
@@ -55,18 +54,15 @@ pub(super) async fn serve(
     let (meta, mut outcome, started) = match entry_for(gw, cache, entry, path, &key, range, &fetch).await {
         Found::Entry(meta, outcome, started) => (meta, outcome, started),
         Found::Bucket => {
-            cache.metrics().miss.inc();
-            mark(ex, status::MISS);
+            mark(cache, ex, status::MISS);
             return None;
         }
         Found::Busy => {
-            cache.metrics().bypass.inc();
-            mark(ex, status::BYPASS);
+            mark(cache, ex, status::BYPASS);
             return None;
         }
         Found::Refused(refusal) => {
-            cache.metrics().miss.inc();
-            mark(ex, status::MISS);
+            mark(cache, ex, status::MISS);
             return Some(super::object::refused(
                 &refusal.error,
                 refusal.status,
@@ -75,14 +71,8 @@ pub(super) async fn serve(
             ));
         }
     };
-    let counter = match outcome {
-        status::HIT => &cache.metrics().hit,
-        status::REVALIDATED => &cache.metrics().revalidated,
-        _ => &cache.metrics().miss,
-    };
-    counter.inc();
     if let Some(answer) = judged(&parts.headers, &meta, ex) {
-        mark(ex, outcome);
+        mark(cache, ex, outcome);
         return Some(answer);
     }
     let range = if if_range_fails(&parts.headers, &meta) {
@@ -92,7 +82,7 @@ pub(super) async fn serve(
     };
     let part = plan::part(range, meta.size);
     let Some(span) = part.span(meta.size) else {
-        mark(ex, outcome);
+        mark(cache, ex, outcome);
         let content_range = HeaderValue::from_str(&format!("bytes */{}", meta.size)).ok();
         return Some(super::object::refused(
             &GatewayError::RangeNotSatisfiable,
@@ -104,15 +94,25 @@ pub(super) async fn serve(
     if outcome != status::MISS_STORED && !cache.holds(&key, &meta, span.0, span.1) {
         outcome = status::PARTIAL;
     }
-    mark(ex, outcome);
+    mark(cache, ex, outcome);
     let body = cache.body(key, meta.clone(), span, fetch, started);
     Some(answer(gw, ex, &meta, part, span, body, std::mem::take(permits)))
 }
 
-/// Says what the cache did, in the `Cache-Status` header and the audit line.
-fn mark(ex: &mut Exchange, cache_status: &'static str) {
+/// Says what the cache did, once per request: in the `Cache-Status` header, the audit line
+/// and `assetgate_cache_requests_total`, all by the same word.
+fn mark(cache: &ObjectCache, ex: &mut Exchange, cache_status: &'static str) {
+    let label = status::label(cache_status);
     ex.cache_status = Some(cache_status);
-    ex.log.cache = Some(status::label(cache_status));
+    ex.log.cache = Some(label);
+    let metrics = cache.metrics();
+    let counter = match label {
+        "hit" => &metrics.hit,
+        "revalidated" => &metrics.revalidated,
+        "miss" => &metrics.miss,
+        _ => &metrics.bypass,
+    };
+    counter.inc();
 }
 
 /// The client's range when the request may use the cache, or the `Cache-Status` saying why
