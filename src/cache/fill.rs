@@ -141,6 +141,11 @@ impl FillReader {
             .await
     }
 
+    /// Bytes of the slice read so far: where the chunk [`FillReader::next`] gave last ends.
+    pub fn read(&self) -> u64 {
+        self.offset as u64
+    }
+
     /// The next bytes of the slice; `None` once it is complete.
     pub async fn next(&mut self) -> Option<Result<Bytes, FetchError>> {
         let (next, offset) = (self.next, self.offset);

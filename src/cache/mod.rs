@@ -565,12 +565,10 @@ where
 
 /// Where the bytes of the current slice come from.
 enum Source {
+    /// The rest of the slice, cached.
     Stored(Bytes),
-    Filling {
-        reader: FillReader,
-        start: u64,
-        offset: u64,
-    },
+    /// A fetch of the slice, read from its first byte.
+    Filling(FillReader),
 }
 
 /// A response's walk over the slices of its bytes.
@@ -599,7 +597,7 @@ impl Walker {
             let index = self.pos / slice;
             let (slice_first, slice_last) = plan::slice_bytes(index, slice, Some(self.meta.size));
             if self.current.is_none() {
-                match self.open(index, slice_first).await {
+                match self.open(index).await {
                     Ok(source) => self.current = Some(source),
                     Err(e) => return Some(Err(e)),
                 }
@@ -616,13 +614,13 @@ impl Walker {
                     self.ahead(index, slice_first);
                     return Some(Ok(piece));
                 }
-                Source::Filling { reader, start, offset } => match reader.next().await {
+                Source::Filling(reader) => match reader.next().await {
                     None => return Some(Err(FetchError::Failed("a slice ended early".into()))),
                     Some(Err(e)) => return Some(Err(e)),
                     Some(Ok(chunk)) => {
-                        let chunk_first = *start + *offset;
-                        *offset += chunk.len() as u64;
-                        let chunk_last = chunk_first + chunk.len() as u64;
+                        // The chunk ends where the reader now is in the slice.
+                        let chunk_last = slice_first + reader.read();
+                        let chunk_first = chunk_last - chunk.len() as u64;
                         if chunk.is_empty() || chunk_last <= self.pos {
                             continue;
                         }
@@ -632,7 +630,7 @@ impl Walker {
                         );
                         self.pos = to + 1;
                         if self.pos > end {
-                            if let Some(Source::Filling { reader, .. }) = self.current.take() {
+                            if let Some(Source::Filling(reader)) = self.current.take() {
                                 reader.done();
                             }
                         }
@@ -663,27 +661,20 @@ impl Walker {
     }
 
     /// The source of slice `index`.
-    async fn open(&mut self, index: u64, slice_first: u64) -> Result<Source, FetchError> {
+    async fn open(&mut self, index: u64) -> Result<Source, FetchError> {
         let (etag, size) = (&self.meta.etag, Some(self.meta.size));
-        let source = match self.inner.stored(&self.key, index, etag) {
-            Some(bytes) => Source::Stored(bytes),
-            None => {
-                let reader = match self.ahead.take() {
-                    Some((i, reader)) if i == index => reader,
-                    _ => self.inner.join(&self.key, index, size, Some(etag), &self.fetch),
-                };
-                let head = reader.head().await?;
-                if head.headers.get(header::ETAG) != Some(etag) {
-                    return Err(FetchError::Changed);
-                }
-                Source::Filling {
-                    reader,
-                    start: slice_first,
-                    offset: 0,
-                }
-            }
+        if let Some(bytes) = self.inner.stored(&self.key, index, etag) {
+            return Ok(Source::Stored(bytes));
+        }
+        let reader = match self.ahead.take() {
+            Some((i, reader)) if i == index => reader,
+            _ => self.inner.join(&self.key, index, size, Some(etag), &self.fetch),
         };
-        Ok(source)
+        let head = reader.head().await?;
+        if head.headers.get(header::ETAG) != Some(etag) {
+            return Err(FetchError::Changed);
+        }
+        Ok(Source::Filling(reader))
     }
 }
 

@@ -26,16 +26,6 @@ pub enum Freshness {
 }
 
 impl CacheSettings {
-    /// No cache.
-    pub fn off() -> CacheSettings {
-        CacheSettings {
-            memory: 0,
-            slice: 1 << 20,
-            max_object_size: 5 << 30,
-            freshness: Freshness::Revalidate,
-        }
-    }
-
     /// Whether objects are cached at all.
     pub fn enabled(&self) -> bool {
         self.memory > 0
