@@ -122,6 +122,13 @@ fn start() -> Seaweed {
         format!("-s3.config={d}/s3.json"),
         format!("-s3.iam.config={d}/iam.json"),
         "-s3.domainName=localhost".into(),
+        // Every bucket is a collection with volumes of its own. Left to itself, `weed mini`
+        // sizes its volumes and their number from the free disk, so a machine with a few
+        // GiB free ran out of volumes after about twenty buckets and failed the rest of the
+        // tests with 500 InternalError. Small volumes, many of them (not preallocated, so
+        // an empty one costs a few KiB), make the tests independent of the disk.
+        "-master.volumeSizeLimitMB=64".into(),
+        "-volume.max=1000".into(),
     ]
     .into();
     let weed = program("WEED", "weed");
