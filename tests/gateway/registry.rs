@@ -2,9 +2,7 @@
 //! tmpfs that fills up (writes fail cleanly, nothing half-done, and work again without a
 //! restart once there is room), and config-file ids against API ids.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use bytes::Bytes;
 use http::Method;
@@ -13,6 +11,7 @@ use serde_json::{json, Value};
 use crate::support::binary::{Served, ADMIN_TOKEN as ADMIN};
 use crate::support::client::{get, request_body, Reply};
 use crate::support::seaweed::seaweed;
+use crate::support::tmpfs::Tmpfs;
 use crate::support::*;
 
 const BUCKET: &str = "registry-assets";
@@ -56,46 +55,6 @@ async fn served_status(served: &Served, id: &str) -> u16 {
         token("acme")
     );
     get(&url, &[]).await.status.as_u16()
-}
-
-/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped. Mounting needs
-/// root (CI runs as root).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount(8)");
-        assert!(
-            status.success(),
-            "this test mounts a small tmpfs and needs root (CI runs as root)"
-        );
-        Tmpfs(dir)
-    }
-
-    /// Writes a file until the filesystem is full.
-    fn fill(&self) -> PathBuf {
-        let path = self.0.join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 64 * 1024];
-        while file.write_all(&chunk).and_then(|_| file.sync_data()).is_ok() {}
-        let mut byte = 0;
-        while file.write_all(&[0]).is_ok() && byte < 1 << 20 {
-            byte += 1;
-        }
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ pub mod relay;
 pub mod seaweed;
 pub mod standin;
 pub mod tls;
+pub mod tmpfs;
 
 use std::time::Duration;
 
