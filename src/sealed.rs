@@ -18,6 +18,8 @@ pub struct MasterKey {
     key: LessSafeKey,
     /// Authenticates whole records: derived from the master key, never the key itself.
     mac: hmac::Key,
+    /// What keys for other purposes are derived from (HKDF's extracted key).
+    prk: hkdf::Prk,
     rng: SystemRandom,
 }
 
@@ -46,11 +48,30 @@ impl MasterKey {
             .map_err(|_| "is not valid base64")?;
         let key = UnboundKey::new(&AES_256_GCM, &bytes)
             .map_err(|_| "must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"assetgate").extract(&bytes);
         Ok(MasterKey {
             key: LessSafeKey::new(key),
-            mac: derive(&bytes, RECORD_MAC),
+            mac: derive(&prk, RECORD_MAC),
+            prk,
             rng: SystemRandom::new(),
         })
+    }
+
+    /// An HMAC-SHA256 key for `purpose` (HKDF's `info`), derived from the master key: each
+    /// purpose gets a key of its own, and none of them reveals the master key.
+    pub fn derived_mac_key(&self, purpose: &[u8]) -> hmac::Key {
+        derive(&self.prk, purpose)
+    }
+
+    /// An AES-256-GCM key for `purpose`, derived from the master key as
+    /// [`MasterKey::derived_mac_key`] is.
+    pub fn derived_aead_key(&self, purpose: &[u8]) -> LessSafeKey {
+        let info = [purpose];
+        let okm = self
+            .prk
+            .expand(&info, &AES_256_GCM)
+            .expect("an AES key's length is within HKDF's limit");
+        LessSafeKey::new(UnboundKey::from(okm))
     }
 
     /// The authentication tag of `data` (base64).
@@ -101,9 +122,8 @@ impl MasterKey {
     }
 }
 
-/// An HMAC-SHA256 key for `purpose`, derived from the master key's bytes.
-fn derive(master: &[u8], purpose: &[u8]) -> hmac::Key {
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"assetgate").extract(master);
+/// An HMAC-SHA256 key for `purpose`, derived from the master key's extracted key.
+fn derive(prk: &hkdf::Prk, purpose: &[u8]) -> hmac::Key {
     let info = [purpose];
     let okm = prk
         .expand(&info, hmac::HMAC_SHA256)

@@ -9,11 +9,22 @@ use std::sync::Arc;
 use crate::config::Org;
 use crate::cors::OriginPattern;
 use crate::credentials::CredentialSource;
+use crate::sealed::MasterKey;
 use crate::storage::Storage;
 use crate::upstream::Trust;
 
-/// The revisions of config-file storages, counted from a number no API version is likely to be.
+/// The revisions of config-file storages without a master key, counted from a number no API
+/// version is likely to be.
 static CONFIG_REVISIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What the key of config-file storages' revisions is derived for (HKDF's `info`).
+const CONFIG_REVISION: &[u8] = b"assetgate config storage revision v1";
+
+fn first_eight(bytes: &[u8]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(first)
+}
 
 /// Where a storage was defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,26 +47,38 @@ pub struct StorageEntry {
     /// Changes with every change of the storage (a fresh random value per write of an API
     /// storage, a digest of the definition for a config one): its `ETag`.
     pub version: u64,
-    /// What the edge cache keys this storage's objects by: the version of an API storage,
-    /// a number of this process's own for a config one, new at every load of the file (the
-    /// version's digest leaves secrets out, and a rotated secret must not find old entries).
+    /// What the edge cache keys this storage's objects by: the version of an API storage;
+    /// for a config one, a keyed digest of its whole definition, secrets included (the
+    /// version's digest leaves them out, and a rotated secret must not find old entries), so
+    /// that its disk entries are found again after a restart. Without a master key (and so
+    /// without a disk tier) a number of this process's own, new at every load of the file.
     pub revision: u64,
 }
 
 impl StorageEntry {
-    /// A storage of the configuration file.
-    pub fn from_config(org: &str, storage: &Storage) -> Arc<StorageEntry> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, format!("{org}\n{storage:?}").as_bytes());
-        let mut version = [0u8; 8];
-        version.copy_from_slice(&digest.as_ref()[..8]);
+    /// A storage of the configuration file; `key` is the master key, when configured.
+    pub fn from_config(org: &str, storage: &Storage, key: Option<&MasterKey>) -> Arc<StorageEntry> {
+        let described = format!("{org}\n{storage:?}");
+        let digest = ring::digest::digest(&ring::digest::SHA256, described.as_bytes());
+        let revision = match key {
+            Some(key) => {
+                let secrets = serde_json::Value::Object(storage.backend().stored(&mut |secret| secret.to_string()));
+                let mac = ring::hmac::sign(
+                    &key.derived_mac_key(CONFIG_REVISION),
+                    format!("{described}\n{secrets}").as_bytes(),
+                );
+                first_eight(mac.as_ref())
+            }
+            None => CONFIG_REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        };
         Arc::new(StorageEntry {
             credentials: storage.backend().credential_source(org, storage, Trust::Operator),
             storage: storage.clone(),
             source: Source::Config,
             created_at: None,
             updated_at: None,
-            version: u64::from_be_bytes(version),
-            revision: CONFIG_REVISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            version: first_eight(digest.as_ref()),
+            revision,
         })
     }
 
@@ -102,12 +125,12 @@ pub struct OrgEntry {
 
 impl OrgEntry {
     /// The org as the configuration file defines it (`None`: an org with API storages only).
-    pub fn from_config(id: &str, org: Option<&Org>) -> OrgEntry {
+    pub fn from_config(id: &str, org: Option<&Org>, key: Option<&MasterKey>) -> OrgEntry {
         OrgEntry {
             id: id.to_string(),
             ..OrgEntry::default()
         }
-        .with_config(org)
+        .with_config(org, key)
     }
 
     /// The served storage `id`: the config file's when both have one.
@@ -151,13 +174,14 @@ impl OrgEntry {
         !self.in_config && self.api.is_empty()
     }
 
-    /// The same org with the configuration file's part replaced.
-    pub fn with_config(&self, org: Option<&Org>) -> OrgEntry {
+    /// The same org with the configuration file's part replaced; `key` is the master key,
+    /// when configured.
+    pub fn with_config(&self, org: Option<&Org>, key: Option<&MasterKey>) -> OrgEntry {
         let config = org
             .map(|o| {
                 o.storages
                     .iter()
-                    .map(|s| (s.id.clone(), StorageEntry::from_config(&o.id, s)))
+                    .map(|s| (s.id.clone(), StorageEntry::from_config(&o.id, s, key)))
                     .collect()
             })
             .unwrap_or_default();
@@ -240,14 +264,14 @@ mod tests {
             storages: vec![storage("main", "file-bucket")],
             limits: None,
         };
-        let org = OrgEntry::from_config("acme", Some(&file))
+        let org = OrgEntry::from_config("acme", Some(&file), None)
             .with_api(api("main", "api-bucket"))
             .with_api(api("other", "api-bucket"));
         assert_eq!(org.storage("main").unwrap().source, Source::Config);
         assert_eq!(org.shadowed().collect::<Vec<_>>(), ["main"]);
         let ids: Vec<_> = org.storages().iter().map(|e| e.storage.id.as_str()).collect();
         assert_eq!(ids, ["main", "other"]);
-        let without_file = org.with_config(None);
+        let without_file = org.with_config(None, None);
         assert_eq!(without_file.storage("main").unwrap().storage.buckets[0], "api-bucket");
         assert!(!without_file.is_empty());
         assert!(without_file.without_api("main").without_api("other").is_empty());
@@ -255,13 +279,53 @@ mod tests {
 
     #[test]
     fn versions_are_etags_and_change_with_the_definition() {
-        let a = StorageEntry::from_config("acme", &storage("main", "b-one"));
-        let b = StorageEntry::from_config("acme", &storage("main", "b-two"));
+        let a = StorageEntry::from_config("acme", &storage("main", "b-one"), None);
+        let b = StorageEntry::from_config("acme", &storage("main", "b-two"), None);
         assert_ne!(a.version, b.version);
         assert_eq!(
             a.version,
-            StorageEntry::from_config("acme", &storage("main", "b-one")).version
+            StorageEntry::from_config("acme", &storage("main", "b-one"), None).version
         );
         assert_eq!(api("x", "b").etag(), "\"0000000000000007\"");
+    }
+
+    #[test]
+    fn config_revisions_under_a_master_key_last_across_loads_and_follow_every_secret() {
+        use base64::Engine as _;
+        let key = |byte: u8| {
+            MasterKey::from_base64(&Secret::new(
+                base64::engine::general_purpose::STANDARD.encode([byte; 32]),
+            ))
+            .unwrap()
+        };
+        let one = storage("main", "b-one");
+        let revision = |s: &Storage, k: &MasterKey| StorageEntry::from_config("acme", s, Some(k)).revision;
+        assert_eq!(revision(&one, &key(1)), revision(&one, &key(1)), "the same after a restart");
+        assert_ne!(revision(&one, &key(1)), revision(&one, &key(2)));
+        assert_ne!(revision(&one, &key(1)), revision(&storage("main", "b-two"), &key(1)));
+        let mut rotated = one.clone();
+        rotated.provider = match rotated.provider {
+            Provider::S3(mut s3) => {
+                s3.credentials = S3Credentials::AccessKey(StaticKeys {
+                    access_key_id: "AK".into(),
+                    secret_access_key: Secret::new("rotated"),
+                    session_token: None,
+                });
+                Provider::S3(s3)
+            }
+            other => other,
+        };
+        assert_eq!(
+            StorageEntry::from_config("acme", &rotated, None).version,
+            StorageEntry::from_config("acme", &one, None).version,
+            "the version leaves secrets out"
+        );
+        assert_ne!(revision(&rotated, &key(1)), revision(&one, &key(1)), "the revision does not");
+        // Without a master key, every load is a new revision.
+        let (a, b) = (
+            StorageEntry::from_config("acme", &one, None),
+            StorageEntry::from_config("acme", &one, None),
+        );
+        assert_ne!(a.revision, b.revision);
     }
 }

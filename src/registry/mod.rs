@@ -91,6 +91,11 @@ pub struct Storages {
 }
 
 impl Storages {
+    /// The master key that seals stored secrets, when configured.
+    fn master_key(&self) -> Option<&crate::sealed::MasterKey> {
+        self.keys.as_deref().map(|k| &k.current)
+    }
+
     /// The config's storages, and the stored ones: loaded now from the embedded store, or
     /// followed in the background from the shared registry, in which case the registry is
     /// [`ready`](Storages::ready) once loaded. A stored row that cannot be read (corrupt,
@@ -182,7 +187,7 @@ impl Storages {
         ids.dedup();
         for id in ids {
             let file = by_id.get(id.as_str()).copied();
-            self.update_org(&id, |current| current.with_config(file));
+            self.update_org(&id, |current| current.with_config(file, self.master_key()));
             if let Some(org) = self.org(&id) {
                 for storage in org.shadowed() {
                     tracing::warn!(
@@ -209,7 +214,7 @@ impl Storages {
                 }
             }
             Entry::Vacant(slot) => {
-                let next = change(&OrgEntry::from_config(id, None));
+                let next = change(&OrgEntry::from_config(id, None, None));
                 if !next.is_empty() {
                     slot.insert(Arc::new(next));
                 }
