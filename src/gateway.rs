@@ -59,6 +59,8 @@ pub enum StartError {
     Tls(TlsError),
     #[error("audit.path: cannot open {0}: {1}")]
     Audit(String, std::io::Error),
+    #[error("cache.disk: {0}")]
+    Cache(#[from] crate::cache::DiskError),
 }
 
 /// Shared state of both listeners.
@@ -136,7 +138,12 @@ impl Gateway {
             proofs: crate::proof::Proofs::new(config.sts.failure_cache),
             upstream,
             idle_timeout: server.upstream_idle_timeout,
-            cache: crate::cache::ObjectCache::new(&config.cache, server.upstream_idle_timeout, metrics.edge_cache()),
+            cache: crate::cache::ObjectCache::new(
+                &config.cache,
+                server.upstream_idle_timeout,
+                metrics.edge_cache(),
+                config.registry.master_keys.as_deref().map(|k| &k.current),
+            )?,
             metrics,
             draining: AtomicBool::new(false),
         })

@@ -14,6 +14,20 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of lowercase hex `text` (as [`encode`] writes it); `None` for anything else.
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let text = text.as_bytes();
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+}
+
 /// `N` bytes from the operating system's generator.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -37,6 +51,13 @@ mod tests {
         fn encodes_as_the_formatter_does(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             prop_assert_eq!(super::encode(&bytes), expected);
+        }
+
+        #[test]
+        fn decodes_what_it_encodes_and_nothing_else(bytes in proptest::collection::vec(any::<u8>(), 0..64), text in "\\PC{0,20}") {
+            prop_assert_eq!(super::decode(&super::encode(&bytes)), Some(bytes));
+            let canonical = text.len().is_multiple_of(2) && text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            prop_assert_eq!(super::decode(&text).is_some(), canonical);
         }
     }
 

@@ -137,7 +137,7 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
         (&Method::GET, [org, "usage"]) => orgs::usage(gw, org, call.query).await,
         (&Method::GET, [org, "limits"]) => orgs::read_limits(gw, org),
         (&Method::PUT, [org, "limits"]) => orgs::put_limits(gw, org, &json_body(call.body)?).await,
-        (&Method::DELETE, [org, "cache"]) => orgs::purge_cache(gw, org, &json_body(call.body)?),
+        (&Method::DELETE, [org, "cache"]) => orgs::purge_cache(gw, org, &json_body(call.body)?).await,
         (
             _,
             [_, "storages"]

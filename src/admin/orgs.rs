@@ -119,7 +119,7 @@ pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::
 /// `DELETE /admin/v1/orgs/{org}/cache`, with an optional body `{"storage", "bucket",
 /// "prefix"}`: drops the matching entries of this replica's edge cache (README, "Edge
 /// cache") and says how many objects that was.
-pub fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
+pub async fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
     check_org(org)?;
     let mut fields = Fields::new();
     let Some(object) = body.as_object() else {
@@ -150,7 +150,10 @@ pub fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answe
     if !fields.is_empty() {
         return Err(AdminError::Invalid(fields));
     }
-    let purged = gw.cache.as_ref().map_or(0, |cache| cache.purge(&purge));
+    let purged = match gw.cache.as_ref() {
+        Some(cache) => cache.purge(&purge).await,
+        None => 0,
+    };
     tracing::info!(org, purged, "edge cache purged");
     Ok(answer(
         StatusCode::ACCEPTED,

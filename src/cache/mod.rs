@@ -1,5 +1,6 @@
-//! The edge cache (README, "Edge cache"): object slices kept in memory on this replica, asked
-//! only after every check of the request (token, scope, org and storage, limits, origin).
+//! The edge cache (README, "Edge cache"): object slices kept in memory on this replica, and
+//! on its disk when a disk tier is configured ([`disk`]), asked only after every check of
+//! the request (token, scope, org and storage, limits, origin).
 //! Entries are keyed by org, storage, the storage's revision (any change to a storage gives
 //! it a new one, so nothing cached under old credentials or buckets is found again), bucket
 //! and key. An object's entry holds its size, `ETag` and headers; its bytes are kept in
@@ -7,6 +8,7 @@
 //! ([`fill`]). Objects are never held whole: a response streams slice after slice, the next
 //! one fetched while the current one is sent.
 
+mod disk;
 mod fill;
 pub mod plan;
 pub mod settings;
@@ -30,10 +32,12 @@ use std::panic::AssertUnwindSafe;
 use crate::body::{Body, BoxError};
 use crate::error::GatewayError;
 use crate::telemetry::metrics::EdgeCacheMetrics;
+pub use disk::DiskError;
+use disk::{DiskTier, Label};
 use fill::Fill;
 pub use fill::FillReader;
 pub use fill::Head;
-pub use settings::{CacheSettings, Freshness};
+pub use settings::{CacheSettings, DiskSettings, Freshness};
 
 /// How long an object found uncacheable (`no-store`, too large, no or a weak `ETag`, a
 /// bucket that ignores ranges) goes straight to the bucket before the cache tries it again.
@@ -59,8 +63,58 @@ pub struct Meta {
     pub headers: HeaderMap,
     /// The bucket said `no-cache`: confirmed on every hit whatever the freshness.
     no_cache: bool,
-    /// When the bucket last confirmed the entry.
-    checked: Mutex<Instant>,
+    /// When the bucket last confirmed the entry; `None` for an entry read back from disk,
+    /// which the bucket confirms once before it is served.
+    checked: Mutex<Option<Instant>>,
+}
+
+impl Meta {
+    /// The entry as the disk tier keeps it (when the bucket confirmed it is left out).
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        disk::put_bytes(&mut out, self.etag.as_bytes());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.push(u8::from(self.no_cache));
+        for (name, value) in &self.headers {
+            disk::put_bytes(&mut out, name.as_str().as_bytes());
+            disk::put_bytes(&mut out, value.as_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Meta> {
+        let mut r = disk::Reader(bytes);
+        let etag = HeaderValue::from_bytes(r.bytes()?).ok()?;
+        let size = r.u64()?;
+        let no_cache = r.u8()? == 1;
+        let mut headers = HeaderMap::new();
+        while !r.0.is_empty() {
+            let name = header::HeaderName::from_bytes(r.bytes()?).ok()?;
+            headers.append(name, HeaderValue::from_bytes(r.bytes()?).ok()?);
+        }
+        Some(Meta {
+            etag,
+            size,
+            headers,
+            no_cache,
+            checked: Mutex::new(None),
+        })
+    }
+}
+
+/// A slice as the disk tier keeps it: the version's `ETag`, then the bytes.
+fn encode_slice(etag: &HeaderValue, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + etag.len() + bytes.len());
+    disk::put_bytes(&mut out, etag.as_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn decode_slice(entry: &Bytes) -> Option<(HeaderValue, Bytes)> {
+    let mut r = disk::Reader(entry);
+    let etag = HeaderValue::from_bytes(r.bytes()?).ok()?;
+    let start = entry.len() - r.0.len();
+    Some((etag, entry.slice(start..)))
 }
 
 /// What the cache knows of an object.
@@ -182,6 +236,11 @@ struct Inner {
     /// objects go to the bucket uncached (streamed with backpressure), so that many readers
     /// of many cold objects cannot make the cache hold more than twice its size.
     fetching: AtomicU64,
+    /// The disk tier, when configured.
+    disk: Option<Arc<DiskTier>>,
+    /// Bytes waiting to be written to disk: beyond a bound, entries are not written (the
+    /// disk is behind; they stay in memory).
+    writing: Arc<AtomicU64>,
     metrics: EdgeCacheMetrics,
 }
 
@@ -215,11 +274,22 @@ fn no_store_or_cache(headers: &HeaderMap) -> (bool, bool) {
 }
 
 impl ObjectCache {
-    /// The cache `settings` describe, or `None` when they turn it off.
-    pub fn new(settings: &CacheSettings, idle_timeout: Duration, metrics: EdgeCacheMetrics) -> Option<ObjectCache> {
+    /// The cache `settings` describe, or `None` when they turn it off. A disk tier is sealed
+    /// under keys derived from `master` (configuration makes sure there is one); opening it
+    /// reads back what a previous run left there.
+    pub fn new(
+        settings: &CacheSettings,
+        idle_timeout: Duration,
+        metrics: EdgeCacheMetrics,
+        master: Option<&crate::sealed::MasterKey>,
+    ) -> Result<Option<ObjectCache>, DiskError> {
         if !settings.enabled() {
-            return None;
+            return Ok(None);
         }
+        let disk = match (&settings.disk, master) {
+            (Some(d), Some(master)) => Some(Arc::new(DiskTier::open(&d.path, d.size, master, metrics.clone())?)),
+            _ => None,
+        };
         let (evictions, size) = (metrics.memory_evictions.clone(), metrics.memory_size.clone());
         let entries = moka::sync::Cache::builder()
             .max_capacity(settings.memory)
@@ -231,16 +301,18 @@ impl ObjectCache {
                 }
             })
             .build();
-        Some(ObjectCache {
+        Ok(Some(ObjectCache {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 idle_timeout,
                 entries,
                 fills: Mutex::new(HashMap::new()),
                 fetching: AtomicU64::new(0),
+                disk,
+                writing: Arc::new(AtomicU64::new(0)),
                 metrics,
             }),
-        })
+        }))
     }
 
     pub fn settings(&self) -> &CacheSettings {
@@ -252,32 +324,34 @@ impl ObjectCache {
     }
 
     /// What the cache knows of `key`, and whether the bucket must confirm it.
-    pub fn lookup(&self, key: &Arc<ObjectKey>) -> Lookup {
-        match self.inner.entries.get(&Key::Object(key.clone())) {
-            Some(Value::Object(meta)) => {
-                let fresh = match self.inner.settings.freshness {
-                    Freshness::For(d) if !meta.no_cache => lock(&meta.checked).elapsed() < d,
-                    _ => false,
-                };
-                if fresh {
-                    Lookup::Fresh(meta)
-                } else {
-                    Lookup::Stale(meta)
-                }
-            }
-            Some(Value::Uncacheable(until)) if Instant::now() < until => Lookup::Uncacheable,
-            _ => Lookup::Cold,
+    pub async fn lookup(&self, key: &Arc<ObjectKey>) -> Lookup {
+        let meta = match self.inner.entries.get(&Key::Object(key.clone())) {
+            Some(Value::Object(meta)) => meta,
+            Some(Value::Uncacheable(until)) if Instant::now() < until => return Lookup::Uncacheable,
+            _ => match self.inner.meta_from_disk(key).await {
+                Some(meta) => meta,
+                None => return Lookup::Cold,
+            },
+        };
+        let fresh = match self.inner.settings.freshness {
+            Freshness::For(d) if !meta.no_cache => lock(&meta.checked).is_some_and(|c| c.elapsed() < d),
+            _ => false,
+        };
+        if fresh {
+            Lookup::Fresh(meta)
+        } else {
+            Lookup::Stale(meta)
         }
     }
 
     /// The bucket confirmed `meta` (304).
     pub fn confirmed(&self, meta: &Meta) {
-        *lock(&meta.checked) = Instant::now();
+        *lock(&meta.checked) = Some(Instant::now());
     }
 
     /// Drops the entry of `key` (its slices are never read without it, and age out).
     pub fn forget(&self, key: &Arc<ObjectKey>) {
-        self.inner.entries.invalidate(&Key::Object(key.clone()));
+        self.inner.forget(key);
     }
 
     /// Leaves `key` to the bucket for a while: its answer cannot be cached (a bucket that
@@ -304,9 +378,17 @@ impl ObjectCache {
             size: head.size,
             headers,
             no_cache: no_store_or_cache(&head.headers).1,
-            checked: Mutex::new(Instant::now()),
+            checked: Mutex::new(Some(Instant::now())),
         });
         self.inner.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
+        let encoded = meta.encode();
+        self.inner.keep_on_disk(
+            Label {
+                object: key.clone(),
+                slice: None,
+            },
+            encoded,
+        );
         Some(meta)
     }
 
@@ -316,9 +398,10 @@ impl ObjectCache {
         self.inner.fetching.load(Ordering::Relaxed) > self.inner.settings.memory
     }
 
-    /// Whether every slice holding bytes `first..=last` is cached.
+    /// Whether every slice holding bytes `first..=last` is cached, in memory or on disk.
     pub fn holds(&self, key: &Arc<ObjectKey>, meta: &Meta, first: u64, last: u64) -> bool {
-        plan::slices(first, last, self.inner.settings.slice).all(|i| self.inner.stored(key, i, &meta.etag).is_some())
+        plan::slices(first, last, self.inner.settings.slice)
+            .all(|i| self.inner.stored(key, i, &meta.etag).is_some() || self.inner.on_disk(key, i))
     }
 
     /// A place in the fetch of slice `index` of `key` (joining one under way), whose answer
@@ -361,7 +444,7 @@ impl ObjectCache {
             let item = walker.next().await?;
             if let Err(FetchError::Changed) = item {
                 // Never bytes of two versions as one object; the entry is of the old one.
-                walker.inner.entries.invalidate(&Key::Object(walker.key.clone()));
+                walker.inner.forget(&walker.key);
             }
             Some((item.map(Frame::data).map_err(|e| Box::new(e) as BoxError), walker))
         });
@@ -372,9 +455,10 @@ impl ObjectCache {
         .boxed_unsync()
     }
 
-    /// Drops the entries `purge` names on this replica; returns how many objects.
-    pub fn purge(&self, purge: &Purge) -> u64 {
-        let mut objects = 0;
+    /// Drops the entries `purge` names on this replica, in memory and on disk; returns how
+    /// many objects.
+    pub async fn purge(&self, purge: &Purge) -> u64 {
+        let mut objects = std::collections::HashSet::new();
         let matching: Vec<(Arc<Key>, Value)> = self
             .inner
             .entries
@@ -382,12 +466,19 @@ impl ObjectCache {
             .filter(|(k, _)| purge.matches(k.object()))
             .collect();
         for (key, value) in matching {
-            if matches!(value, Value::Object(_)) {
-                objects += 1;
+            if let (Value::Object(_), Key::Object(object)) = (&value, &*key) {
+                objects.insert(object.clone());
             }
             self.inner.entries.invalidate(&*key);
         }
-        objects
+        if let Some(disk) = self.inner.disk.clone() {
+            let purge = purge.clone();
+            let on_disk = tokio::task::spawn_blocking(move || disk.purge(&|k| purge.matches(k)))
+                .await
+                .unwrap_or_default();
+            objects.extend(on_disk);
+        }
+        objects.len() as u64
     }
 }
 
@@ -411,11 +502,82 @@ impl Inner {
         strong_etag(&head.headers).filter(|_| !no_store && size_ok)
     }
 
-    /// Slice `index` of `key`, if cached as the version `etag` names.
+    /// Slice `index` of `key`, if cached in memory as the version `etag` names.
     fn stored(&self, key: &Arc<ObjectKey>, index: u64, etag: &HeaderValue) -> Option<Bytes> {
         match self.entries.get(&Key::Slice(key.clone(), index)) {
             Some(Value::Slice(tag, bytes)) if tag == etag => Some(bytes),
             _ => None,
+        }
+    }
+
+    /// Whether the disk tier lists slice `index` of `key` (of some version).
+    fn on_disk(&self, key: &Arc<ObjectKey>, index: u64) -> bool {
+        self.disk.as_ref().is_some_and(|d| {
+            d.contains(&Label {
+                object: key.clone(),
+                slice: Some(index),
+            })
+        })
+    }
+
+    /// Slice `index` of `key` read back from disk, if there as the version `etag` names; it
+    /// is kept in memory again.
+    async fn slice_from_disk(&self, key: &Arc<ObjectKey>, index: u64, etag: &HeaderValue) -> Option<Bytes> {
+        let disk = self.disk.clone()?;
+        let label = Label {
+            object: key.clone(),
+            slice: Some(index),
+        };
+        let entry = tokio::task::spawn_blocking(move || disk.read(&label)).await.ok()??;
+        let (tag, bytes) = decode_slice(&entry)?;
+        if tag != etag {
+            return None;
+        }
+        self.insert(Key::Slice(key.clone(), index), Value::Slice(tag, bytes.clone()));
+        Some(bytes)
+    }
+
+    /// The entry of `key` read back from disk, if there; it is kept in memory again.
+    async fn meta_from_disk(&self, key: &Arc<ObjectKey>) -> Option<Arc<Meta>> {
+        let disk = self.disk.clone()?;
+        let label = Label {
+            object: key.clone(),
+            slice: None,
+        };
+        let entry = tokio::task::spawn_blocking(move || disk.read(&label)).await.ok()??;
+        let meta = Arc::new(Meta::decode(&entry)?);
+        self.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
+        Some(meta)
+    }
+
+    /// Writes `entry` to the disk tier, on the blocking pool, unless the disk is behind.
+    fn keep_on_disk(&self, label: Label, entry: Vec<u8>) {
+        let Some(disk) = self.disk.clone() else { return };
+        let size = entry.len() as u64;
+        let bound = (8 * self.settings.slice).max(16 << 20);
+        if self.writing.fetch_add(size, Ordering::Relaxed) + size > bound {
+            self.writing.fetch_sub(size, Ordering::Relaxed);
+            return;
+        }
+        let (writing, errors) = (self.writing.clone(), self.metrics.disk_errors.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = disk.write(&label, entry) {
+                errors.inc();
+                tracing::debug!(error = %e, "an edge cache entry was not written to disk");
+            }
+            writing.fetch_sub(size, Ordering::Relaxed);
+        });
+    }
+
+    /// Drops the entry of `key`, in memory and on disk.
+    fn forget(&self, key: &Arc<ObjectKey>) {
+        self.entries.invalidate(&Key::Object(key.clone()));
+        if let Some(disk) = self.disk.clone() {
+            let label = Label {
+                object: key.clone(),
+                slice: None,
+            };
+            tokio::task::spawn_blocking(move || disk.remove(&label));
         }
     }
 
@@ -522,6 +684,13 @@ impl Inner {
                 Key::Slice(key.clone(), *index),
                 Value::Slice(etag.clone(), whole.clone()),
             );
+            if self.disk.is_some() {
+                let label = Label {
+                    object: key.clone(),
+                    slice: Some(*index),
+                };
+                self.keep_on_disk(label, encode_slice(etag, &whole));
+            }
             fill.kept(whole);
         }
         Ok(())
@@ -652,7 +821,7 @@ impl Walker {
             return;
         }
         let etag = &self.meta.etag;
-        if self.inner.stored(&self.key, next, etag).is_none() {
+        if self.inner.stored(&self.key, next, etag).is_none() && !self.inner.on_disk(&self.key, next) {
             let reader = self
                 .inner
                 .join(&self.key, next, Some(self.meta.size), Some(etag), &self.fetch);
@@ -665,6 +834,11 @@ impl Walker {
         let (etag, size) = (&self.meta.etag, Some(self.meta.size));
         if let Some(bytes) = self.inner.stored(&self.key, index, etag) {
             return Ok(Source::Stored(bytes));
+        }
+        if self.inner.on_disk(&self.key, index) {
+            if let Some(bytes) = self.inner.slice_from_disk(&self.key, index, etag).await {
+                return Ok(Source::Stored(bytes));
+            }
         }
         let reader = match self.ahead.take() {
             Some((i, reader)) if i == index => reader,
@@ -690,6 +864,7 @@ mod tests {
             slice: SLICE,
             max_object_size: 1 << 30,
             freshness: Freshness::Revalidate,
+            disk: None,
         }
     }
 
@@ -747,7 +922,9 @@ mod tests {
     async fn a_walk_over_slices_gives_every_byte_once_cold_and_warm() {
         let data: Arc<Vec<u8>> = Arc::new((0..(3 * SLICE + 100)).map(|i| (i % 251) as u8).collect());
         let fetch = bucket(data.clone(), u64::MAX);
-        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default()).unwrap();
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default(), None)
+            .unwrap()
+            .unwrap();
         let (meta, reader) = cold(&cache, &fetch, 0).await;
         assert_eq!(meta.size, data.len() as u64);
         let all = (0, meta.size - 1);
@@ -775,16 +952,20 @@ mod tests {
     async fn an_etag_that_changes_between_slices_aborts_the_answer_and_drops_the_entry() {
         let data: Arc<Vec<u8>> = Arc::new(vec![7; (2 * SLICE + 10) as usize]);
         let fetch = bucket(data, SLICE);
-        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default()).unwrap();
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default(), None)
+            .unwrap()
+            .unwrap();
         let (meta, reader) = cold(&cache, &fetch, 0).await;
         let result = collect(cache.body(key(), meta.clone(), (0, meta.size - 1), fetch, Some(reader))).await;
         assert!(result.is_err(), "bytes of two versions as one object");
-        assert!(matches!(cache.lookup(&key()), Lookup::Cold));
+        assert!(matches!(cache.lookup(&key()).await, Lookup::Cold));
     }
 
     #[tokio::test]
     async fn a_panic_in_a_fetch_fails_its_readers_instead_of_leaving_them_waiting() {
-        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default()).unwrap();
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default(), None)
+            .unwrap()
+            .unwrap();
         let panics: Fetcher = Arc::new(|_, _, _| Box::pin(async { panic!("a bug in the cache path") }));
         let reader = cache.join(&key(), 0, None, None, &panics);
         let head = tokio::time::timeout(Duration::from_secs(5), reader.head()).await;
@@ -806,7 +987,9 @@ mod tests {
             memory: 32 << 10,
             ..settings()
         };
-        let cache = ObjectCache::new(&small, Duration::from_millis(200), EdgeCacheMetrics::default()).unwrap();
+        let cache = ObjectCache::new(&small, Duration::from_millis(200), EdgeCacheMetrics::default(), None)
+            .unwrap()
+            .unwrap();
         // A bucket that sends 60 KiB of a 64 KiB slice, then nothing.
         let stalls: Fetcher = Arc::new(|first, last, _| {
             Box::pin(async move {
@@ -830,6 +1013,28 @@ mod tests {
         // The stalled fetch ends at the idle timeout, and its bytes stop counting.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(!cache.busy());
+    }
+
+    #[test]
+    fn an_entry_reads_back_from_its_disk_form_to_be_confirmed_once() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/tiff"));
+        headers.append("x-amz-meta-a", HeaderValue::from_static("1"));
+        headers.append("x-amz-meta-a", HeaderValue::from_static("2"));
+        let meta = Meta {
+            etag: HeaderValue::from_static("\"v1\""),
+            size: 12_345,
+            headers,
+            no_cache: true,
+            checked: Mutex::new(Some(Instant::now())),
+        };
+        let back = Meta::decode(&meta.encode()).unwrap();
+        assert_eq!((back.etag, back.size, back.no_cache), (meta.etag.clone(), 12_345, true));
+        assert_eq!(back.headers, meta.headers);
+        assert!(lock(&back.checked).is_none(), "the bucket confirms it first");
+        assert!(Meta::decode(&meta.encode()[..10]).is_none());
+        let slice = Bytes::from(encode_slice(&meta.etag, b"bytes"));
+        assert_eq!(decode_slice(&slice), Some((meta.etag, Bytes::from_static(b"bytes"))));
     }
 
     #[test]

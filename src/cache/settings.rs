@@ -14,6 +14,15 @@ pub struct CacheSettings {
     pub max_object_size: u64,
     /// How long an entry is served before the bucket is asked again.
     pub freshness: Freshness,
+    /// The disk tier, when configured.
+    pub disk: Option<DiskSettings>,
+}
+
+/// `[cache].disk`: where the disk tier keeps its files, and how many bytes at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSettings {
+    pub path: std::path::PathBuf,
+    pub size: u64,
 }
 
 /// When a cached entry is confirmed with the bucket.

@@ -27,6 +27,7 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
     let gcp = gcp(f.gcp)?;
     let destinations = crate::credentials::TokenDestinations::of(azure.as_ref(), &gcp);
     let orgs = orgs(f.orgs, azure.is_some(), &destinations)?;
+    let registry = registry(f.registry)?;
     Ok(Config {
         server: server(f.server)?,
         admin: AdminConfig {
@@ -38,10 +39,10 @@ fn build(f: FileConfig) -> Result<Config, ConfigError> {
             allowed_origins: origins("cors.allowed_origins", &f.cors.allowed_origins)?,
             max_age: duration("cors.max_age", f.cors.max_age, "1h")?,
         },
-        cache: edge_cache(&f.cache)?,
+        cache: edge_cache(&f.cache, registry.master_keys.is_some())?,
         cache_control: cache_control(f.cache.cache_control)?,
         sts,
-        registry: registry(f.registry)?,
+        registry,
         azure,
         gcp,
         audit_path: match f.audit.path {
@@ -442,8 +443,9 @@ fn size(at: &str, value: Option<&str>, default: &str) -> Result<u64, ConfigError
     })
 }
 
-/// `[cache]`: off unless `memory` is set (README, "Edge cache").
-fn edge_cache(c: &CacheFile) -> Result<crate::cache::CacheSettings, ConfigError> {
+/// `[cache]`: on with a memory tier of 64 MiB unless `memory = "0"`, and a disk tier when
+/// `disk` is set, which needs the master key (README, "Edge cache").
+fn edge_cache(c: &CacheFile, has_master_key: bool) -> Result<crate::cache::CacheSettings, ConfigError> {
     use crate::cache::Freshness;
     let memory = size("cache.memory", c.memory.as_deref(), "64MiB")?;
     let slice = size("cache.slice", c.slice.as_deref(), "1MiB")?;
@@ -467,11 +469,40 @@ fn edge_cache(c: &CacheFile) -> Result<crate::cache::CacheSettings, ConfigError>
             }
         }
     };
+    let disk = match &c.disk {
+        None => None,
+        Some(d) => {
+            if memory == 0 {
+                return Err(ConfigError::at(
+                    "cache.disk",
+                    "needs the memory tier: memory = \"0\" turns the whole cache off",
+                ));
+            }
+            if !has_master_key {
+                return Err(ConfigError::at(
+                    "cache.disk",
+                    "needs [registry].master_key: entries on disk are encrypted under a key derived from it",
+                ));
+            }
+            if d.path.as_os_str().is_empty() {
+                return Err(ConfigError::at("cache.disk.path", "must be a directory"));
+            }
+            let size = size("cache.disk.size", Some(&d.size), "0")?;
+            if size < 4 * slice {
+                return Err(ConfigError::at("cache.disk.size", "must hold at least four slices"));
+            }
+            Some(crate::cache::DiskSettings {
+                path: d.path.clone(),
+                size,
+            })
+        }
+    };
     Ok(crate::cache::CacheSettings {
         memory,
         slice,
         max_object_size,
         freshness,
+        disk,
     })
 }
 

@@ -373,3 +373,26 @@ fn bad_edge_cache_settings_name_their_key() {
     let e = err(&minimal("cache = \"no\""));
     assert!(e.key.ends_with("cache"), "{e:?}");
 }
+
+#[test]
+fn the_disk_tier_needs_the_master_key_the_memory_tier_and_room_for_four_slices() {
+    let key = "\n[registry]\nmaster_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+    let disk = "disk = { path = \"/var/cache/assetgate\", size = \"50GiB\" }";
+    let c = from_toml(&format!("{}\n[cache]\n{disk}\n{key}", minimal("")), &env).unwrap();
+    let d = c.cache.disk.unwrap();
+    assert_eq!((d.path.to_str(), d.size), (Some("/var/cache/assetgate"), 50 << 30));
+    let e = err(&format!("{}\n[cache]\n{disk}\n", minimal("")));
+    assert!(e.key == "cache.disk" && e.message.contains("master_key"), "{e:?}");
+    let e = err(&format!("{}\n[cache]\nmemory = \"0\"\n{disk}\n{key}", minimal("")));
+    assert!(e.key == "cache.disk" && e.message.contains("memory"), "{e:?}");
+    for (line, at) in [
+        ("disk = { path = \"/c\", size = \"3MiB\" }", "cache.disk.size"),
+        ("disk = { path = \"/c\", size = \"big\" }", "cache.disk.size"),
+        ("disk = { path = \"\", size = \"1GiB\" }", "cache.disk.path"),
+    ] {
+        let e = err(&format!("{}\n[cache]\n{line}\n{key}", minimal("")));
+        assert_eq!(e.key, at, "{line}: {}", e.message);
+    }
+    let e = err(&format!("{}\n[cache]\ndisk = {{ path = \"/c\" }}\n{key}", minimal("")));
+    assert!(e.to_string().contains("size"), "{e}");
+}

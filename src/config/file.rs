@@ -116,6 +116,14 @@ pub struct CacheFile {
     pub slice: Option<String>,
     pub max_object_size: Option<String>,
     pub freshness: Option<String>,
+    pub disk: Option<DiskFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskFile {
+    pub path: std::path::PathBuf,
+    pub size: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -159,7 +159,7 @@ async fn entry_for(
     range: Option<ByteRange>,
     fetch: &Fetcher,
 ) -> Found {
-    match cache.lookup(key) {
+    match cache.lookup(key).await {
         Lookup::Fresh(meta) => return Found::Entry(meta, status::HIT, None),
         Lookup::Uncacheable => return Found::Bucket,
         Lookup::Stale(meta) => match revalidate(gw, entry, path, &meta).await {

@@ -300,7 +300,11 @@ mod tests {
         };
         let one = storage("main", "b-one");
         let revision = |s: &Storage, k: &MasterKey| StorageEntry::from_config("acme", s, Some(k)).revision;
-        assert_eq!(revision(&one, &key(1)), revision(&one, &key(1)), "the same after a restart");
+        assert_eq!(
+            revision(&one, &key(1)),
+            revision(&one, &key(1)),
+            "the same after a restart"
+        );
         assert_ne!(revision(&one, &key(1)), revision(&one, &key(2)));
         assert_ne!(revision(&one, &key(1)), revision(&storage("main", "b-two"), &key(1)));
         let mut rotated = one.clone();
@@ -320,7 +324,11 @@ mod tests {
             StorageEntry::from_config("acme", &one, None).version,
             "the version leaves secrets out"
         );
-        assert_ne!(revision(&rotated, &key(1)), revision(&one, &key(1)), "the revision does not");
+        assert_ne!(
+            revision(&rotated, &key(1)),
+            revision(&one, &key(1)),
+            "the revision does not"
+        );
         // Without a master key, every load is a new revision.
         let (a, b) = (
             StorageEntry::from_config("acme", &one, None),

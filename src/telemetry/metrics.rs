@@ -145,6 +145,12 @@ pub struct EdgeCacheMetrics {
     pub coalesced: Counter,
     /// Fetches for the cache that failed (the requests reading them failed with them).
     pub errors: Counter,
+    /// Bytes the disk tier holds, and its files dropped to make room.
+    pub disk_size: Gauge<i64, AtomicI64>,
+    pub disk_evictions: Counter,
+    /// Disk tier files that could not be written or read, or did not open (the request
+    /// went to the bucket).
+    pub disk_errors: Counter,
 }
 
 /// Every metric of the gateway.
@@ -285,6 +291,12 @@ impl Metrics {
         let cache_evictions = Family::<TierLabels, Counter>::default();
         let requests_of = |result| cache_requests.get_or_create(&ResultLabels { result }).clone();
         let bytes_of = |source| cache_bytes.get_or_create(&SourceLabels { source }).clone();
+        // One statement each: `get_or_create` holds the family's lock until the end of its
+        // statement, and creating a second label needs it.
+        let memory_size = cache_size.get_or_create(&TierLabels { tier: "memory" }).clone();
+        let disk_size = cache_size.get_or_create(&TierLabels { tier: "disk" }).clone();
+        let memory_evictions = cache_evictions.get_or_create(&TierLabels { tier: "memory" }).clone();
+        let disk_evictions = cache_evictions.get_or_create(&TierLabels { tier: "disk" }).clone();
         let edge_cache = EdgeCacheMetrics {
             hit: requests_of("hit"),
             revalidated: requests_of("revalidated"),
@@ -292,10 +304,13 @@ impl Metrics {
             bypass: requests_of("bypass"),
             from_cache: bytes_of("cache"),
             from_upstream: bytes_of("upstream"),
-            memory_size: cache_size.get_or_create(&TierLabels { tier: "memory" }).clone(),
-            memory_evictions: cache_evictions.get_or_create(&TierLabels { tier: "memory" }).clone(),
+            memory_size,
+            memory_evictions,
             coalesced: Counter::default(),
             errors: Counter::default(),
+            disk_size,
+            disk_evictions,
+            disk_errors: Counter::default(),
         };
         registry.register(
             "cache_requests",
@@ -322,6 +337,11 @@ impl Metrics {
             "cache_fetch_errors",
             "Fetches for the edge cache that failed or were cut",
             edge_cache.errors.clone(),
+        );
+        registry.register(
+            "cache_disk_errors",
+            "Edge cache disk files that could not be written or read, or did not open (the bucket answered)",
+            edge_cache.disk_errors.clone(),
         );
         Metrics {
             edge_cache,

@@ -204,7 +204,10 @@ async fn an_object_changed_or_deleted_in_the_bucket_is_never_served_from_the_old
         bucket: bucket.into(),
         key: "frame.png".into(),
     });
-    assert!(matches!(gw.gateway.cache.as_ref().unwrap().lookup(&key), Lookup::Cold));
+    assert!(matches!(
+        gw.gateway.cache.as_ref().unwrap().lookup(&key).await,
+        Lookup::Cold
+    ));
 }
 
 #[tokio::test]
@@ -332,8 +335,8 @@ async fn storages_with_cache_off_and_no_store_objects_are_never_kept() {
         assert_eq!(r.body, pattern(10_000, 2));
         assert_eq!(r.header("cache-status"), "assetgate; fwd=miss");
     }
-    assert_eq!(off.gateway.cache.as_ref().unwrap().purge(&purge_all()), 0);
-    assert_eq!(on.gateway.cache.as_ref().unwrap().purge(&purge_all()), 0);
+    assert_eq!(off.gateway.cache.as_ref().unwrap().purge(&purge_all()).await, 0);
+    assert_eq!(on.gateway.cache.as_ref().unwrap().purge(&purge_all()).await, 0);
     let r = head(&url, &[("authorization", &format!("Bearer {}", token("acme")))]).await;
     assert_eq!(r.header("cache-status"), "assetgate; fwd=method");
 }

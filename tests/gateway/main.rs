@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod azure;
 mod cache;
+mod cache_disk;
 mod conditionals;
 mod connections;
 mod content;
