@@ -15,7 +15,7 @@
 //! pool, never on a task that serves requests.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -139,15 +139,14 @@ struct Index {
 }
 
 impl Index {
-    fn touch(&mut self, name: &Name) -> bool {
+    /// Marks `name` as just used; its size, when listed.
+    fn touch(&mut self, name: &Name) -> Option<u64> {
         self.clock += 1;
-        let Some(held) = self.files.get_mut(name) else {
-            return false;
-        };
+        let held = self.files.get_mut(name)?;
         self.by_use.remove(&held.used);
         held.used = self.clock;
         self.by_use.insert(self.clock, *name);
-        true
+        Some(held.size)
     }
 
     fn add(&mut self, name: Name, label: Label, size: u64) {
@@ -280,11 +279,10 @@ impl DiskTier {
     pub fn read(&self, label: &Label) -> Option<Bytes> {
         let encoded = label.encode();
         let name = self.name(&encoded);
-        if !lock(&self.index).touch(&name) {
-            return None;
-        }
+        let size = lock(&self.index).touch(&name)?;
         let path = self.path(&name);
-        let data = match std::fs::read(&path) {
+        // Never more than the file this tier wrote: one of another size is not read at all.
+        let data = match read_exactly(&path, size) {
             Ok(data) => data,
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
@@ -314,22 +312,28 @@ impl DiskTier {
     pub fn write(&self, label: &Label, entry: Vec<u8>) -> io::Result<bool> {
         let encoded = label.encode();
         let name = self.name(&encoded);
-        let mut file = Vec::with_capacity(MAGIC.len() + 4 + 2 * (NONCE_LEN + TAG_LEN) + encoded.len() + entry.len());
-        file.extend_from_slice(MAGIC);
-        let sealed_label = self.seal(encoded.clone(), &[b"label".as_slice(), &name].concat())?;
-        file.extend_from_slice(&u32::try_from(sealed_label.len()).unwrap_or(u32::MAX).to_be_bytes());
-        file.extend_from_slice(&sealed_label);
-        file.extend_from_slice(&self.seal(entry, &[b"entry".as_slice(), &name].concat())?);
-        let size = file.len() as u64;
+        // The file is its head (magic, the sealed label, the entry's nonce), then the
+        // entry sealed in place: its bytes are not copied again.
+        let (label_nonce, sealed_label) = self.seal(encoded, &[b"label".as_slice(), &name].concat())?;
+        let (entry_nonce, sealed_entry) = self.seal(entry, &[b"entry".as_slice(), &name].concat())?;
+        let mut head = Vec::with_capacity(MAGIC.len() + 4 + 2 * NONCE_LEN + sealed_label.len());
+        head.extend_from_slice(MAGIC);
+        let label_len = NONCE_LEN + sealed_label.len();
+        head.extend_from_slice(&u32::try_from(label_len).unwrap_or(u32::MAX).to_be_bytes());
+        head.extend_from_slice(&label_nonce);
+        head.extend_from_slice(&sealed_label);
+        head.extend_from_slice(&entry_nonce);
+        let size = (head.len() + sealed_entry.len()) as u64;
         if size > self.limit || !self.make_room(size) {
             return Ok(false);
         }
         let path = self.path(&name);
         let temporary = path.with_extension(format!("{}.tmp", crate::hex::encode(&crate::hex::random_bytes::<8>())));
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&temporary, &file));
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&head)?;
+            file.write_all(&sealed_entry)
+        });
         let mut index = lock(&self.index);
         index.reserved -= size;
         let result = written.and_then(|()| std::fs::rename(&temporary, &path));
@@ -404,8 +408,9 @@ impl DiskTier {
         fits
     }
 
-    /// `nonce || ciphertext || tag` of `plain`, bound to `aad`.
-    fn seal(&self, mut plain: Vec<u8>, aad: &[u8]) -> io::Result<Vec<u8>> {
+    /// A fresh nonce, and `plain` sealed in place under it (ciphertext, then tag), bound
+    /// to `aad`.
+    fn seal(&self, mut plain: Vec<u8>, aad: &[u8]) -> io::Result<([u8; NONCE_LEN], Vec<u8>)> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
@@ -413,10 +418,7 @@ impl DiskTier {
         self.sealing
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut plain)
             .map_err(|_| io::Error::other("sealing failed"))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + plain.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&plain);
-        Ok(out)
+        Ok((nonce, plain))
     }
 
     /// Opens the sealed part at the start of `data` (bound to `aad`): where its plaintext
@@ -477,6 +479,20 @@ impl DiskTier {
         let label = Label::decode(&label).ok_or_else(bad)?;
         Ok((label, metadata.len(), metadata.modified()?))
     }
+}
+
+/// The bytes of the file at `path`, which must be `size` bytes long.
+fn read_exactly(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not the size it was written with",
+        ));
+    }
+    let mut data = vec![0u8; usize::try_from(size).map_err(io::Error::other)?];
+    file.read_exact(&mut data)?;
+    Ok(data)
 }
 
 fn is_fanout(folder: &Path) -> bool {
