@@ -124,6 +124,16 @@ impl Gateway {
             None => None,
         };
         let storages = Storages::open(config).await?;
+        let cache = crate::cache::ObjectCache::new(
+            &config.cache,
+            server.upstream_idle_timeout,
+            metrics.edge_cache(),
+            config.registry.master_keys.as_deref().map(|k| &k.current),
+        )?;
+        if let Some(cache) = cache.clone() {
+            // A storage that changed or went takes its cached objects with it.
+            storages.on_retired(Box::new(move |org, id, now| cache.retire(org, id, now)));
+        }
         let usage = Arc::new(crate::usage::Usage::new(metrics.usage()));
         crate::usage::spawn_flusher(Arc::downgrade(&usage), Arc::downgrade(&storages));
         Ok(Gateway {
@@ -138,12 +148,7 @@ impl Gateway {
             proofs: crate::proof::Proofs::new(config.sts.failure_cache),
             upstream,
             idle_timeout: server.upstream_idle_timeout,
-            cache: crate::cache::ObjectCache::new(
-                &config.cache,
-                server.upstream_idle_timeout,
-                metrics.edge_cache(),
-                config.registry.master_keys.as_deref().map(|k| &k.current),
-            )?,
+            cache,
             metrics,
             draining: AtomicBool::new(false),
         })

@@ -455,6 +455,28 @@ impl ObjectCache {
         .boxed_unsync()
     }
 
+    /// Drops the entries of storage `storage` of `org` under any revision but `keep` (its
+    /// current one; `None` when it is gone), in memory at once and on disk behind.
+    pub fn retire(&self, org: &str, storage: &str, keep: Option<u64>) {
+        let old = |k: &ObjectKey| k.org == org && k.storage == storage && Some(k.revision) != keep;
+        let matching: Vec<Arc<Key>> = self
+            .inner
+            .entries
+            .iter()
+            .filter(|(k, _)| old(k.object()))
+            .map(|(k, _)| k)
+            .collect();
+        for key in matching {
+            self.inner.entries.invalidate(&*key);
+        }
+        if let (Some(disk), Ok(runtime)) = (self.inner.disk.clone(), tokio::runtime::Handle::try_current()) {
+            let (org, storage) = (org.to_string(), storage.to_string());
+            runtime.spawn_blocking(move || {
+                disk.purge(&|k| k.org == org && k.storage == storage && Some(k.revision) != keep)
+            });
+        }
+    }
+
     /// Drops the entries `purge` names on this replica, in memory and on disk; returns how
     /// many objects.
     pub async fn purge(&self, purge: &Purge) -> u64 {

@@ -68,6 +68,11 @@ struct BadRow {
     version: u64,
 }
 
+/// Told of every served storage that changed or went, by org and id, with the revision it
+/// has now (`None`: gone), wherever the change came from: the edge cache drops what it
+/// holds of the old revisions.
+pub type RetiredHook = Box<dyn Fn(&str, &str, Option<u64>) + Send + Sync>;
+
 /// The live registry: orgs for the data plane, writes for the admin API.
 pub struct Storages {
     /// Every org the gateway serves, by id.
@@ -88,6 +93,7 @@ pub struct Storages {
     /// Whether the stored storages have been loaded once (at once for the embedded store).
     ready: AtomicBool,
     loaded: Notify,
+    retired: std::sync::OnceLock<RetiredHook>,
 }
 
 impl Storages {
@@ -136,6 +142,7 @@ impl Storages {
             writes: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
             loaded: Notify::new(),
+            retired: std::sync::OnceLock::new(),
         });
         storages.reload_config(&config.orgs);
         match &storages.store {
@@ -200,23 +207,40 @@ impl Storages {
         }
     }
 
+    /// Sets what is told of storages that changed or went ([`RetiredHook`]); once.
+    pub fn on_retired(&self, hook: RetiredHook) {
+        let _ = self.retired.set(hook);
+    }
+
     /// Replaces org `id` with `change(current)` (an empty org when it has none); an org
     /// that nothing defines any more is forgotten.
     fn update_org(&self, id: &str, change: impl FnOnce(&OrgEntry) -> OrgEntry) {
         use dashmap::mapref::entry::Entry;
-        match self.orgs.entry(id.to_string()) {
+        let (before, after) = match self.orgs.entry(id.to_string()) {
             Entry::Occupied(mut slot) => {
-                let next = change(slot.get());
+                let before = slot.get().clone();
+                let next = Arc::new(change(&before));
                 if next.is_empty() {
                     slot.remove();
                 } else {
-                    slot.insert(Arc::new(next));
+                    slot.insert(next.clone());
                 }
+                (Some(before), next)
             }
             Entry::Vacant(slot) => {
-                let next = change(&OrgEntry::from_config(id, None, None));
+                let next = Arc::new(change(&OrgEntry::from_config(id, None, None)));
                 if !next.is_empty() {
-                    slot.insert(Arc::new(next));
+                    slot.insert(next.clone());
+                }
+                (None, next)
+            }
+        };
+        if let (Some(before), Some(hook)) = (before, self.retired.get()) {
+            for old in before.storages() {
+                let id_of = &old.storage.id;
+                let now = after.storage(id_of).map(|e| e.revision);
+                if now != Some(old.revision) {
+                    hook(id, id_of, now);
                 }
             }
         }

@@ -477,6 +477,9 @@ async fn credentials_rotated_or_a_storage_deleted_through_the_admin_api_never_se
     )
     .await;
     assert_eq!(patched.status, 200, "{:?}", patched.json());
+    // The old revision's entries are dropped with the change, not left to age out.
+    let size = &gw.gateway.cache.as_ref().unwrap().metrics().memory_size;
+    assert_eq!(size.get(), 0, "nothing of the old revision is held");
     let r = read(&url, &[]).await;
     assert_eq!(r.status, 403, "the new credentials are refused by the bucket");
     assert_eq!(r.error_code(), "upstream_access_denied");

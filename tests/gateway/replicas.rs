@@ -629,6 +629,12 @@ async fn what_one_replica_cached_is_never_served_after_a_change_through_another(
         b.object("rotated", "a.txt").await.status == 403
     })
     .await;
+    // B dropped what it held of the old revision when the change reached it.
+    let metrics = b.served.metrics().await;
+    assert!(
+        metrics.contains("assetgate_cache_size_bytes{tier=\"memory\"} 0"),
+        "{metrics}"
+    );
     for _ in 0..3 {
         assert_eq!(
             b.object("rotated", "a.txt").await.status,
