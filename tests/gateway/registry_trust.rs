@@ -12,15 +12,8 @@ use serde_json::json;
 use crate::replicas::{registry, registry_command, seed, Replica, BUCKET};
 use crate::support::binary::metric;
 use crate::support::client::get;
-use crate::support::postgres::database;
+use crate::support::postgres::{database, sql};
 use crate::support::*;
-
-/// A connection of the test's own to the registry's database.
-async fn sql(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-}
 
 /// Announces a change of storage `org/id`, as every write does.
 async fn notify(db: &tokio_postgres::Client, org: &str, id: &str) {

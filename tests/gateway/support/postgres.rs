@@ -254,3 +254,10 @@ pub fn database() -> (String, String) {
     let url = postgres().database(&name);
     (name, url)
 }
+
+/// A connection of the test's own to the database at `url`.
+pub async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
