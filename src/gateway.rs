@@ -131,8 +131,11 @@ impl Gateway {
             config.registry.master_keys.as_deref().map(|k| &k.current),
         )?;
         if let Some(cache) = cache.clone() {
-            // A storage that changed or went takes its cached objects with it.
-            storages.on_retired(Box::new(move |org, id, now| cache.retire(org, id, now)));
+            // A storage that changed or went takes its cached objects with it, and so does a
+            // purge stored by any replica.
+            let retiring = cache.clone();
+            storages.on_retired(Box::new(move |org, id, now| retiring.retire(org, id, now)));
+            storages.on_purge(Box::new(move |purge| cache.purge_behind(purge)));
         }
         let usage = Arc::new(crate::usage::Usage::new(metrics.usage()));
         crate::usage::spawn_flusher(Arc::downgrade(&usage), Arc::downgrade(&storages));

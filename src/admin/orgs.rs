@@ -118,7 +118,8 @@ pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::
 
 /// `DELETE /admin/v1/orgs/{org}/cache`, with an optional body `{"storage", "bucket",
 /// "prefix"}`: drops the matching entries of this replica's edge cache (README, "Edge
-/// cache") and says how many objects that was.
+/// cache") and says how many objects that was; with a shared registry, stores the purge so
+/// that every other replica applies it too (503 when it cannot be stored: try again).
 pub async fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
     check_org(org)?;
     let mut fields = Fields::new();
@@ -147,6 +148,14 @@ pub async fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super:
         bucket: text("bucket"),
         prefix: text("prefix"),
     };
+    if let Some(Err(why)) = purge.storage.as_deref().map(crate::storage::rules::check_id) {
+        fields.insert("storage".into(), why);
+    }
+    for (name, value, most) in [("bucket", &purge.bucket, 255), ("prefix", &purge.prefix, 1024)] {
+        if value.as_ref().is_some_and(|v| v.len() > most) {
+            fields.insert(name.into(), format!("must be at most {most} bytes"));
+        }
+    }
     if !fields.is_empty() {
         return Err(AdminError::Invalid(fields));
     }
@@ -154,6 +163,7 @@ pub async fn purge_cache(gw: &Gateway, org: &str, body: &Value) -> Result<super:
         Some(cache) => cache.purge(&purge).await,
         None => 0,
     };
+    gw.storages.purge_everywhere(&purge).await?;
     tracing::info!(org, purged, "edge cache purged");
     Ok(answer(
         StatusCode::ACCEPTED,

@@ -458,22 +458,30 @@ impl ObjectCache {
     /// Drops the entries of storage `storage` of `org` under any revision but `keep` (its
     /// current one; `None` when it is gone), in memory at once and on disk behind.
     pub fn retire(&self, org: &str, storage: &str, keep: Option<u64>) {
-        let old = |k: &ObjectKey| k.org == org && k.storage == storage && Some(k.revision) != keep;
+        let (org, storage) = (org.to_string(), storage.to_string());
+        self.drop_matching(move |k| k.org == org && k.storage == storage && Some(k.revision) != keep);
+    }
+
+    /// Drops the entries `purge` names, in memory at once and on disk behind: a purge that
+    /// another replica stored.
+    pub fn purge_behind(&self, purge: &Purge) {
+        let purge = purge.clone();
+        self.drop_matching(move |k| purge.matches(k));
+    }
+
+    fn drop_matching(&self, matches: impl Fn(&ObjectKey) -> bool + Send + 'static) {
         let matching: Vec<Arc<Key>> = self
             .inner
             .entries
             .iter()
-            .filter(|(k, _)| old(k.object()))
+            .filter(|(k, _)| matches(k.object()))
             .map(|(k, _)| k)
             .collect();
         for key in matching {
             self.inner.entries.invalidate(&*key);
         }
         if let (Some(disk), Ok(runtime)) = (self.inner.disk.clone(), tokio::runtime::Handle::try_current()) {
-            let (org, storage) = (org.to_string(), storage.to_string());
-            runtime.spawn_blocking(move || {
-                disk.purge(&|k| k.org == org && k.storage == storage && Some(k.revision) != keep)
-            });
+            runtime.spawn_blocking(move || disk.purge(&matches));
         }
     }
 

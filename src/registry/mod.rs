@@ -10,6 +10,7 @@
 //! and one that shows survives a restart.
 
 pub mod entry;
+mod purges;
 pub mod record;
 mod replication;
 pub mod store;
@@ -28,6 +29,7 @@ use crate::limits::OrgLimits;
 use crate::sealed::Keys;
 use crate::storage::Storage;
 pub use entry::{OrgEntry, Source, StorageEntry};
+pub use purges::PurgeHook;
 use store::{EmbeddedStore, PostgresStore, Store, StoreError, StoredRow, StoredStorage};
 
 /// Why a registry operation failed; the admin API maps these to its error codes.
@@ -94,6 +96,9 @@ pub struct Storages {
     ready: AtomicBool,
     loaded: Notify,
     retired: std::sync::OnceLock<RetiredHook>,
+    purge_hook: std::sync::OnceLock<PurgeHook>,
+    /// The last stored cache purge applied (`-1`: not known yet).
+    purged_to: std::sync::atomic::AtomicI64,
 }
 
 impl Storages {
@@ -143,6 +148,8 @@ impl Storages {
             ready: AtomicBool::new(false),
             loaded: Notify::new(),
             retired: std::sync::OnceLock::new(),
+            purge_hook: std::sync::OnceLock::new(),
+            purged_to: std::sync::atomic::AtomicI64::new(-1),
         });
         storages.reload_config(&config.orgs);
         match &storages.store {

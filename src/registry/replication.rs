@@ -2,7 +2,8 @@
 //! the pending ones (merged and bounded, `store::postgres::Pending`) are taken together and
 //! checked in a few queries, and only storages whose version differs are read again; every
 //! `resync_interval` the versions of all stored storages are compared with those held, in
-//! case a notice was lost, and so is everything when more notices came than are kept. When
+//! case a notice was lost, and so is everything when more notices came than are kept. Cache
+//! purges stored by any replica are applied on their notice and at every comparison. When
 //! the database goes away the replica keeps serving what it holds, reconnects with backoff,
 //! and catches up with a comparison as soon as it is back.
 
@@ -140,12 +141,17 @@ async fn apply(s: &Storages, batch: Batch) -> Result<bool, RegistryError> {
     let mut changed = false;
     let pg = postgres(s);
     let (mut storages, mut external_ids, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+    let mut purges = false;
     for notice in batch.notices {
         match notice {
             Notice::Storage { org, id } => storages.push((org, id)),
             Notice::ExternalId { org } => external_ids.push(org),
             Notice::Limits { org } => limits.push(org),
+            Notice::Purge { .. } => purges = true,
         }
+    }
+    if purges {
+        s.apply_purges(pg).await?;
     }
     if !storages.is_empty() {
         let keys = s.keys.as_ref().ok_or(RegistryError::Locked)?;
@@ -185,6 +191,7 @@ async fn apply(s: &Storages, batch: Batch) -> Result<bool, RegistryError> {
 /// Makes what is held what is stored: everything at first, then only what differs.
 async fn resync(s: &Storages) -> Result<(), RegistryError> {
     let pg = postgres(s);
+    s.apply_purges(pg).await?;
     let _one_at_a_time = s.writes.lock().await;
     if !s.ready() {
         let count = s.reload_stored().await?;

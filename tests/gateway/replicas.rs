@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::support::binary::{Served, ADMIN_TOKEN};
 use crate::support::client::{get, request_body, Reply};
-use crate::support::postgres::{database, Postgres, PASSWORD};
+use crate::support::postgres::{database, sql, Postgres, PASSWORD};
 use crate::support::seaweed::seaweed;
 use crate::support::*;
 
@@ -650,4 +650,61 @@ async fn what_one_replica_cached_is_never_served_after_a_change_through_another(
         b.object("rotated", "a.txt").await.status == 404
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_purge_through_one_replica_empties_every_replicas_cache_and_a_forged_one_none() {
+    seed().await;
+    let (_, url) = database();
+    // Duration freshness: B does not ask the bucket again, so only the purge empties it.
+    let config = format!("{}[cache]\nfreshness = \"1h\"\n", registry(&url, ""));
+    let (a, b) = (Replica::ready(&config).await, Replica::ready(&config).await);
+    a.create("purged").await;
+    within(Duration::from_secs(5), "B to serve the new storage", || async {
+        b.object("purged", "a.txt").await.status == 200
+    })
+    .await;
+    assert_eq!(
+        b.object("purged", "a.txt").await.header("cache-status"),
+        "assetgate; hit"
+    );
+
+    // A purge row written by someone with a database login but not the master key, and
+    // its notice, change nothing.
+    let db = sql(&url).await;
+    db.execute(
+        "INSERT INTO assetgate_cache_purges (org, purge, tag) VALUES ('acme', '{}', 'Zm9yZ2Vk')",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.execute("SELECT pg_notify('assetgate_registry', 'p acme')", &[])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        b.object("purged", "a.txt").await.header("cache-status"),
+        "assetgate; hit"
+    );
+    assert!(
+        b.served.logs().contains("not authenticated by the master key"),
+        "{}",
+        b.served.logs()
+    );
+
+    let purged = a
+        .admin(
+            Method::DELETE,
+            "/admin/v1/orgs/acme/cache",
+            Some(json!({"storage": "purged"})),
+            &[],
+        )
+        .await;
+    assert_eq!(purged.status, 202, "{}", String::from_utf8_lossy(&purged.body));
+    let started = std::time::Instant::now();
+    within(Duration::from_secs(5), "the purge to reach B", || async {
+        b.object("purged", "a.txt").await.header("cache-status") == "assetgate; fwd=miss; stored"
+    })
+    .await;
+    println!("the purge reached the other replica in {:?}", started.elapsed());
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod notice;
 mod org_data;
+mod purges;
 mod schema;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -17,6 +18,7 @@ use tokio_postgres::NoTls;
 
 use notice::{listen_with, notify};
 pub use notice::{Batch, Listener, Notice, Pending, MAX_PENDING};
+pub use purges::StoredPurge;
 
 use super::{Loaded, StoreError, StoredRow, StoredStorage};
 use crate::config::{DatabaseTls, DatabaseUrl};

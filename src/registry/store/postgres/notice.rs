@@ -33,6 +33,8 @@ pub enum Notice {
     ExternalId { org: String },
     /// `org`'s limits were set or removed.
     Limits { org: String },
+    /// A purge of `org`'s cached objects was stored.
+    Purge { org: String },
 }
 
 impl Notice {
@@ -41,6 +43,7 @@ impl Notice {
             Notice::Storage { org, id } => format!("s {org} {id}"),
             Notice::ExternalId { org } => format!("x {org}"),
             Notice::Limits { org } => format!("l {org}"),
+            Notice::Purge { org } => format!("p {org}"),
         }
     }
 
@@ -61,6 +64,7 @@ impl Notice {
             },
             ("x", org, None) => Notice::ExternalId { org: org.into() },
             ("l", org, None) => Notice::Limits { org: org.into() },
+            ("p", org, None) => Notice::Purge { org: org.into() },
             _ => return None,
         };
         parts.next().is_none().then_some(notice)
@@ -202,6 +206,7 @@ mod tests {
             },
             Notice::ExternalId { org: "acme".into() },
             Notice::Limits { org: "acme".into() },
+            Notice::Purge { org: "acme".into() },
         ] {
             assert_eq!(Notice::parse(&notice.payload()), Some(notice));
         }
@@ -212,6 +217,7 @@ mod tests {
             "x acme extra",
             "s a b c",
             "q acme main",
+            "p acme main",
             "x ac/me",
             "s acme ma\u{0}in",
         ] {

@@ -8,7 +8,7 @@ const MIGRATION_LOCK: i64 = 0x6173_7365_7467_6174;
 
 /// Schema versions, applied in order, each once (`assetgate_schema_migrations`). Only ever
 /// add to this list: replicas of the previous version may still run beside a new one.
-const MIGRATIONS: [(i32, &str); 3] = [
+const MIGRATIONS: [(i32, &str); 4] = [
     (
         1,
         "CREATE TABLE assetgate_storages (
@@ -45,6 +45,17 @@ const MIGRATIONS: [(i32, &str); 3] = [
     (
         3,
         "ALTER TABLE assetgate_usage ADD COLUMN upstream_bytes bigint NOT NULL DEFAULT 0;",
+    ),
+    // Edge cache purges for every replica; replicas of the previous versions ignore them.
+    (
+        4,
+        "CREATE TABLE assetgate_cache_purges (
+        seq bigserial PRIMARY KEY,
+        org text NOT NULL,
+        purge jsonb NOT NULL,
+        tag text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );",
     ),
 ];
 
