@@ -187,6 +187,9 @@ pub struct DiskTier {
     /// index agree.
     index: Mutex<Index>,
     metrics: EdgeCacheMetrics,
+    /// Held locked while the tier is open: two processes never share a directory (each
+    /// would count only its own files against `size`).
+    _lock: std::fs::File,
 }
 
 /// Why the disk tier cannot be used.
@@ -212,6 +215,12 @@ impl DiskTier {
             source,
         };
         std::fs::create_dir_all(dir).map_err(failed)?;
+        let lock_file = std::fs::File::create(dir.join(".lock")).map_err(failed)?;
+        lock_file.try_lock().map_err(|_| {
+            failed(io::Error::other(
+                "another process uses this directory (each replica needs a disk tier of its own)",
+            ))
+        })?;
         let tier = DiskTier {
             dir: dir.to_path_buf(),
             limit,
@@ -220,6 +229,7 @@ impl DiskTier {
             rng: SystemRandom::new(),
             index: Mutex::new(Index::default()),
             metrics,
+            _lock: lock_file,
         };
         let mut found = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(failed)? {
@@ -545,6 +555,9 @@ mod tests {
     fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         for folder in std::fs::read_dir(dir).unwrap().flatten() {
+            if !folder.path().is_dir() {
+                continue;
+            }
             for file in std::fs::read_dir(folder.path()).unwrap().flatten() {
                 out.push((file.path(), std::fs::read(file.path()).unwrap()));
             }
@@ -584,6 +597,7 @@ mod tests {
         assert_eq!(t.read(&label("patient-42.dcm", None)).unwrap(), &b"meta"[..]);
         assert!(t.read(&label("patient-42.dcm", Some(4))).is_none());
         // Under another master key nothing opens, and what does not open is removed.
+        drop(t);
         let other = tier(dir.path(), 1 << 20, 2);
         assert!(!other.contains(&label("patient-42.dcm", Some(3))));
         assert_eq!(other.metrics.disk_errors.get(), 2);
@@ -658,6 +672,16 @@ mod tests {
         assert!(!t.contains(&label("cats/1.jpg", Some(0))));
         assert!(t.contains(&label("dogs/1.jpg", Some(0))));
         assert_eq!(files(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn two_tiers_never_share_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = tier(dir.path(), 1 << 20, 1);
+        let second = DiskTier::open(dir.path(), 1 << 20, &master(1), EdgeCacheMetrics::default());
+        assert!(second.is_err_and(|e| e.to_string().contains("another process")));
+        drop(first);
+        assert!(DiskTier::open(dir.path(), 1 << 20, &master(1), EdgeCacheMetrics::default()).is_ok());
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Storages {
             let page = pg.purges_after(after).await?;
             let Some(last) = page.last() else { return Ok(()) };
             after = last.seq;
+            let mut refused = Vec::new();
             for row in &page {
                 match self.keys.as_deref().and_then(|keys| verified(row, keys)) {
                     Some(purge) => {
@@ -90,12 +91,16 @@ impl Storages {
                             hook(&purge);
                         }
                     }
-                    None => tracing::warn!(
-                        org = %row.org,
-                        seq = row.seq,
-                        "a stored cache purge is not authenticated by the master key; it is not applied"
-                    ),
+                    None => refused.push(row.seq),
                 }
+            }
+            if let Some(first) = refused.first() {
+                // One line per page, however many rows were written to flood the log.
+                tracing::warn!(
+                    rows = refused.len(),
+                    first = first,
+                    "stored cache purges not authenticated by the master key; they are not applied"
+                );
             }
             self.purged_to.store(after, Ordering::Release);
         }
