@@ -221,7 +221,7 @@ async fn a_full_disk_costs_only_the_disk_tier() {
 }
 
 #[tokio::test]
-async fn storages_with_the_cache_off_leave_nothing_on_disk_and_a_purge_empties_it() {
+async fn storages_with_the_cache_off_and_no_store_objects_leave_nothing_on_disk_and_a_purge_empties_it() {
     let bucket = "disk-off-and-purge";
     let data = pattern(MIB + 1, 15);
     seaweed().seed(bucket, &[("a.bin", &data)]).await;
@@ -231,9 +231,22 @@ async fn storages_with_the_cache_off_leave_nothing_on_disk_and_a_purge_empties_i
     let r = read(&off.url("acme", "main", bucket, "a.bin")).await;
     assert!(r.body == data);
     assert_eq!(r.header("cache-status"), "assetgate; fwd=bypass");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(files(disk.path()).is_empty());
     off.stop().await;
+    // Nor does an object the bucket says `no-store` of, on a storage with the cache on.
+    seaweed()
+        .writer()
+        .put_with(bucket, "secret.dcm", &[("cache-control", "no-store")], pattern(MIB, 16))
+        .await
+        .unwrap();
+    let on = gateway(&relay, bucket, disk.path(), "64MiB", registry.path(), "").await;
+    let r = read(&on.url("acme", "main", bucket, "secret.dcm")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("cache-status")),
+        (200, "assetgate; fwd=miss")
+    );
+    on.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(files(disk.path()).is_empty(), "{:?}", files(disk.path()));
 
     let on = gateway(&relay, bucket, disk.path(), "64MiB", registry.path(), "").await;
     assert!(read(&on.url("acme", "main", bucket, "a.bin")).await.body == data);
