@@ -134,6 +134,8 @@ async fn bench(options: Options) {
             "cold-far-shared",
             "cold-drop-a",
             "cold-drop-b",
+            "cold-nginx-lone",
+            "cold-nginx-shared",
         ] {
             std::fs::write(dir.path().join(BUCKET).join(key), &data).unwrap();
         }

@@ -178,7 +178,7 @@ impl Index {
 
 /// The disk tier of one replica.
 pub struct DiskTier {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     limit: u64,
     sealing: LessSafeKey,
     naming: hmac::Key,
@@ -192,12 +192,66 @@ pub struct DiskTier {
     _lock: std::fs::File,
 }
 
+/// Writes entries to a tier on a thread of its own, one at a time, so that sealing and
+/// writing take at most one core from the requests being served. What it is offered beyond
+/// its bound (bytes waiting) is not written: the disk is behind, and the entry stays in
+/// memory only.
+pub struct Writer {
+    queue: std::sync::mpsc::SyncSender<(Label, Vec<u8>)>,
+    waiting: Arc<std::sync::atomic::AtomicU64>,
+    bound: u64,
+}
+
+impl Writer {
+    /// The writer of `tier`; its thread ends once the writer is dropped and what it holds
+    /// is written.
+    pub fn start(tier: Arc<DiskTier>, bound: u64) -> io::Result<Writer> {
+        use std::sync::atomic::Ordering;
+        let (queue, entries) = std::sync::mpsc::sync_channel::<(Label, Vec<u8>)>(256);
+        let waiting = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let written = waiting.clone();
+        std::thread::Builder::new()
+            .name("assetgate-disk-cache".into())
+            .spawn(move || {
+                for (label, entry) in entries {
+                    let size = entry.len() as u64;
+                    if let Err(e) = tier.write(&label, entry) {
+                        tier.metrics.disk_errors.inc();
+                        tracing::debug!(error = %e, "an edge cache entry was not written to disk");
+                    }
+                    written.fetch_sub(size, Ordering::Relaxed);
+                }
+            })?;
+        Ok(Writer { queue, waiting, bound })
+    }
+
+    /// Queues `entry` for writing, unless the bytes waiting would pass the bound.
+    pub fn offer(&self, label: Label, entry: Vec<u8>) {
+        use std::sync::atomic::Ordering;
+        let size = entry.len() as u64;
+        if self.waiting.fetch_add(size, Ordering::Relaxed) + size > self.bound
+            || self.queue.try_send((label, entry)).is_err()
+        {
+            self.waiting.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Why the disk tier cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("the edge cache's disk tier at {}: {source}", .dir.display())]
 pub struct DiskError {
     dir: PathBuf,
     source: io::Error,
+}
+
+impl DiskError {
+    pub(super) fn new(dir: &Path, source: io::Error) -> DiskError {
+        DiskError {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    }
 }
 
 impl DiskTier {
@@ -210,17 +264,21 @@ impl DiskTier {
         master: &crate::sealed::MasterKey,
         metrics: EdgeCacheMetrics,
     ) -> Result<DiskTier, DiskError> {
-        let failed = |source| DiskError {
-            dir: dir.to_path_buf(),
-            source,
-        };
+        let failed = |source| DiskError::new(dir, source);
         std::fs::create_dir_all(dir).map_err(failed)?;
         let lock_file = std::fs::File::create(dir.join(".lock")).map_err(failed)?;
-        lock_file.try_lock().map_err(|_| {
-            failed(io::Error::other(
-                "another process uses this directory (each replica needs a disk tier of its own)",
-            ))
-        })?;
+        // A moment's patience: the writer of a tier of this process that is closing lets go
+        // of it once it has written what it holds.
+        let mut tries = 0;
+        while lock_file.try_lock().is_err() {
+            tries += 1;
+            if tries == 30 {
+                return Err(failed(io::Error::other(
+                    "another process uses this directory (each replica needs a disk tier of its own)",
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let tier = DiskTier {
             dir: dir.to_path_buf(),
             limit,
@@ -672,6 +730,24 @@ mod tests {
         assert!(!t.contains(&label("cats/1.jpg", Some(0))));
         assert!(t.contains(&label("dogs/1.jpg", Some(0))));
         assert_eq!(files(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn the_writer_writes_behind_and_drops_what_passes_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Arc::new(tier(dir.path(), 1 << 20, 1));
+        let writer = Writer::start(t.clone(), 10_000).unwrap();
+        writer.offer(label("a", Some(0)), vec![1u8; 6_000]);
+        // Waiting with the first, or written already: either way the second passes nothing.
+        writer.offer(label("huge", Some(0)), vec![2u8; 20_000]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !t.contains(&label("a", Some(0))) {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(t.read(&label("a", Some(0))).unwrap(), vec![1u8; 6_000]);
+        assert!(!t.contains(&label("huge", Some(0))));
+        drop(writer);
     }
 
     #[test]

@@ -236,11 +236,9 @@ struct Inner {
     /// objects go to the bucket uncached (streamed with backpressure), so that many readers
     /// of many cold objects cannot make the cache hold more than twice its size.
     fetching: AtomicU64,
-    /// The disk tier, when configured.
+    /// The disk tier, when configured, and what writes to it.
     disk: Option<Arc<DiskTier>>,
-    /// Bytes waiting to be written to disk: beyond a bound, entries are not written (the
-    /// disk is behind; they stay in memory).
-    writing: Arc<AtomicU64>,
+    writer: Option<disk::Writer>,
     metrics: EdgeCacheMetrics,
 }
 
@@ -290,6 +288,12 @@ impl ObjectCache {
             (Some(d), Some(master)) => Some(Arc::new(DiskTier::open(&d.path, d.size, master, metrics.clone())?)),
             _ => None,
         };
+        // At most 16 MiB, or 8 slices, waiting to be written.
+        let bound = (8 * settings.slice).max(16 << 20);
+        let writer = disk
+            .as_ref()
+            .map(|d| disk::Writer::start(d.clone(), bound).map_err(|e| DiskError::new(&d.dir, e)))
+            .transpose()?;
         let (evictions, size) = (metrics.memory_evictions.clone(), metrics.memory_size.clone());
         let entries = moka::sync::Cache::builder()
             .max_capacity(settings.memory)
@@ -308,8 +312,8 @@ impl ObjectCache {
                 entries,
                 fills: Mutex::new(HashMap::new()),
                 fetching: AtomicU64::new(0),
+                writer,
                 disk,
-                writing: Arc::new(AtomicU64::new(0)),
                 metrics,
             }),
         }))
@@ -574,29 +578,21 @@ impl Inner {
             object: key.clone(),
             slice: None,
         };
+        // A cold object costs a look at the index, not a trip to the blocking pool.
+        if !disk.contains(&label) {
+            return None;
+        }
         let entry = tokio::task::spawn_blocking(move || disk.read(&label)).await.ok()??;
         let meta = Arc::new(Meta::decode(&entry)?);
         self.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
         Some(meta)
     }
 
-    /// Writes `entry` to the disk tier, on the blocking pool, unless the disk is behind.
+    /// Writes `entry` to the disk tier, behind, unless the disk is behind.
     fn keep_on_disk(&self, label: Label, entry: Vec<u8>) {
-        let Some(disk) = self.disk.clone() else { return };
-        let size = entry.len() as u64;
-        let bound = (8 * self.settings.slice).max(16 << 20);
-        if self.writing.fetch_add(size, Ordering::Relaxed) + size > bound {
-            self.writing.fetch_sub(size, Ordering::Relaxed);
-            return;
+        if let Some(writer) = &self.writer {
+            writer.offer(label, entry);
         }
-        let (writing, errors) = (self.writing.clone(), self.metrics.disk_errors.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = disk.write(&label, entry) {
-                errors.inc();
-                tracing::debug!(error = %e, "an edge cache entry was not written to disk");
-            }
-            writing.fetch_sub(size, Ordering::Relaxed);
-        });
     }
 
     /// Drops the entry of `key`, in memory and on disk.
