@@ -29,7 +29,8 @@
 //! - [`credentials`]: what a storage signs with (static keys, STS, Entra, Google), cached
 //! - [`limits`]: per-org and per-labeler rates and concurrent streams (429)
 //! - [`audit`]: one JSON line per object request, written off the request path
-//! - [`cache`]: the edge cache: object slices in memory, each fetched once for many readers
+//! - [`cache`]: the edge cache: object slices in memory (and sealed on disk), each fetched
+//!   once for many readers
 //!
 //! The storage model, then the file and the registry that hold storages:
 //! - [`storage`]: what a storage is, its rules, one module per provider (S3, GCS, Azure), the
