@@ -266,6 +266,8 @@ impl DiskTier {
     ) -> Result<DiskTier, DiskError> {
         let failed = |source| DiskError::new(dir, source);
         std::fs::create_dir_all(dir).map_err(failed)?;
+        // The files are sealed; still, only the gateway's user may list or read them.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(failed)?;
         let lock_file = std::fs::File::create(dir.join(".lock")).map_err(failed)?;
         // A moment's patience: the writer of a tier of this process that is closing lets go
         // of it once it has written what it holds.
@@ -398,7 +400,7 @@ impl DiskTier {
         let path = self.path(&name);
         let temporary = path.with_extension(format!("{}.tmp", crate::hex::encode(&crate::hex::random_bytes::<8>())));
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
-            let mut file = std::fs::File::create(&temporary)?;
+            let mut file = private_file(&temporary)?;
             file.write_all(&head)?;
             file.write_all(&sealed_entry)
         });
@@ -549,6 +551,16 @@ impl DiskTier {
     }
 }
 
+/// A new file at `path` that only its owner may read.
+fn private_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// The bytes of the file at `path`, which must be `size` bytes long.
 fn read_exactly(path: &Path, size: u64) -> io::Result<Vec<u8>> {
     let mut file = std::fs::File::open(path)?;
@@ -643,7 +655,11 @@ mod tests {
             assert!(t.write(&label("patient-42.dcm", Some(3)), secret.clone()).unwrap());
             assert!(t.write(&label("patient-42.dcm", None), b"meta".to_vec()).unwrap());
         }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
         for (path, bytes) in files(dir.path()) {
+            assert_eq!(mode(&path), 0o600);
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
             assert!(!name.contains("patient"), "{name}");
             let text = String::from_utf8_lossy(&bytes);
