@@ -426,25 +426,29 @@ impl DiskTier {
 
     /// Removes every entry whose object `matches`; returns the objects whose entries went.
     pub fn purge(&self, matches: &dyn Fn(&ObjectKey) -> bool) -> Vec<Arc<ObjectKey>> {
-        let mut index = lock(&self.index);
-        let names: Vec<Name> = index
+        let names: Vec<Name> = lock(&self.index)
             .files
             .iter()
             .filter(|(_, held)| matches(&held.label.object))
             .map(|(name, _)| *name)
             .collect();
         let mut objects = Vec::new();
-        for name in names {
-            if let Some(held) = index.take(&name) {
-                let _ = std::fs::remove_file(self.path(&name));
-                if held.label.slice.is_none() {
-                    objects.push(held.label.object);
+        // A few files per hold of the lock, so that requests looking at the index never
+        // wait for a large purge.
+        for batch in names.chunks(64) {
+            let mut index = lock(&self.index);
+            for name in batch {
+                if let Some(held) = index.take(name) {
+                    let _ = std::fs::remove_file(self.path(name));
+                    if held.label.slice.is_none() {
+                        objects.push(held.label.object);
+                    }
                 }
             }
+            self.metrics
+                .disk_size
+                .set(i64::try_from(index.bytes).unwrap_or(i64::MAX));
         }
-        self.metrics
-            .disk_size
-            .set(i64::try_from(index.bytes).unwrap_or(i64::MAX));
         objects
     }
 
