@@ -45,6 +45,22 @@ pub struct Label {
 }
 
 impl Label {
+    /// The label of `key`'s entry.
+    pub fn entry(key: &Arc<ObjectKey>) -> Label {
+        Label {
+            object: key.clone(),
+            slice: None,
+        }
+    }
+
+    /// The label of slice `index` of `key`.
+    pub fn slice(key: &Arc<ObjectKey>, index: u64) -> Label {
+        Label {
+            object: key.clone(),
+            slice: Some(index),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let k = &self.object;
         let mut out = Vec::with_capacity(64 + k.org.len() + k.storage.len() + k.bucket.len() + k.key.len());
@@ -321,10 +337,8 @@ impl DiskTier {
             index.add(name, label, size);
         }
         drop(index);
+        // Trims to `size` and sets the gauge.
         tier.make_room(0);
-        tier.metrics
-            .disk_size
-            .set(i64::try_from(lock(&tier.index).bytes).unwrap_or(i64::MAX));
         Ok(tier)
     }
 
@@ -413,9 +427,7 @@ impl DiskTier {
                 let _ = std::fs::remove_file(&temporary);
             }
         }
-        self.metrics
-            .disk_size
-            .set(i64::try_from(index.bytes).unwrap_or(i64::MAX));
+        self.gauge(&index);
         result.map(|()| true)
     }
 
@@ -445,9 +457,7 @@ impl DiskTier {
                     }
                 }
             }
-            self.metrics
-                .disk_size
-                .set(i64::try_from(index.bytes).unwrap_or(i64::MAX));
+            self.gauge(&index);
         }
         objects
     }
@@ -457,6 +467,11 @@ impl DiskTier {
         if index.take(name).is_some() {
             let _ = std::fs::remove_file(self.path(name));
         }
+        self.gauge(&index);
+    }
+
+    /// Says in `assetgate_cache_size_bytes{tier="disk"}` what the listed files hold.
+    fn gauge(&self, index: &Index) {
         self.metrics
             .disk_size
             .set(i64::try_from(index.bytes).unwrap_or(i64::MAX));
@@ -476,9 +491,7 @@ impl DiskTier {
         if fits {
             index.reserved += size;
         }
-        self.metrics
-            .disk_size
-            .set(i64::try_from(index.bytes).unwrap_or(i64::MAX));
+        self.gauge(&index);
         fits
     }
 

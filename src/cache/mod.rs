@@ -385,14 +385,7 @@ impl ObjectCache {
             checked: Mutex::new(Some(Instant::now())),
         });
         self.inner.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
-        let encoded = meta.encode();
-        self.inner.keep_on_disk(
-            Label {
-                object: key.clone(),
-                slice: None,
-            },
-            encoded,
-        );
+        self.inner.keep_on_disk(Label::entry(key), || meta.encode());
         Some(meta)
     }
 
@@ -474,16 +467,7 @@ impl ObjectCache {
     }
 
     fn drop_matching(&self, matches: impl Fn(&ObjectKey) -> bool + Send + 'static) {
-        let matching: Vec<Arc<Key>> = self
-            .inner
-            .entries
-            .iter()
-            .filter(|(k, _)| matches(k.object()))
-            .map(|(k, _)| k)
-            .collect();
-        for key in matching {
-            self.inner.entries.invalidate(&*key);
-        }
+        self.inner.drop_in_memory(&matches);
         if let (Some(disk), Ok(runtime)) = (self.inner.disk.clone(), tokio::runtime::Handle::try_current()) {
             runtime.spawn_blocking(move || disk.purge(&matches));
         }
@@ -492,19 +476,7 @@ impl ObjectCache {
     /// Drops the entries `purge` names on this replica, in memory and on disk; returns how
     /// many objects.
     pub async fn purge(&self, purge: &Purge) -> u64 {
-        let mut objects = std::collections::HashSet::new();
-        let matching: Vec<(Arc<Key>, Value)> = self
-            .inner
-            .entries
-            .iter()
-            .filter(|(k, _)| purge.matches(k.object()))
-            .collect();
-        for (key, value) in matching {
-            if let (Value::Object(_), Key::Object(object)) = (&value, &*key) {
-                objects.insert(object.clone());
-            }
-            self.inner.entries.invalidate(&*key);
-        }
+        let mut objects = self.inner.drop_in_memory(&|k| purge.matches(k));
         if let Some(disk) = self.inner.disk.clone() {
             let purge = purge.clone();
             let on_disk = tokio::task::spawn_blocking(move || disk.purge(&|k| purge.matches(k)))
@@ -544,25 +516,41 @@ impl Inner {
         }
     }
 
+    /// Drops the memory tier's entries whose object `matches`; returns the objects whose
+    /// entries (not only slices) went.
+    fn drop_in_memory(&self, matches: &dyn Fn(&ObjectKey) -> bool) -> std::collections::HashSet<Arc<ObjectKey>> {
+        let mut objects = std::collections::HashSet::new();
+        let matching: Vec<(Arc<Key>, Value)> = self.entries.iter().filter(|(k, _)| matches(k.object())).collect();
+        for (key, value) in matching {
+            if let (Value::Object(_), Key::Object(object)) = (&value, &*key) {
+                objects.insert(object.clone());
+            }
+            self.entries.invalidate(&*key);
+        }
+        objects
+    }
+
     /// Whether the disk tier lists slice `index` of `key` (of some version).
     fn on_disk(&self, key: &Arc<ObjectKey>, index: u64) -> bool {
-        self.disk.as_ref().is_some_and(|d| {
-            d.contains(&Label {
-                object: key.clone(),
-                slice: Some(index),
-            })
-        })
+        self.disk
+            .as_ref()
+            .is_some_and(|d| d.contains(&Label::slice(key, index)))
+    }
+
+    /// The entry `label` names, read back from disk on the blocking pool; one the disk
+    /// tier does not list costs a look at its index only.
+    async fn read_back(&self, label: Label) -> Option<Bytes> {
+        let disk = self.disk.clone()?;
+        if !disk.contains(&label) {
+            return None;
+        }
+        tokio::task::spawn_blocking(move || disk.read(&label)).await.ok()?
     }
 
     /// Slice `index` of `key` read back from disk, if there as the version `etag` names; it
     /// is kept in memory again.
     async fn slice_from_disk(&self, key: &Arc<ObjectKey>, index: u64, etag: &HeaderValue) -> Option<Bytes> {
-        let disk = self.disk.clone()?;
-        let label = Label {
-            object: key.clone(),
-            slice: Some(index),
-        };
-        let entry = tokio::task::spawn_blocking(move || disk.read(&label)).await.ok()??;
+        let entry = self.read_back(Label::slice(key, index)).await?;
         let (tag, bytes) = decode_slice(&entry)?;
         if tag != etag {
             return None;
@@ -573,25 +561,17 @@ impl Inner {
 
     /// The entry of `key` read back from disk, if there; it is kept in memory again.
     async fn meta_from_disk(&self, key: &Arc<ObjectKey>) -> Option<Arc<Meta>> {
-        let disk = self.disk.clone()?;
-        let label = Label {
-            object: key.clone(),
-            slice: None,
-        };
-        // A cold object costs a look at the index, not a trip to the blocking pool.
-        if !disk.contains(&label) {
-            return None;
-        }
-        let entry = tokio::task::spawn_blocking(move || disk.read(&label)).await.ok()??;
+        let entry = self.read_back(Label::entry(key)).await?;
         let meta = Arc::new(Meta::decode(&entry)?);
         self.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
         Some(meta)
     }
 
-    /// Writes `entry` to the disk tier, behind, unless the disk is behind.
-    fn keep_on_disk(&self, label: Label, entry: Vec<u8>) {
+    /// Writes the entry `encode` makes to the disk tier, behind, unless the disk is behind;
+    /// nothing is encoded without a disk tier.
+    fn keep_on_disk(&self, label: Label, encode: impl FnOnce() -> Vec<u8>) {
         if let Some(writer) = &self.writer {
-            writer.offer(label, entry);
+            writer.offer(label, encode());
         }
     }
 
@@ -599,10 +579,7 @@ impl Inner {
     fn forget(&self, key: &Arc<ObjectKey>) {
         self.entries.invalidate(&Key::Object(key.clone()));
         if let Some(disk) = self.disk.clone() {
-            let label = Label {
-                object: key.clone(),
-                slice: None,
-            };
+            let label = Label::entry(key);
             tokio::task::spawn_blocking(move || disk.remove(&label));
         }
     }
@@ -710,13 +687,7 @@ impl Inner {
                 Key::Slice(key.clone(), *index),
                 Value::Slice(etag.clone(), whole.clone()),
             );
-            if self.disk.is_some() {
-                let label = Label {
-                    object: key.clone(),
-                    slice: Some(*index),
-                };
-                self.keep_on_disk(label, encode_slice(etag, &whole));
-            }
+            self.keep_on_disk(Label::slice(key, *index), || encode_slice(etag, &whole));
             fill.kept(whole);
         }
         Ok(())
@@ -861,10 +832,8 @@ impl Walker {
         if let Some(bytes) = self.inner.stored(&self.key, index, etag) {
             return Ok(Source::Stored(bytes));
         }
-        if self.inner.on_disk(&self.key, index) {
-            if let Some(bytes) = self.inner.slice_from_disk(&self.key, index, etag).await {
-                return Ok(Source::Stored(bytes));
-            }
+        if let Some(bytes) = self.inner.slice_from_disk(&self.key, index, etag).await {
+            return Ok(Source::Stored(bytes));
         }
         let reader = match self.ahead.take() {
             Some((i, reader)) if i == index => reader,
