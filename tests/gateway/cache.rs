@@ -234,16 +234,11 @@ async fn fifty_concurrent_cold_readers_share_one_fetch_per_slice() {
     let seen = relay.seen();
     assert_eq!(seen.len(), 5, "one request per slice: {seen:?}");
     assert_eq!(relay.bytes(), data.len() as u64);
-    let metrics = reqwest_metrics(&gw).await;
+    let metrics = gw.metrics().await;
     assert!(
         binary::metric(&metrics, "assetgate_cache_coalesced_total") >= 49.0,
         "{metrics}"
     );
-}
-
-async fn reqwest_metrics(gw: &TestGateway) -> String {
-    let r = get(&format!("{}/metrics", gw.admin_base), &[]).await;
-    String::from_utf8(r.body.to_vec()).unwrap()
 }
 
 #[tokio::test]
@@ -400,7 +395,7 @@ async fn metrics_and_the_audit_trail_say_what_the_cache_did() {
     for _ in 0..3 {
         read(&url, &[]).await;
     }
-    let m = reqwest_metrics(&gw).await;
+    let m = gw.metrics().await;
     assert_eq!(
         binary::metric(&m, "assetgate_cache_requests_total{result=\"miss\"}"),
         1.0,

@@ -167,16 +167,12 @@ async fn a_damaged_disk_entry_is_never_served_and_the_bucket_answers() {
     );
     // And were written again: the next restart serves them from disk.
     wait_for_files(disk.path(), 4).await;
-    let metrics = reqwest_text(&format!("{}/metrics", again.admin_base)).await;
+    let metrics = again.metrics().await;
     assert!(metrics.contains("assetgate_cache_disk_errors_total 3"), "{metrics}");
     assert!(
         metrics.contains("assetgate_cache_size_bytes{tier=\"disk\"}"),
         "{metrics}"
     );
-}
-
-async fn reqwest_text(url: &str) -> String {
-    String::from_utf8(get(url, &[]).await.body.to_vec()).unwrap()
 }
 
 #[tokio::test]

@@ -112,7 +112,7 @@ async fn metrics_appear_and_count() {
             .status,
         404
     );
-    let text = String::from_utf8(get(&format!("{}/metrics", gw.admin_base), &[]).await.body.to_vec()).unwrap();
+    let text = gw.metrics().await;
     for line in [
         "assetgate_requests_total{route=\"object\",status=\"2xx\"} 3",
         "assetgate_requests_total{route=\"object\",status=\"4xx\"} 1",

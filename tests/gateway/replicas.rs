@@ -597,23 +597,27 @@ async fn sslmode_prefer_is_warned_about_at_start() {
     assert!(!logs.contains(PASSWORD), "the password is never logged");
 }
 
-#[tokio::test]
-async fn what_one_replica_cached_is_never_served_after_a_change_through_another() {
+/// Two replicas of one database whose cache serves for an hour without asking the bucket,
+/// and storage `id` created through A, whose `a.txt` B has cached: the database's URL, A, B.
+async fn cached_on_the_other_replica(id: &str) -> (String, Replica, Replica) {
     seed().await;
     let (_, url) = database();
-    // Duration freshness: B does not ask the bucket again, so only the storage's new revision,
-    // arriving through the shared registry, can keep B from serving what it cached.
     let config = format!("{}[cache]\nfreshness = \"1h\"\n", registry(&url, ""));
     let (a, b) = (Replica::ready(&config).await, Replica::ready(&config).await);
-    a.create("rotated").await;
+    a.create(id).await;
     within(Duration::from_secs(5), "B to serve the new storage", || async {
-        b.object("rotated", "a.txt").await.status == 200
+        b.object(id, "a.txt").await.status == 200
     })
     .await;
-    assert_eq!(
-        b.object("rotated", "a.txt").await.header("cache-status"),
-        "assetgate; hit"
-    );
+    assert_eq!(b.object(id, "a.txt").await.header("cache-status"), "assetgate; hit");
+    (url, a, b)
+}
+
+#[tokio::test]
+async fn what_one_replica_cached_is_never_served_after_a_change_through_another() {
+    // Duration freshness: B does not ask the bucket again, so only the storage's new revision,
+    // arriving through the shared registry, can keep B from serving what it cached.
+    let (_, a, b) = cached_on_the_other_replica("rotated").await;
     let limited = &seaweed().limited;
     let patched = a
         .admin(
@@ -654,20 +658,8 @@ async fn what_one_replica_cached_is_never_served_after_a_change_through_another(
 
 #[tokio::test]
 async fn a_purge_through_one_replica_empties_every_replicas_cache_and_a_forged_one_none() {
-    seed().await;
-    let (_, url) = database();
     // Duration freshness: B does not ask the bucket again, so only the purge empties it.
-    let config = format!("{}[cache]\nfreshness = \"1h\"\n", registry(&url, ""));
-    let (a, b) = (Replica::ready(&config).await, Replica::ready(&config).await);
-    a.create("purged").await;
-    within(Duration::from_secs(5), "B to serve the new storage", || async {
-        b.object("purged", "a.txt").await.status == 200
-    })
-    .await;
-    assert_eq!(
-        b.object("purged", "a.txt").await.header("cache-status"),
-        "assetgate; hit"
-    );
+    let (url, a, b) = cached_on_the_other_replica("purged").await;
 
     // A purge row written by someone with a database login but not the master key, and
     // its notice, change nothing.

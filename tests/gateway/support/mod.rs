@@ -174,6 +174,12 @@ impl TestGateway {
         }
     }
 
+    /// The Prometheus text of the admin listener.
+    pub async fn metrics(&self) -> String {
+        let reply = client::get(&format!("{}/metrics", self.admin_base), &[]).await;
+        String::from_utf8(reply.body.to_vec()).unwrap()
+    }
+
     /// The object URL of `key`, encoded as a client would.
     pub fn url(&self, org: &str, storage: &str, bucket: &str, key: &str) -> String {
         format!(
