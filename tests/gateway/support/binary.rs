@@ -38,6 +38,20 @@ impl Served {
 
     /// Like [`Served::start`] with extra environment variables (`RUST_LOG`, ...).
     pub fn start_with_env(dir: &Path, server: &str, rest: &str, env: &[(&str, &str)]) -> Served {
+        // A free port is only free until someone takes it: another test's process may bind
+        // it between our probe and the gateway's start. Then the gateway says so and exits,
+        // and it starts again on other ports.
+        for _ in 0..3 {
+            match Served::try_start(dir, server, rest, env) {
+                Ok(served) => return served,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("the gateway did not start:\n{log}"),
+            }
+        }
+        panic!("the gateway found no free ports in three tries");
+    }
+
+    fn try_start(dir: &Path, server: &str, rest: &str, env: &[(&str, &str)]) -> Result<Served, String> {
         let (data, admin) = (free_port(), free_port());
         let config = dir.join("gateway.toml");
         std::fs::write(&config, Served::config_text(data, admin, server, rest)).unwrap();
@@ -51,7 +65,7 @@ impl Served {
             command.env(k, v);
         }
         let child = command.spawn().unwrap();
-        let served = Served {
+        let mut served = Served {
             child,
             data: SocketAddr::from(([127, 0, 0, 1], data)),
             admin: SocketAddr::from(([127, 0, 0, 1], admin)),
@@ -60,14 +74,12 @@ impl Served {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(served.admin).is_err() || TcpStream::connect(served.data).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not start:\n{}",
-                served.logs()
-            );
+            if Instant::now() >= deadline || served.child.try_wait().ok().flatten().is_some() {
+                return Err(served.logs());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        served
+        Ok(served)
     }
 
     /// The config file's text: listen addresses, `server` lines, the admin token, then `rest`.
