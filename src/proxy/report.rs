@@ -52,7 +52,16 @@ impl std::fmt::Debug for Report {
 }
 
 impl Outcome {
-    /// `complete`, `aborted` or `client_gone`.
+    /// `Complete`, `Aborted` or `ClientGone`: the access log's word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Complete => "Complete",
+            Outcome::Aborted => "Aborted",
+            Outcome::ClientGone => "ClientGone",
+        }
+    }
+
+    /// `complete`, `aborted` or `client_gone`: the audit trail's.
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Complete => "complete",
@@ -127,21 +136,20 @@ impl AccessLog {
     }
 
     fn log(&self, bytes: u64, outcome: Outcome) {
-        tracing::info!(
-            target: "assetgate::access",
-            request_id = self.request_id.to_str().unwrap_or(""),
-            method = %self.method,
-            org = self.org.as_deref().unwrap_or("-"),
-            storage = self.storage.as_deref().unwrap_or("-"),
-            bucket = self.bucket.as_deref().unwrap_or("-"),
-            status = self.status,
-            upstream_status = self.upstream_status.unwrap_or(0),
-            error = self.error.unwrap_or("-"),
-            side = self.side.unwrap_or("-"),
+        crate::telemetry::log_access(crate::telemetry::access::AccessLine {
+            time: std::time::SystemTime::now(),
+            request_id: self.request_id.clone(),
+            method: self.method.clone(),
+            org: self.org.clone(),
+            storage: self.storage.clone(),
+            bucket: self.bucket.clone(),
+            status: self.status,
+            upstream_status: self.upstream_status.unwrap_or(0),
+            error: self.error,
+            side: self.side,
             bytes,
-            outcome = ?outcome,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+            outcome: outcome.name(),
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+        });
     }
 }

@@ -75,8 +75,22 @@ impl Sink {
     }
 }
 
-pub struct LineQueue {
-    queue: SyncSender<Vec<u8>>,
+/// What a queue carries: a line, or what the writer makes one of.
+pub trait Line: Send + 'static {
+    /// Writes the line (with its newline) to `out`; `scratch` is the writer's buffer to
+    /// format into, empty on entry.
+    fn write(&self, out: &mut dyn Write, scratch: &mut Vec<u8>) -> io::Result<()>;
+}
+
+/// A line formatted by whoever queued it.
+impl Line for Vec<u8> {
+    fn write(&self, out: &mut dyn Write, _: &mut Vec<u8>) -> io::Result<()> {
+        out.write_all(self)
+    }
+}
+
+pub struct LineQueue<T: Line = Vec<u8>> {
+    queue: SyncSender<T>,
     /// Lines in the queue, to wake the writer early when a burst fills it.
     queued: Arc<AtomicUsize>,
     reopen: Arc<AtomicBool>,
@@ -86,26 +100,29 @@ pub struct LineQueue {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl LineQueue {
+impl<T: Line> LineQueue<T> {
     /// Starts the writer thread `name`, writing to `sink`.
-    pub fn start(name: &str, mut sink: Sink, counters: Counters) -> io::Result<LineQueue> {
-        let (queue, lines) = sync_channel::<Vec<u8>>(QUEUE);
+    pub fn start(name: &str, mut sink: Sink, counters: Counters) -> io::Result<LineQueue<T>> {
+        let (queue, lines) = sync_channel::<T>(QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let reopen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let (waiting, flag, stopping) = (queued.clone(), reopen.clone(), stop.clone());
-        let writer = std::thread::Builder::new().name(name.into()).spawn(move || loop {
-            std::thread::park_timeout(DRAIN_EVERY);
-            let last = stopping.load(Ordering::SeqCst);
-            if flag.swap(false, Ordering::SeqCst) {
-                sink.reopen();
-            }
-            let open = drain(&lines, &waiting, sink.writer(), &counters);
-            // Nothing useful can be done about a failed flush but try again next time: the
-            // log itself may be what fails.
-            let _ = sink.writer().flush();
-            if !open || last {
-                return;
+        let writer = std::thread::Builder::new().name(name.into()).spawn(move || {
+            let mut scratch = Vec::with_capacity(512);
+            loop {
+                std::thread::park_timeout(DRAIN_EVERY);
+                let last = stopping.load(Ordering::SeqCst);
+                if flag.swap(false, Ordering::SeqCst) {
+                    sink.reopen();
+                }
+                let open = drain(&lines, &waiting, sink.writer(), &mut scratch, &counters);
+                // Nothing useful can be done about a failed flush but try again next time: the
+                // log itself may be what fails.
+                let _ = sink.writer().flush();
+                if !open || last {
+                    return;
+                }
             }
         })?;
         Ok(LineQueue {
@@ -118,9 +135,8 @@ impl LineQueue {
         })
     }
 
-    /// Queues `line` (with its newline), or gives it back when the queue is full or the
-    /// writer has finished.
-    pub fn push(&self, line: Vec<u8>) -> Result<(), Vec<u8>> {
+    /// Queues `line`, or gives it back when the queue is full or the writer has finished.
+    pub fn push(&self, line: T) -> Result<(), T> {
         // Counted before the push, so the writer never counts a line down before it is up.
         let before = self.queued.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(line) {
@@ -156,12 +172,19 @@ impl LineQueue {
 }
 
 /// Writes every line queued now; false once no sender is left.
-fn drain(lines: &Receiver<Vec<u8>>, queued: &AtomicUsize, out: &mut dyn Write, counters: &Counters) -> bool {
+fn drain<T: Line>(
+    lines: &Receiver<T>,
+    queued: &AtomicUsize,
+    out: &mut dyn Write,
+    scratch: &mut Vec<u8>,
+    counters: &Counters,
+) -> bool {
     loop {
         match lines.try_recv() {
             Ok(line) => {
                 queued.fetch_sub(1, Ordering::Relaxed);
-                let counter = match out.write_all(&line) {
+                scratch.clear();
+                let counter = match line.write(out, scratch) {
                     Ok(()) => &counters.written,
                     Err(_) => &counters.dropped,
                 };
@@ -175,13 +198,13 @@ fn drain(lines: &Receiver<Vec<u8>>, queued: &AtomicUsize, out: &mut dyn Write, c
 
 /// The log's writer for `tracing_subscriber::fmt`: each event is formatted into a buffer of
 /// its own and queued when the formatter is done with it.
-pub struct QueuedLine {
+pub struct QueuedLine<T: Line + From<Vec<u8>>> {
     buf: Vec<u8>,
-    queue: &'static LineQueue,
+    queue: &'static LineQueue<T>,
 }
 
-impl QueuedLine {
-    pub fn new(queue: &'static LineQueue) -> QueuedLine {
+impl<T: Line + From<Vec<u8>>> QueuedLine<T> {
+    pub fn new(queue: &'static LineQueue<T>) -> QueuedLine<T> {
         QueuedLine {
             buf: Vec::with_capacity(256),
             queue,
@@ -189,7 +212,7 @@ impl QueuedLine {
     }
 }
 
-impl Write for QueuedLine {
+impl<T: Line + From<Vec<u8>>> Write for QueuedLine<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(buf);
         Ok(buf.len())
@@ -200,16 +223,20 @@ impl Write for QueuedLine {
     }
 }
 
-impl Drop for QueuedLine {
+impl<T: Line + From<Vec<u8>>> Drop for QueuedLine<T> {
     fn drop(&mut self) {
         if self.buf.is_empty() {
             return;
         }
-        // A full queue (a burst the writer has not caught up with): the line is written
-        // here rather than lost; a log line is never dropped.
-        if let Err(line) = self.queue.push(std::mem::take(&mut self.buf)) {
-            let _ = io::stderr().write_all(&line);
-        }
+        push_or_write(self.queue, T::from(std::mem::take(&mut self.buf)));
+    }
+}
+
+/// Queues `line`; when the queue is full (a burst the writer has not caught up with), the
+/// line is written to standard error here rather than lost: a log line is never dropped.
+pub fn push_or_write<T: Line>(queue: &LineQueue<T>, line: T) {
+    if let Err(line) = queue.push(line) {
+        let _ = line.write(&mut io::stderr(), &mut Vec::new());
     }
 }
 

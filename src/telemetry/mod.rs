@@ -2,6 +2,7 @@
 //! process's log, written in batches off the requests' tasks (`lines`), in which no verbosity
 //! setting can put a secret, a token or an `Authorization` value.
 
+pub mod access;
 pub mod lines;
 pub mod metrics;
 
@@ -59,13 +60,21 @@ pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
     filter
 }
 
-/// The log's line queue, once logging is installed.
-static LOG_LINES: std::sync::OnceLock<lines::LineQueue> = std::sync::OnceLock::new();
+/// The log's line queue, once logging is installed, and how it writes lines.
+static LOG_LINES: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
+
+struct Log {
+    lines: lines::LineQueue<access::LogLine>,
+    style: access::Style,
+    /// Whether the filter lets access lines through (`RUST_LOG` may turn them off).
+    access: std::sync::atomic::AtomicBool,
+}
 
 /// Installs the process's logger on standard error: `directives` (`RUST_LOG`'s, default
 /// `info`) through [`log_filter`] and [`may_log`], as text or JSON lines. Lines are written in batches by a
-/// thread of their own (see [`lines`]), so a request never waits for a `write(2)`;
-/// [`finish_logging`] writes what is queued before the process ends.
+/// thread of their own (see [`lines`]), so a request never waits for a `write(2)`, and
+/// access lines are formatted there ([`access`]); [`finish_logging`] writes what is queued
+/// before the process ends.
 pub fn init_logging(directives: &str, json: bool) {
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -73,10 +82,20 @@ pub fn init_logging(directives: &str, json: bool) {
     use tracing_subscriber::Layer as _;
     let filter = log_filter(directives).and(tracing_subscriber::filter::filter_fn(may_log));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let style = match (json, ansi) {
+        (true, _) => access::Style::Json,
+        (false, true) => access::Style::Ansi,
+        (false, false) => access::Style::Text,
+    };
     let make_writer = match lines::LineQueue::start("assetgate-log", lines::Sink::stderr(), lines::Counters::default())
     {
         Ok(queue) => {
-            let queue: &'static lines::LineQueue = LOG_LINES.get_or_init(|| queue);
+            let log = LOG_LINES.get_or_init(|| Log {
+                lines: queue,
+                style,
+                access: std::sync::atomic::AtomicBool::new(false),
+            });
+            let queue: &'static lines::LineQueue<access::LogLine> = &log.lines;
             tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || lines::QueuedLine::new(queue))
         }
         // No thread could be started: write each line directly.
@@ -91,12 +110,28 @@ pub fn init_logging(directives: &str, json: bool) {
         layer.with_filter(filter).boxed()
     };
     tracing_subscriber::registry().with(layer).init();
+    if let Some(log) = LOG_LINES.get() {
+        let enabled = tracing::enabled!(target: access::TARGET, tracing::Level::INFO);
+        log.access.store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Writes a request's access line: handed to the log's writer, which formats it, when the
+/// process's logger is installed; else an event of whatever subscriber there is.
+pub fn log_access(line: access::AccessLine) {
+    match LOG_LINES.get() {
+        Some(log) if log.access.load(std::sync::atomic::Ordering::Relaxed) => {
+            lines::push_or_write(&log.lines, access::LogLine::Access(Box::new(line), log.style));
+        }
+        Some(_) => {}
+        None => line.trace(),
+    }
 }
 
 /// Writes the log lines still queued (before the process ends).
 pub fn finish_logging() {
-    if let Some(queue) = LOG_LINES.get() {
-        queue.finish();
+    if let Some(log) = LOG_LINES.get() {
+        log.lines.finish();
     }
 }
 

@@ -146,3 +146,61 @@ async fn the_binary_at_trace_level_writes_no_secret_whatever_rust_log_says() {
         assert!(!logs.contains(leaked), "`{leaked}` appears in the logs:\n{logs}");
     }
 }
+
+/// The real binary writes its access lines in the format the rest of its log has (here
+/// JSON lines, `--log-format json`), and `RUST_LOG` turns them off alone.
+#[tokio::test]
+async fn access_lines_follow_the_log_format_and_rust_log() {
+    let upstream = crate::support::standin::StandIn::replying(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let org = format!(
+        "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"s3_compatible\"\nbuckets = [\"b-bucket\"]\nendpoint = \"{}\"\ncredentials = {{ type = \"access_key\", access_key_id = \"AKIDLOG\", secret_access_key = \"never-logged\" }}\ncache = false\n",
+        upstream.endpoint()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let json = crate::support::binary::Served::start_with_args(
+        dir.path(),
+        "",
+        &org,
+        &[("RUST_LOG", "info")],
+        &["--log-format", "json"],
+    );
+    assert_eq!(get(&json.url("b-bucket", "k.txt"), &[]).await.body, "ok");
+    assert_eq!(get(&json.url("b-bucket", "k2.txt"), &[]).await.body, "ok");
+    let logs = json.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access: Vec<&serde_json::Value> = lines.iter().filter(|l| l["target"] == "assetgate::access").collect();
+    assert_eq!(access.len(), 2, "{logs}");
+    for line in &access {
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "request");
+        assert_eq!(line["org"], "acme");
+        assert_eq!(line["storage"], "main");
+        assert_eq!(line["bucket"], "b-bucket");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["upstream_status"], 200);
+        assert_eq!(line["bytes"], 2);
+        assert_eq!(line["outcome"], "Complete");
+        assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
+        assert_eq!(line["request_id"].as_str().unwrap().len(), 24, "{line}");
+    }
+    drop(json);
+
+    let quiet_dir = tempfile::tempdir().unwrap();
+    let quiet = crate::support::binary::Served::start_with_env(
+        quiet_dir.path(),
+        "",
+        &org,
+        &[("RUST_LOG", "info,assetgate::access=off")],
+    );
+    assert_eq!(get(&quiet.url("b-bucket", "k.txt"), &[]).await.body, "ok");
+    let logs = quiet.logs();
+    assert!(logs.contains(" INFO "), "the rest of the log is written: {logs}");
+    assert!(!logs.contains("assetgate::access"), "{logs}");
+}

@@ -38,11 +38,16 @@ impl Served {
 
     /// Like [`Served::start`] with extra environment variables (`RUST_LOG`, ...).
     pub fn start_with_env(dir: &Path, server: &str, rest: &str, env: &[(&str, &str)]) -> Served {
+        Served::start_with_args(dir, server, rest, env, &[])
+    }
+
+    /// Like [`Served::start_with_env`] with command-line options before `serve`.
+    pub fn start_with_args(dir: &Path, server: &str, rest: &str, env: &[(&str, &str)], args: &[&str]) -> Served {
         // A free port is only free until someone takes it: another test's process may bind
         // it between our probe and the gateway's start. Then the gateway says so and exits,
         // and it starts again on other ports.
         for _ in 0..3 {
-            match Served::try_start(dir, server, rest, env) {
+            match Served::try_start(dir, server, rest, env, args) {
                 Ok(served) => return served,
                 Err(log) if log.contains("Address already in use") => continue,
                 Err(log) => panic!("the gateway did not start:\n{log}"),
@@ -51,13 +56,14 @@ impl Served {
         panic!("the gateway found no free ports in three tries");
     }
 
-    fn try_start(dir: &Path, server: &str, rest: &str, env: &[(&str, &str)]) -> Result<Served, String> {
+    fn try_start(dir: &Path, server: &str, rest: &str, env: &[(&str, &str)], args: &[&str]) -> Result<Served, String> {
         let (data, admin) = (free_port(), free_port());
         let config = dir.join("gateway.toml");
         std::fs::write(&config, Served::config_text(data, admin, server, rest)).unwrap();
         let log = dir.join("gateway.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_assetgate"));
         command
+            .args(args)
             .args(["serve", "--config", config.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
