@@ -401,6 +401,22 @@ impl ObjectCache {
             .all(|i| self.inner.stored(key, i, &meta.etag).is_some() || self.inner.on_disk(key, i))
     }
 
+    /// Bytes `first..=last` of the object `meta` describes when one slice held in memory
+    /// has them all: the answer's body, counted as bytes from the cache.
+    pub fn held(&self, key: &Arc<ObjectKey>, meta: &Meta, first: u64, last: u64) -> Option<Bytes> {
+        let slice = self.inner.settings.slice;
+        let index = first / slice;
+        if last / slice != index {
+            return None;
+        }
+        let bytes = self.inner.stored(key, index, &meta.etag)?;
+        let start = usize::try_from(first - index * slice).ok()?;
+        let end = usize::try_from(last - index * slice).ok()?;
+        let held = (end < bytes.len()).then(|| bytes.slice(start..=end))?;
+        self.inner.metrics.from_cache.inc_by(held.len() as u64);
+        Some(held)
+    }
+
     /// A place in the fetch of slice `index` of `key` (joining one under way), whose answer
     /// must carry `etag` when given.
     pub fn join(
@@ -941,6 +957,28 @@ mod tests {
             assert!(warm[..] == data[first as usize..=last as usize], "{first}-{last}");
         }
         assert!(cache.holds(&key(), &meta, 0, meta.size - 1));
+        // Ranges within one slice are handed over as they are kept; others are walked.
+        for (first, last) in [
+            (0, 0),
+            (7, SLICE - 1),
+            (3 * SLICE, 3 * SLICE + 99),
+            (SLICE + 3, SLICE + 9),
+        ] {
+            let held = cache.held(&key(), &meta, first, last).expect("one slice held");
+            assert!(held[..] == data[first as usize..=last as usize], "{first}-{last}");
+        }
+        assert_eq!(cache.held(&key(), &meta, SLICE - 1, SLICE), None, "two slices");
+        assert_eq!(
+            cache.held(&key(), &meta, 3 * SLICE, 3 * SLICE + 100),
+            None,
+            "past the end"
+        );
+        cache.forget(&key());
+        let other = Meta {
+            etag: HeaderValue::from_static("\"v9\""),
+            ..Meta::decode(&meta.encode()).unwrap()
+        };
+        assert_eq!(cache.held(&key(), &other, 0, 0), None, "slices of another version");
     }
 
     #[tokio::test]

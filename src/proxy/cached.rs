@@ -50,8 +50,9 @@ pub(super) async fn serve(
         bucket: path.bucket.clone(),
         key: path.key.clone(),
     });
-    let fetch = fetcher(gw.clone(), entry.clone(), path.clone());
-    let (meta, mut outcome, started) = match entry_for(gw, cache, entry, path, &key, range, &fetch).await {
+    // Made when the bucket is needed, not for every hit.
+    let fetch = || fetcher(gw.clone(), entry.clone(), path.clone());
+    let (meta, mut outcome, started) = match entry_for(gw, cache, entry, path, &key, range, fetch).await {
         Found::Entry(meta, outcome, started) => (meta, outcome, started),
         Found::Bucket => {
             mark(cache, ex, status::MISS);
@@ -91,11 +92,20 @@ pub(super) async fn serve(
             ex,
         ));
     };
-    if outcome != status::MISS_STORED && !cache.holds(&key, &meta, span.0, span.1) {
+    // Bytes of one slice held in memory (every small object's answer) are sent as they
+    // are; anything else is walked slice after slice.
+    let held = match started {
+        None => cache.held(&key, &meta, span.0, span.1),
+        Some(_) => None,
+    };
+    if outcome != status::MISS_STORED && held.is_none() && !cache.holds(&key, &meta, span.0, span.1) {
         outcome = status::PARTIAL;
     }
     mark(cache, ex, outcome);
-    let body = cache.body(key, meta.clone(), span, fetch, started);
+    let body = match held {
+        Some(bytes) => body::full(bytes),
+        None => cache.body(key, meta.clone(), span, fetch(), started),
+    };
     Some(answer(gw, ex, &meta, part, span, body, std::mem::take(permits)))
 }
 
@@ -157,7 +167,7 @@ async fn entry_for(
     path: &ObjectPath,
     key: &Arc<ObjectKey>,
     range: Option<ByteRange>,
-    fetch: &Fetcher,
+    fetch: impl FnOnce() -> Fetcher,
 ) -> Found {
     match cache.lookup(key).await {
         Lookup::Fresh(meta) => return Found::Entry(meta, status::HIT, None),
@@ -184,7 +194,7 @@ async fn entry_for(
         Some(ByteRange::Suffix { .. }) => return Found::Bucket,
     };
     let index = first / cache.settings().slice;
-    let reader = cache.join(key, index, None, None, fetch);
+    let reader = cache.join(key, index, None, None, &fetch());
     match reader.head().await {
         Ok(head) => match cache.remember(key, &head) {
             Some(meta) => Found::Entry(meta, status::MISS_STORED, Some(reader)),
