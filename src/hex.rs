@@ -1,5 +1,5 @@
-//! Lowercase hex: signatures and digests (SigV4), and the random ids of storages and
-//! requests, drawn from the operating system's generator (ring).
+//! Lowercase hex: signatures and digests (SigV4), and the random ids of storages,
+//! drawn from the operating system's generator (ring).
 
 use ring::rand::{SecureRandom, SystemRandom};
 
