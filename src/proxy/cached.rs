@@ -287,7 +287,7 @@ fn answer(
         permits,
         upstream: None,
     };
-    let body = stream::stream(body, gw.idle_timeout, ex.log.clone(), meter);
+    let body = stream::stream(body, gw.idle_timeout, ex.log.hand_over(), meter);
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;

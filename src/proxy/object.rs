@@ -197,7 +197,7 @@ fn stream_back(
             permits,
             upstream: upstream.extensions_mut().remove::<upstream::UpstreamSlot>(),
         };
-        stream::stream(upstream.into_body(), gw.idle_timeout, ex.log.clone(), meter)
+        stream::stream(upstream.into_body(), gw.idle_timeout, ex.log.hand_over(), meter)
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

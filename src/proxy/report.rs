@@ -105,6 +105,15 @@ impl AccessLog {
         }
     }
 
+    /// The line, handed to a streamed body that writes it when it ends; what stays behind
+    /// (request id, status, who failed) is what the response's headers still need.
+    pub fn hand_over(&mut self) -> AccessLog {
+        let mut rest = AccessLog::new(self.request_id.clone(), self.method.clone());
+        rest.status = self.status;
+        rest.side = self.side;
+        std::mem::replace(self, rest)
+    }
+
     /// Writes the line, and reports an object request to usage and the audit trail.
     pub fn finish(&self, bytes: u64, outcome: Outcome) {
         self.log(bytes, outcome);
