@@ -66,6 +66,10 @@ pub struct Meta {
     /// When the bucket last confirmed the entry; `None` for an entry read back from disk,
     /// which the bucket confirms once before it is served.
     checked: Mutex<Option<Instant>>,
+    /// The headers of an answer from the entry (made by the request pipeline from
+    /// `headers`), with the default `Cache-Control` they were made for: made once, not on
+    /// every hit.
+    pub answer_headers: arc_swap::ArcSwapOption<(HeaderValue, HeaderMap)>,
 }
 
 impl Meta {
@@ -98,6 +102,7 @@ impl Meta {
             headers,
             no_cache,
             checked: Mutex::new(None),
+            answer_headers: Default::default(),
         })
     }
 }
@@ -383,6 +388,7 @@ impl ObjectCache {
             headers,
             no_cache: no_store_or_cache(&head.headers).1,
             checked: Mutex::new(Some(Instant::now())),
+            answer_headers: Default::default(),
         });
         self.inner.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
         self.inner.keep_on_disk(Label::entry(key), || meta.encode());
@@ -1060,6 +1066,7 @@ mod tests {
             headers,
             no_cache: true,
             checked: Mutex::new(Some(Instant::now())),
+            answer_headers: Default::default(),
         };
         let back = Meta::decode(&meta.encode()).unwrap();
         assert_eq!((back.etag, back.size, back.no_cache), (meta.etag.clone(), 12_345, true));

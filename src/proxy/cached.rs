@@ -269,7 +269,7 @@ fn answer(
     body: Body,
     permits: Vec<StreamPermit>,
 ) -> Response<Body> {
-    let mut headers = meta.headers.clone();
+    let mut headers = answer_headers(meta, &ex.policy.cache_control);
     let status = match part {
         Part::Whole => StatusCode::OK,
         _ => {
@@ -279,7 +279,6 @@ fn answer(
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(last - first + 1));
-    let headers = upstream::response::client_headers(status, &headers, &ex.policy.cache_control);
     ex.log.status = status.as_u16();
     let meter = stream::Meter {
         bytes: gw.metrics.bytes_sent.clone(),
@@ -292,6 +291,21 @@ fn answer(
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// The headers every 200 or 206 from `meta` carries but `Content-Length` and
+/// `Content-Range`, as the uncached path makes them from the bucket's (the status plays no
+/// part in them but for a 304); made once per entry and default `Cache-Control`.
+fn answer_headers(meta: &Meta, cache_control: &HeaderValue) -> HeaderMap {
+    if let Some(made) = &*meta.answer_headers.load() {
+        if made.0 == cache_control {
+            return made.1.clone();
+        }
+    }
+    let headers = upstream::response::client_headers(StatusCode::OK, &meta.headers, cache_control);
+    meta.answer_headers
+        .store(Some(Arc::new((cache_control.clone(), headers.clone()))));
+    headers
 }
 
 /// What a fetch for the cache holds while its body lasts: its place among the requests to

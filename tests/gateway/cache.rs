@@ -594,3 +594,41 @@ async fn a_bucket_that_answers_ranges_with_the_whole_object_is_asked_once_per_re
         "once per request from then on"
     );
 }
+
+/// Answers from the cache carry the default `Cache-Control` of the config in force: a
+/// reload that changes it (and leaves the storage as it was, so its entries stay) reaches
+/// entries cached before it.
+#[tokio::test]
+async fn a_reloaded_default_cache_control_reaches_answers_from_the_cache() {
+    let bucket = "cache-reloaded-policy";
+    seaweed().seed(bucket, &[("plain.bin", &pattern(5000, 6))]).await;
+    let relay = Relay::start(&seaweed().endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    // With a master key a storage's revision is its definition's: the same after a reload.
+    let toml = |max_age: u32| {
+        let server = format!(
+            "[admin]\ntoken = \"{ADMIN}\"\n[registry]\nmaster_key = \"{}\"\ndata_dir = \"{}\"\n\
+             [cache]\nmemory = \"64MiB\"\nfreshness = \"1h\"\ncache_control = \"private, max-age={max_age}\"\n",
+            crate::cache_disk::MASTER_KEY,
+            dir.path().display()
+        );
+        let org = format!(
+            "[[orgs]]\nid = \"acme\"\n{}\n",
+            storage("main", &relay.endpoint, &[bucket], &seaweed().reader)
+        );
+        format!("{}\n{org}", config("", &server))
+    };
+    let gw = TestGateway::start(&toml(60)).await;
+    let url = gw.url("acme", "main", bucket, "plain.bin");
+    for expected in ["assetgate; fwd=miss; stored", "assetgate; hit"] {
+        let reply = read(&url, &[]).await;
+        assert_eq!(reply.header("cache-status"), expected);
+        assert_eq!(reply.header("cache-control"), "private, max-age=60");
+    }
+    let reloaded = assetgate::config::Config::from_toml(&toml(7), &|_| None).unwrap();
+    gw.gateway.reload(&reloaded);
+    let reply = read(&url, &[]).await;
+    assert_eq!(reply.header("cache-status"), "assetgate; hit");
+    assert_eq!(reply.header("cache-control"), "private, max-age=7");
+    assert_eq!(reply.body, pattern(5000, 6));
+}

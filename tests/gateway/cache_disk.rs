@@ -14,7 +14,7 @@ use crate::support::tmpfs::Tmpfs;
 use crate::support::*;
 
 const MIB: usize = 1 << 20;
-const MASTER_KEY: &str = "ZGlzay10aWVyLXRlc3QtbWFzdGVyLWtleS0zMi1ieXQ=";
+pub const MASTER_KEY: &str = "ZGlzay10aWVyLXRlc3QtbWFzdGVyLWtleS0zMi1ieXQ=";
 
 /// A gateway whose storage `main` of org `acme` reads `bucket` through `relay`, with a disk
 /// tier of `size` in `disk`, its registry in `data`.
