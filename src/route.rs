@@ -149,6 +149,10 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| {
+            // Most values (tokens among them) have nothing to decode.
+            if !v.contains(['%', '+']) {
+                return v.to_string();
+            }
             percent_decode(v.replace('+', " ").as_bytes())
                 .decode_utf8_lossy()
                 .into_owned()
@@ -283,6 +287,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_query_value_decodes_as_a_form_value(value in "[a-zA-Z0-9%+._~=-]{0,30}|%[0-9a-fA-F]{2}[a-z+]{0,4}|\\PC{0,10}") {
+            prop_assume!(!value.contains('&'));
+            let expected = percent_decode(value.replace('+', " ").as_bytes()).decode_utf8_lossy().into_owned();
+            prop_assert_eq!(query_param(Some(&format!("x=1&token={value}&y")), "token"), Some(expected));
+        }
+
         #[test]
         fn parse_never_panics(path in "\\PC*") {
             let _ = parse(&path);
