@@ -243,6 +243,19 @@ pub async fn run(s: &Setup<'_>) -> Vec<CacheRow> {
             lone.as_secs_f64() * 1e3,
             slowest_first.as_secs_f64() / lone.as_secs_f64()
         );
+        if storage == "counted" {
+            // What a hundred readers of one 64 MiB object cost on this machine with no
+            // fetch at all: the same 100 as hits (duration freshness).
+            let hot = duration_gw.url(storage, &format!("{prefix}-shared"), s.token);
+            get(&hot, None, None).await;
+            let lone_hit = get(&hot, None, None).await.1;
+            let slowest_hit = slowest_of_100(&hot).await;
+            text.push_str(&format!(
+                "; the same 100 as hits, no fetch at all: slowest first byte {:.1} ms against a lone hit's {:.1} ms",
+                slowest_hit.as_secs_f64() * 1e3,
+                lone_hit.as_secs_f64() * 1e3
+            ));
+        }
         if let (Some((_, nginx_url)), "counted") = (&s.nginx, storage) {
             // The reference cache in the same case, next door: proxy_cache_lock on.
             let lone = get(&nginx_url("cold-nginx-lone"), None, None).await.1;
