@@ -35,7 +35,7 @@ pub(super) async fn object(
         return Ok(preflight(parts, &ex.cors, &ex.policy));
     }
     let claims = authenticate(gw, parts, &wanted, ex).await?;
-    let (entry, path) = locate(org, wanted, claims.as_ref(), ex)?;
+    let (entry, path) = locate(org, wanted, claims.as_deref(), ex)?;
     let mut permits = limit(gw, &path, ex)?;
     gw.proofs
         .check(gw.proof_means(), &path.org, &entry, &path.bucket)
@@ -113,7 +113,7 @@ async fn authenticate(
     parts: &Parts,
     wanted: &Wanted,
     ex: &mut Exchange,
-) -> Result<Option<Claims>, GatewayError> {
+) -> Result<Option<Arc<Claims>>, GatewayError> {
     let claims = match token::extract(&parts.headers, parts.uri.query())? {
         Some(t) => ex.policy.tokens.verify(&t, gw.jwks.as_deref()).await?,
         None if ex.policy.tokens.allow_anonymous => return Ok(None),

@@ -108,7 +108,7 @@ impl TokenVerifier {
 
     /// Checks signature, `kid`, expiry, `nbf` and lifetime with the file's keys, then the
     /// key set's (fetching it again for an unknown `kid`, see [`Jwks::key`]).
-    pub async fn verify(&self, token: &str, jwks: Option<&Jwks>) -> Result<Claims, GatewayError> {
+    pub async fn verify(&self, token: &str, jwks: Option<&Jwks>) -> Result<Arc<Claims>, GatewayError> {
         if let Some(claims) = self.remembered(token, jwks)? {
             return Ok(claims);
         }
@@ -122,7 +122,7 @@ impl TokenVerifier {
     }
 
     /// [`TokenVerifier::verify`] with the file's keys only.
-    pub fn verify_local(&self, token: &str) -> Result<Claims, GatewayError> {
+    pub fn verify_local(&self, token: &str) -> Result<Arc<Claims>, GatewayError> {
         if let Some(claims) = self.remembered(token, None)? {
             return Ok(claims);
         }
@@ -133,7 +133,7 @@ impl TokenVerifier {
 
     /// The claims of `token` if it verified lately with a key still current; expired once
     /// its `exp` (with the leeway) has passed.
-    fn remembered(&self, token: &str, jwks: Option<&Jwks>) -> Result<Option<Claims>, GatewayError> {
+    fn remembered(&self, token: &str, jwks: Option<&Jwks>) -> Result<Option<Arc<Claims>>, GatewayError> {
         let Some(hit) = self.verified.get(token) else {
             return Ok(None);
         };
@@ -150,14 +150,15 @@ impl TokenVerifier {
             self.verified.invalidate(token);
             return Err(GatewayError::ExpiredToken);
         }
-        Ok(Some((*hit.claims).clone()))
+        Ok(Some(hit.claims))
     }
 
-    fn verify_and_remember(&self, token: &str, kid: String, key: Arc<VerifyKey>) -> Result<Claims, GatewayError> {
+    fn verify_and_remember(&self, token: &str, kid: String, key: Arc<VerifyKey>) -> Result<Arc<Claims>, GatewayError> {
         let claims = verify_with(token, &key, self.max_ttl, self.leeway)?;
         check_sub(&claims, self.require_sub)?;
+        let claims = Arc::new(claims);
         let remembered = Verified {
-            claims: Arc::new(claims.clone()),
+            claims: claims.clone(),
             kid,
             key,
         };
