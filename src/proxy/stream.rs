@@ -27,7 +27,8 @@ where
     Streamed {
         inner,
         idle_timeout,
-        idle: Box::pin(tokio::time::sleep(idle_timeout)),
+        idle: None,
+        moved: false,
         bytes: 0,
         outcome: None,
         log,
@@ -42,8 +43,12 @@ struct Streamed<B: HttpBody> {
     inner: B,
     /// Longest pause between two frames.
     idle_timeout: Duration,
-    /// Fires when the pause is over; reset on every frame.
-    idle: Pin<Box<Sleep>>,
+    /// Fires when the pause is over; set when the body first has to wait (a body whose
+    /// bytes are all at hand, a cached answer's, never needs one), and set again whenever
+    /// it waits after a frame.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// A frame passed since the timer was set.
+    moved: bool,
     /// Bytes passed on so far, for the access log.
     bytes: u64,
     /// Set when the body ended, one way or another.
@@ -81,8 +86,7 @@ where
                     this.bytes += data.len() as u64;
                     this.meter.bytes.inc_by(data.len() as u64);
                 }
-                let deadline = Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
+                this.moved = true;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => {
@@ -93,7 +97,7 @@ where
                 this.outcome = Some(Outcome::Complete);
                 Poll::Ready(None)
             }
-            Poll::Pending => match this.idle.as_mut().poll(cx) {
+            Poll::Pending => match this.waiting().poll(cx) {
                 Poll::Ready(()) => {
                     this.outcome = Some(Outcome::Aborted);
                     Poll::Ready(Some(Err("the storage stopped sending data (idle timeout)".into())))
@@ -112,6 +116,24 @@ where
     }
 }
 
+impl<B: HttpBody> Streamed<B> {
+    /// The idle timer of a body that has to wait now: the pause starts now, unless it
+    /// started earlier and no frame passed since.
+    fn waiting(&mut self) -> Pin<&mut Sleep> {
+        let timeout = self.idle_timeout;
+        let deadline = || Instant::now() + timeout;
+        match &mut self.idle {
+            Some(timer) if std::mem::take(&mut self.moved) => timer.as_mut().reset(deadline()),
+            Some(_) => {}
+            None => {
+                self.moved = false;
+                self.idle = Some(Box::pin(tokio::time::sleep_until(deadline())));
+            }
+        }
+        self.idle.as_mut().expect("set above").as_mut()
+    }
+}
+
 impl<B: HttpBody> Drop for Streamed<B> {
     fn drop(&mut self) {
         let ended = if self.inner.is_end_stream() {
@@ -120,5 +142,57 @@ impl<B: HttpBody> Drop for Streamed<B> {
             Outcome::ClientGone
         };
         self.log.finish(self.bytes, self.outcome.unwrap_or(ended));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+
+    /// A body of one-byte frames, each after its delay (ms), then silent forever.
+    fn paced(
+        delays: &[u64],
+    ) -> http_body_util::StreamBody<futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, BoxError>>> {
+        let frames = futures_util::stream::iter(delays.to_vec())
+            .then(|d| async move {
+                tokio::time::sleep(Duration::from_millis(d)).await;
+                Ok(Frame::data(Bytes::from_static(b"x")))
+            })
+            .chain(futures_util::stream::pending());
+        http_body_util::StreamBody::new(frames.boxed())
+    }
+
+    fn streamed(delays: &[u64]) -> Body {
+        let metrics = crate::telemetry::metrics::Metrics::new();
+        let meter = Meter {
+            bytes: Default::default(),
+            in_flight: metrics.in_flight(),
+            permits: Vec::new(),
+            upstream: None,
+        };
+        let log = AccessLog::new(http::HeaderValue::from_static("test"), http::Method::GET);
+        stream(paced(delays), Duration::from_millis(100), log, meter)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_the_last_frame_not_from_the_start() {
+        // Five frames 80 ms apart: 400 ms in all, never 100 ms without one.
+        let mut body = streamed(&[80, 80, 80, 80, 80]);
+        for _ in 0..5 {
+            let frame = body.frame().await.expect("a frame").expect("no timeout between frames");
+            assert_eq!(frame.into_data().unwrap(), "x");
+        }
+        let started = Instant::now();
+        let end = body.frame().await.expect("the stall ends the body");
+        assert!(end.is_err(), "a stall is an error, never the end of the body");
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_sends_is_cut_off_too() {
+        let started = Instant::now();
+        assert!(streamed(&[]).frame().await.expect("cut off").is_err());
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
     }
 }
