@@ -183,9 +183,8 @@ impl Activity {
             self.streams.lock().expect("streams lock").push(cell.clone());
             cell
         });
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.slots.sync(self);
-        }
+        // Busy now; the table finds out when it looks (see `Slots::sync`).
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         RequestGuard {
             activity: self.clone(),
             stream,

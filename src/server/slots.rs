@@ -66,11 +66,19 @@ impl Slots {
     pub fn admit(self: &Arc<Self>) -> Option<Lease> {
         let mut inner = self.inner.lock().expect("slots lock");
         if inner.open >= self.capacity {
-            let Some((_, victim)) = inner.waiting.pop_first() else {
-                self.metrics.refused.inc();
-                return None;
+            // The queue keeps a connection whose request started after it was queued (it is
+            // only put right when that request ends): such ones are skipped, and queued
+            // again when they are idle again.
+            let victim = loop {
+                let Some((_, waiting)) = inner.waiting.pop_first() else {
+                    self.metrics.refused.inc();
+                    return None;
+                };
+                waiting.queued.store(0, Ordering::Relaxed);
+                if waiting.is_waiting_for_a_request() {
+                    break waiting;
+                }
             };
-            victim.queued.store(0, Ordering::Relaxed);
             victim.request_close();
         }
         inner.open += 1;
@@ -83,18 +91,18 @@ impl Slots {
         })
     }
 
-    /// Puts `activity` in or out of the queue of waiting connections, as its requests in
-    /// flight say now (called when that number leaves or reaches zero).
+    /// Puts `activity` at the back of the queue of waiting connections (called when its
+    /// last request in flight ended). A connection is not taken out of the queue when a
+    /// request starts, which would cost every request a second turn of this lock:
+    /// [`Slots::admit`] skips the busy ones it finds.
     pub(super) fn sync(&self, activity: &Arc<Activity>) {
         let mut inner = self.inner.lock().expect("slots lock");
-        let queued = activity.queued.load(Ordering::Relaxed);
-        match (activity.is_waiting_for_a_request(), queued) {
-            (true, 0) => inner.enqueue(activity),
-            (false, q) if q != 0 => {
-                inner.waiting.remove(&q);
-                activity.queued.store(0, Ordering::Relaxed);
-            }
-            _ => {}
+        let queued = activity.queued.swap(0, Ordering::Relaxed);
+        if queued != 0 {
+            inner.waiting.remove(&queued);
+        }
+        if activity.is_waiting_for_a_request() {
+            inner.enqueue(activity);
         }
     }
 
@@ -172,6 +180,28 @@ mod tests {
         assert_eq!(slots.open(), 3, "b counts until its task lets go");
         drop((b, c));
         assert_eq!((slots.open(), metrics.open.get()), (1, 1));
+    }
+
+    #[test]
+    fn a_busy_connection_still_in_the_queue_is_skipped_and_queued_again_when_idle() {
+        let (slots, metrics) = slots(3);
+        let a = slots.admit().unwrap();
+        let b = slots.admit().unwrap();
+        let c = slots.admit().unwrap();
+        // a and b are busy but still at the front of the queue.
+        let ra = a.activity().request_started(false);
+        let rb = b.activity().request_started(false);
+        let _d = slots.admit().expect("c is idle");
+        assert!(c.activity().close_requested());
+        assert!(!a.activity().close_requested() && !b.activity().close_requested());
+        drop(c);
+        let _ = slots.admit().expect("d is idle");
+        assert!(slots.admit().is_none(), "a, b busy; the newest idle one went");
+        assert_eq!(metrics.refused.get(), 1);
+        drop(rb);
+        let _ = slots.admit().expect("b is idle again, and queued again");
+        assert!(b.activity().close_requested() && !a.activity().close_requested());
+        drop(ra);
     }
 
     #[test]
