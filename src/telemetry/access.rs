@@ -5,7 +5,6 @@
 //! a cached 4 KiB answer (benches/README.md). Without the process's logger (the tests' own
 //! subscribers), the line goes through `tracing` as any other event.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
@@ -180,9 +179,7 @@ impl Text<'_> {
             self.out.extend_from_slice(value.as_bytes());
             self.out.push(b'"');
         } else {
-            let mut escaped = String::new();
-            let _ = write!(escaped, "{value:?}");
-            self.out.extend_from_slice(escaped.as_bytes());
+            let _ = write!(self.out, "{value:?}");
         }
     }
 
