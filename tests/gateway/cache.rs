@@ -23,13 +23,17 @@ const ADMIN: &str = "admin-token-for-cache-tests-0123456789";
 /// A gateway whose storage `main` of org `acme` reads `bucket` through `relay`, with
 /// `[cache]` set to `cache` (and the admin API on).
 async fn gateway(relay: &Relay, bucket: &str, cache: &str, storage_extra: &str) -> TestGateway {
-    let sw = seaweed();
+    TestGateway::start(&gateway_config(relay, bucket, cache, storage_extra)).await
+}
+
+/// The config of [`gateway`]; `cache` may end with tables of its own.
+fn gateway_config(relay: &Relay, bucket: &str, cache: &str, storage_extra: &str) -> String {
     let server = format!("[admin]\ntoken = \"{ADMIN}\"\n[cache]\n{cache}\n");
     let org = format!(
         "[[orgs]]\nid = \"acme\"\n{}{storage_extra}\n",
-        storage("main", &relay.endpoint, &[bucket], &sw.reader)
+        storage("main", &relay.endpoint, &[bucket], &seaweed().reader)
     );
-    TestGateway::start(&format!("{}\n{org}", config("", &server))).await
+    format!("{}\n{org}", config("", &server))
 }
 
 async fn read(url: &str, extra: &[(&str, &str)]) -> Reply {
@@ -606,17 +610,13 @@ async fn a_reloaded_default_cache_control_reaches_answers_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     // With a master key a storage's revision is its definition's: the same after a reload.
     let toml = |max_age: u32| {
-        let server = format!(
-            "[admin]\ntoken = \"{ADMIN}\"\n[registry]\nmaster_key = \"{}\"\ndata_dir = \"{}\"\n\
-             [cache]\nmemory = \"64MiB\"\nfreshness = \"1h\"\ncache_control = \"private, max-age={max_age}\"\n",
+        let cache = format!(
+            "memory = \"64MiB\"\nfreshness = \"1h\"\ncache_control = \"private, max-age={max_age}\"\n\
+             [registry]\nmaster_key = \"{}\"\ndata_dir = \"{}\"",
             crate::cache_disk::MASTER_KEY,
             dir.path().display()
         );
-        let org = format!(
-            "[[orgs]]\nid = \"acme\"\n{}\n",
-            storage("main", &relay.endpoint, &[bucket], &seaweed().reader)
-        );
-        format!("{}\n{org}", config("", &server))
+        gateway_config(&relay, bucket, &cache, "")
     };
     let gw = TestGateway::start(&toml(60)).await;
     let url = gw.url("acme", "main", bucket, "plain.bin");

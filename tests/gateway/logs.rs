@@ -156,8 +156,13 @@ async fn access_lines_follow_the_log_format_and_rust_log() {
     )
     .await;
     let org = format!(
-        "[[orgs]]\nid = \"acme\"\n[[orgs.storages]]\nid = \"main\"\nprovider = \"s3_compatible\"\nbuckets = [\"b-bucket\"]\nendpoint = \"{}\"\ncredentials = {{ type = \"access_key\", access_key_id = \"AKIDLOG\", secret_access_key = \"never-logged\" }}\ncache = false\n",
-        upstream.endpoint()
+        "[[orgs]]\nid = \"acme\"\n{}",
+        uncached(storage(
+            "main",
+            &upstream.endpoint(),
+            &["b-bucket"],
+            &crate::support::standin::any_keys()
+        ))
     );
     let dir = tempfile::tempdir().unwrap();
     let json = crate::support::binary::Served::start_with_args(
