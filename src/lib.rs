@@ -19,6 +19,7 @@
 //! - [`xml`]: the few XML answers of S3 and Azure, read without a DOM
 //! - [`body`]: streamed response bodies (backpressure, abort on failure, idle timeout)
 //! - [`tls`]: the listener's certificate and key, reloaded when they change
+//! - [`lane`]: which serving thread the caller is on
 //!
 //! Telemetry, and the outbound HTTP:
 //! - [`telemetry`]: metric handles, request ids, the access log and the line writer
@@ -67,6 +68,7 @@ pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod hex;
+pub mod lane;
 pub mod limits;
 pub mod proof;
 pub mod proxy;

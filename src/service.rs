@@ -96,8 +96,10 @@ pub async fn serve_gateway(
         gateway.metrics.connections("data"),
         stop.clone().wait(),
     );
+    // The admin API is light: it runs on the main runtime, beside the background tasks.
     let admin_options = ServeOptions {
         tls: None,
+        lanes: 1,
         ..options.clone()
     };
     let admin_plane = async {

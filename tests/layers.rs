@@ -27,6 +27,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "body",
             "xml",
             "sealed",
+            "lane",
         ],
     ),
     ("telemetry", &["telemetry"]),

@@ -105,11 +105,26 @@ fn gcp(g: GcpFile) -> Result<GcpConfig, ConfigError> {
     })
 }
 
+/// Serving threads at most: more than any machine's CPUs, fewer than would exhaust a
+/// process's threads.
+const MAX_THREADS: usize = 1024;
+
 fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
     let max_connections = s.max_connections.unwrap_or(10_000);
     if max_connections == 0 {
         return Err(ConfigError::at("server.max_connections", "must be at least 1"));
     }
+    let threads = match s.threads {
+        Some(0) => return Err(ConfigError::at("server.threads", "must be at least 1")),
+        Some(n) if n > MAX_THREADS => {
+            return Err(ConfigError::at(
+                "server.threads",
+                format!("must be at most {MAX_THREADS}"),
+            ))
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
     let max_upstream_requests = s.max_upstream_requests.unwrap_or(2048);
     if max_upstream_requests == 0 {
         return Err(ConfigError::at("server.max_upstream_requests", "must be at least 1"));
@@ -140,6 +155,7 @@ fn server(s: ServerFile) -> Result<ServerConfig, ConfigError> {
         upstream_idle_timeout: duration("server.upstream_idle_timeout", s.upstream_idle_timeout, "60s")?,
         upstream_ca_file: s.upstream_ca_file.map(Into::into),
         max_connections,
+        threads,
         max_upstream_requests,
         shutdown_grace: duration("server.shutdown_grace", s.shutdown_grace, "30s")?,
         trusted_proxies: s

@@ -173,6 +173,18 @@ fn tokens_keys_are_required_unless_anonymous() {
 }
 
 #[test]
+fn the_data_plane_gets_a_thread_per_cpu_unless_told_and_within_bounds() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(from_toml(&minimal(""), &env).unwrap().server.threads, cpus);
+    let c = from_toml(&minimal("\n[server]\nthreads = 3"), &env).unwrap();
+    assert_eq!(c.server.threads, 3);
+    for (threads, message) in [("0", "must be at least 1"), ("1025", "must be at most 1024")] {
+        let e = from_toml(&minimal(&format!("\n[server]\nthreads = {threads}")), &env).unwrap_err();
+        assert_eq!((e.key.as_str(), e.message.as_str()), ("server.threads", message));
+    }
+}
+
+#[test]
 fn the_default_cache_control_is_made_private() {
     let c = from_toml(&minimal("\n[cache]\ncache_control = \"max-age=60\""), &env).unwrap();
     assert_eq!(c.cache_control, "private, max-age=60");

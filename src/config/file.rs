@@ -61,6 +61,7 @@ pub struct ServerFile {
     pub upstream_idle_timeout: Option<String>,
     pub upstream_ca_file: Option<String>,
     pub max_connections: Option<usize>,
+    pub threads: Option<usize>,
     pub max_upstream_requests: Option<usize>,
     pub shutdown_grace: Option<String>,
     pub trusted_proxies: Vec<String>,

@@ -85,6 +85,9 @@ pub struct ServerConfig {
     pub upstream_ca_file: Option<PathBuf>,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Threads serving the data plane, each with its own connections and event loop
+    /// (README, "Threads"); by default one per CPU the process may use.
+    pub threads: usize,
     /// Requests to buckets (and token endpoints) in flight at once, all orgs together; past
     /// it a request waits up to `upstream_connect_timeout`, then is refused with 503.
     pub max_upstream_requests: usize,

@@ -6,6 +6,7 @@
 
 mod activity;
 mod connection;
+mod lanes;
 mod slots;
 mod watched;
 
@@ -42,6 +43,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// TLS for this listener, if any.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Threads the listener's connections are served on; 1 serves them on the caller's
+    /// runtime.
+    pub lanes: usize,
 }
 
 impl ServeOptions {
@@ -56,6 +60,7 @@ impl ServeOptions {
             max_connections: server.max_connections,
             shutdown_grace: server.shutdown_grace,
             tls: None,
+            lanes: server.threads,
         }
     }
 }
@@ -82,7 +87,10 @@ fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves `handler` on `listener` until `shutdown` completes.
+/// Serves `handler` on `listener` until `shutdown` completes: on the calling task's runtime,
+/// or with `options.lanes` above 1 on that many threads of their own (README, "Threads"),
+/// each accepting from the same socket into its own event loop. The connections of every
+/// lane share one table of `max_connections`.
 pub async fn run<H, F>(
     listener: TcpListener,
     handler: H,
@@ -93,42 +101,38 @@ pub async fn run<H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let builder = Arc::new(http_builder(&options));
     let slots = slots::Slots::new(options.max_connections, metrics.clone());
     let (drain, draining) = Signal::new();
     let (abort, aborted) = Signal::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
+    let acceptor = Acceptor {
+        handler,
+        builder: Arc::new(http_builder(&options)),
+        slots: slots.clone(),
+        tls: options.tls.clone(),
+        timeouts: options.timeouts,
+        draining,
+        aborted,
+        metrics,
+    };
+    let (stop_accepting, accepting) = Signal::new();
+    let stop = async {
+        shutdown.await;
+        stop_accepting.fire();
+    };
+    let lanes = if options.lanes > 1 {
+        let mut lanes = match lanes::Lanes::start(options.lanes, listener, acceptor, accepting) {
+            Ok(lanes) => lanes,
+            Err(err) => {
+                tracing::error!(error = %err, "the listener cannot be shared by the serving threads");
+                return;
+            }
         };
-        let Some(lease) = slots.admit() else {
-            tracing::debug!("connection refused: every connection has a request in flight");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let cx = connection::Context {
-            lease,
-            handler: handler.clone(),
-            builder: builder.clone(),
-            tls: options.tls.clone(),
-            timeouts: options.timeouts,
-            draining: draining.clone(),
-            aborted: aborted.clone(),
-            metrics: metrics.clone(),
-        };
-        tokio::spawn(connection::serve(stream, cx));
-    }
-    drop(listener);
+        tokio::join!(lanes.stopped_accepting(), stop);
+        Some(lanes)
+    } else {
+        tokio::join!(acceptor.accept(listener, accepting), stop);
+        None
+    };
     tracing::info!("shutting down: no new connections, waiting for responses in flight");
     drain.fire();
     tokio::select! {
@@ -136,6 +140,65 @@ pub async fn run<H, F>(
         () = tokio::time::sleep(options.shutdown_grace) => {
             tracing::warn!("shutdown grace period over, closing remaining connections");
             abort.fire();
+        }
+    }
+    if let Some(lanes) = lanes {
+        lanes.finish().await;
+    }
+}
+
+/// What a listener needs to take in a connection and serve it, whichever thread accepts it.
+#[derive(Clone)]
+struct Acceptor<H> {
+    handler: H,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    slots: Arc<slots::Slots>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    timeouts: Timeouts,
+    /// Fires when the listener starts draining.
+    draining: Signal,
+    /// Fires when the drain period is over.
+    aborted: Signal,
+    metrics: ConnectionMetrics,
+}
+
+impl<H, F> Acceptor<H>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    /// Accepts connections on `listener` until `stop` fires, each served on a task of the
+    /// calling runtime.
+    async fn accept(&self, listener: TcpListener, mut stop: Signal) {
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = stop.fired() => return,
+            };
+            let Some(lease) = self.slots.admit() else {
+                tracing::debug!("connection refused: every connection has a request in flight");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let cx = connection::Context {
+                lease,
+                handler: self.handler.clone(),
+                builder: self.builder.clone(),
+                tls: self.tls.clone(),
+                timeouts: self.timeouts,
+                draining: self.draining.clone(),
+                aborted: self.aborted.clone(),
+                metrics: self.metrics.clone(),
+            };
+            tokio::spawn(connection::serve(stream, cx));
         }
     }
 }

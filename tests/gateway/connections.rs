@@ -466,6 +466,54 @@ async fn when_every_connection_has_a_request_in_flight_a_newcomer_is_refused() {
     }
 }
 
+/// The data plane runs on `threads` threads of its own (README "Threads"), the admin API
+/// on none of them, and all of them share one table of connections: with three lanes and
+/// room for two connections, two busy ones refuse every newcomer, whichever lane takes it.
+#[tokio::test]
+async fn the_data_plane_runs_on_its_own_threads_which_share_one_table_of_connections() {
+    let (upstream, release) = held_bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), "threads = 3\nmax_connections = 2", &stand_in_org(&upstream));
+    let lanes = std::fs::read_dir(format!("/proc/{}/task", served.child.id()))
+        .unwrap()
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with("assetgate-lane-"))
+        })
+        .count();
+    assert_eq!(lanes, 3, "one thread per lane, none for the admin API");
+    let url = served.url("b-bucket", "held.txt");
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { crate::support::client::get(&url, &[]).await })
+        })
+        .collect();
+    received(&upstream, 2).await;
+    for _ in 0..6 {
+        let refused = TcpStream::connect(served.data).await.unwrap();
+        let at = Instant::now();
+        assert_in(
+            "a connection beyond the limit",
+            closes("it", watch(refused), at, LIMIT).await,
+            0.0..1.0,
+        );
+    }
+    let text = served.metrics().await;
+    assert_eq!(
+        metric(&text, "assetgate_connections_refused_total{listener=\"data\"}"),
+        6.0,
+        "{text}"
+    );
+    release.add_permits(2);
+    for b in busy {
+        assert_eq!(b.await.unwrap().body, "held");
+    }
+    // Connections given back on any lane make room again.
+    release.add_permits(1);
+    assert_eq!(crate::support::client::get(&url, &[]).await.body, "held");
+}
+
 /// Requests to buckets in flight are capped for the whole gateway (`max_upstream_requests`):
 /// many HTTP/2 streams cannot open a socket each without end. Past the cap a request waits
 /// up to `upstream_connect_timeout`, then gets 503; a request holds its place while it waits
