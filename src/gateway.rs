@@ -107,6 +107,7 @@ impl Gateway {
         let metrics = Metrics::new();
         let server = &config.server;
         let upstream = UpstreamClient::new(
+            server.threads,
             server.upstream_connect_timeout,
             server.upstream_first_byte_timeout,
             server.max_upstream_requests,

@@ -26,13 +26,15 @@ const MAX_READ_BUFFER: usize = 64 * 1024;
 /// Connections kept idle in the pool this long before they are closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// hyper-util's pooled client over rustls; requests carry no body.
+type Pooled = Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+
 /// Pooled clients; cloning shares the pools.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    /// For config-file storages: hyper-util's pooled client; requests carry no body.
-    trusted: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
-    /// For API-created storages: the same, resolving through the endpoint guard.
-    guarded: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
+    /// One pair of pools per serving thread ([`crate::lane`]): a bucket connection is opened,
+    /// driven and reused on the thread of the requests that use it.
+    lanes: Arc<[Pools]>,
     /// Which internal addresses API-created storages may still reach.
     policy: Arc<EndpointPolicy>,
     /// How long a bucket may take to send response headers.
@@ -42,6 +44,14 @@ pub struct UpstreamClient {
     slots: Arc<Semaphore>,
     /// How long a request waits for a permit (the connect timeout) before it is refused.
     slot_wait: Duration,
+}
+
+/// The pools of one lane.
+struct Pools {
+    /// For config-file storages.
+    trusted: Pooled,
+    /// For API-created storages: resolving through the endpoint guard.
+    guarded: Pooled,
 }
 
 /// A request's place among those in flight; its response carries it (in its extensions)
@@ -59,8 +69,10 @@ pub enum Trust {
 }
 
 impl UpstreamClient {
-    /// Clients trusting the webpki roots plus `extra_roots` (a private CA's certificates).
+    /// Clients trusting the webpki roots plus `extra_roots` (a private CA's certificates),
+    /// with pools for `lanes` serving threads.
     pub fn new(
+        lanes: usize,
         connect_timeout: Duration,
         first_byte_timeout: Duration,
         max_requests: usize,
@@ -77,11 +89,14 @@ impl UpstreamClient {
             }
         }
         let roots = Arc::new(roots);
-        let trusted = build(Resolver::trusted(), connect_timeout, roots.clone());
-        let guarded = build(Resolver::guarded(policy.clone()), connect_timeout, roots);
+        let lanes = (0..lanes.max(1))
+            .map(|_| Pools {
+                trusted: build(Resolver::trusted(), connect_timeout, roots.clone()),
+                guarded: build(Resolver::guarded(policy.clone()), connect_timeout, roots.clone()),
+            })
+            .collect();
         UpstreamClient {
-            trusted,
-            guarded,
+            lanes,
             policy,
             first_byte_timeout,
             slots: Arc::new(Semaphore::new(max_requests.max(1))),
@@ -125,8 +140,9 @@ impl UpstreamClient {
         request: http::Request<Full<Bytes>>,
         trust: Trust,
     ) -> Result<http::Response<Incoming>, GatewayError> {
+        let pools = &self.lanes[crate::lane::pick(self.lanes.len())];
         let pending = match trust {
-            Trust::Operator => self.trusted.request(request),
+            Trust::Operator => pools.trusted.request(request),
             Trust::Tenant => {
                 // The resolver never sees IP literals: check those here.
                 let literal = request
@@ -138,7 +154,7 @@ impl UpstreamClient {
                         return Err(GatewayError::EndpointNotAllowed);
                     }
                 }
-                self.guarded.request(request)
+                pools.guarded.request(request)
             }
         };
         match tokio::time::timeout(self.first_byte_timeout, pending).await {
@@ -149,11 +165,7 @@ impl UpstreamClient {
     }
 }
 
-fn build(
-    resolver: Resolver,
-    connect_timeout: Duration,
-    roots: Arc<rustls::RootCertStore>,
-) -> Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>> {
+fn build(resolver: Resolver, connect_timeout: Duration, roots: Arc<rustls::RootCertStore>) -> Pooled {
     let mut http = HttpConnector::new_with_resolver(resolver);
     {
         http.enforce_http(false);
