@@ -30,6 +30,8 @@ pub struct Setup<'a> {
     /// nginx's `proxy_cache` port and processes, and the presigned URL of a key through it.
     pub nginx: Option<(Vec<u32>, UrlOf<'a>)>,
     pub seconds: u64,
+    /// Interleaved rounds of the hot cases.
+    pub rounds: usize,
 }
 
 struct Gateway {
@@ -63,10 +65,11 @@ async fn gateway(s: &Setup<'_>, name: &str, cache: &str, counted: u16, far: u16)
         )
     };
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[registry]\ndata_dir = \"{}\"\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{}[admin]\nlisten = \"127.0.0.1:{admin}\"\n[registry]\ndata_dir = \"{}\"\n\
          master_key = \"YmVuY2gtbWFzdGVyLWtleS1mb3ItdGhlLWRpc2stdGk=\"\n\
          [auth]\nkeys = [{{ kid = \"bench\", alg = \"HS256\", secret = \"{}\" }}]\n[cors]\nallowed_origins = [\"{ORIGIN}\"]\n\
          [cache]\n{cache}\n[[orgs]]\nid = \"bench\"\n{}{}{}{}{}",
+        crate::server_settings(),
         s.dir.join(format!("data-{name}")).display(),
         s.token_secret,
         storage("near", s.backend_port, ""),
@@ -129,6 +132,54 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// One round of a hot case: the gateway's run, then nginx's, and what each used.
+struct HotRound {
+    gw: drive::Run,
+    gw_used: drive::Used,
+    ng: drive::Run,
+    ng_used: drive::Used,
+}
+
+impl HotRound {
+    fn per_request(used: f64, run: &drive::Run) -> f64 {
+        used / run.requests.max(1) as f64
+    }
+
+    /// Medians over the rounds, ratios with their min–max.
+    fn summary(rounds: &[HotRound]) -> String {
+        let of = |f: &dyn Fn(&HotRound) -> f64| rounds.iter().map(f).collect::<Vec<_>>();
+        let ranged = |v: Vec<f64>| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            if v.len() > 1 {
+                format!("{:.2}x ({lo:.2}–{hi:.2})", median(v))
+            } else {
+                format!("{:.2}x", median(v))
+            }
+        };
+        let errors: u64 = rounds.iter().map(|r| r.gw.errors).sum();
+        let nginx_errors: u64 = rounds.iter().map(|r| r.ng.errors).sum();
+        format!(
+            "gateway {:.0} req/s ({:.0} MB/s), nginx proxy_cache {:.0} req/s ({:.0} MB/s): {}; CPU per request gateway/nginx {}; context switches per request {:.2}/{:.2}; errors {errors}/{nginx_errors}{}",
+            median(of(&|r| r.gw.rps())),
+            median(of(&|r| r.gw.mbps())),
+            median(of(&|r| r.ng.rps())),
+            median(of(&|r| r.ng.mbps())),
+            ranged(of(&|r| r.gw.rps() / r.ng.rps())),
+            ranged(of(&|r| Self::per_request(r.gw_used.cpu_seconds, &r.gw)
+                / Self::per_request(r.ng_used.cpu_seconds, &r.ng))),
+            median(of(&|r| Self::per_request(r.gw_used.context_switches as f64, &r.gw))),
+            median(of(&|r| Self::per_request(r.ng_used.context_switches as f64, &r.ng))),
+            if rounds.len() > 1 {
+                format!("; medians of {} interleaved rounds", rounds.len())
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
 /// Every cache case; objects `obj-{size}` (4 KiB, 1 MiB, 64 MiB) and the 64 MiB `cold-*`
 /// objects exist in the backend's bucket.
 pub async fn run(s: &Setup<'_>) -> Vec<CacheRow> {
@@ -160,17 +211,15 @@ pub async fn run(s: &Setup<'_>) -> Vec<CacheRow> {
     let seconds = Duration::from_secs(s.seconds);
 
     // Hot objects: the gateway with duration freshness against nginx's proxy_cache, both
-    // warmed by one request first.
+    // warmed by one request first, in interleaved rounds (gateway, nginx, gateway, ...).
     drive::reset_peak(duration_gw.pid());
     for (label, size, conns) in [("hot 4 KiB x16", 4u64 << 10, 16), ("hot 64 MiB x4", 64 * MIB, 4)] {
         let key = format!("obj-{size}");
         let url = duration_gw.url("near", &key, s.token);
         get(&url, None, None).await;
         let headers = [("Origin".to_string(), ORIGIN.to_string())];
-        let before = drive::used(&[duration_gw.pid()]);
-        let gw = drive::load(&url, &headers, conns, seconds, size).await;
-        let gw_cpu = (drive::used(&[duration_gw.pid()]) - before).cpu_seconds;
         let Some((pids, nginx_url)) = &s.nginx else {
+            let gw = drive::load(&url, &headers, conns, seconds, size).await;
             rows.push(CacheRow::new(
                 label,
                 format!("gateway {:.0} req/s, {:.0} MB/s; no nginx", gw.rps(), gw.mbps()),
@@ -179,21 +228,22 @@ pub async fn run(s: &Setup<'_>) -> Vec<CacheRow> {
         };
         let nginx_url = nginx_url(&key);
         get(&nginx_url, None, None).await;
-        let before = drive::used(pids);
-        let ng = drive::load(&nginx_url, &[], conns, seconds, size).await;
-        let ng_cpu = (drive::used(pids) - before).cpu_seconds;
-        let per = |cpu: f64, run: &drive::Run| cpu / run.requests.max(1) as f64;
-        let text = format!(
-            "gateway {:.0} req/s ({:.0} MB/s), nginx proxy_cache {:.0} req/s ({:.0} MB/s): {:.2}x; CPU per request gateway/nginx {:.2}x; errors {}/{}",
-            gw.rps(),
-            gw.mbps(),
-            ng.rps(),
-            ng.mbps(),
-            gw.rps() / ng.rps(),
-            per(gw_cpu, &gw) / per(ng_cpu, &ng),
-            gw.errors,
-            ng.errors
-        );
+        let mut rounds = Vec::new();
+        for _ in 0..s.rounds.max(1) {
+            let before = drive::used(&[duration_gw.pid()]);
+            let gw = drive::load(&url, &headers, conns, seconds, size).await;
+            let gw_used = drive::used(&[duration_gw.pid()]) - before;
+            let before = drive::used(pids);
+            let ng = drive::load(&nginx_url, &[], conns, seconds, size).await;
+            let ng_used = drive::used(pids) - before;
+            rounds.push(HotRound {
+                gw,
+                gw_used,
+                ng,
+                ng_used,
+            });
+        }
+        let text = HotRound::summary(&rounds);
         eprintln!("cache {label}: {text}");
         rows.push(CacheRow::new(label, text));
     }

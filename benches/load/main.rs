@@ -71,6 +71,9 @@ fn main() {
             .unwrap_or(if quick { 1 } else { 2 }),
         only: option("--only"),
     };
+    if let Some(threads) = option("--gateway-threads") {
+        let _ = GATEWAY_THREADS.set(threads.parse().expect("--gateway-threads takes a number"));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,6 +188,7 @@ async fn bench(options: Options) {
 [server]
 listen = "127.0.0.1:{listen}"
 {tls}
+{}
 [admin]
 listen = "127.0.0.1:{admin}"
 [registry]
@@ -213,6 +217,7 @@ buckets = ["{BUCKET}"]
 endpoint = "http://127.0.0.1:{backend_port}"
 credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:role/bench", external_id = "bench-external-id" }}
 "#,
+            server_settings(),
             dir.path().join(data).display(),
             token_key.secret.expose(),
             keys.access_key_id,
@@ -382,6 +387,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
                 (n.processes(), Box::new(url) as Box<dyn Fn(&str) -> String>)
             }),
             seconds,
+            rounds: options.rounds,
         };
         cache::run(&setup).await
     } else {
@@ -442,6 +448,16 @@ async fn wait_for(port: u16) {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `--gateway-threads N`: the gateways' `[server].threads` (default: theirs, one per CPU).
+static GATEWAY_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// The `[server]` lines every gateway of the benchmark gets besides its listener.
+fn server_settings() -> String {
+    GATEWAY_THREADS
+        .get()
+        .map_or(String::new(), |n| format!("threads = {n}\n"))
 }
 
 /// The release gateway as in production: `RUST_LOG=info`, its log (the access log
