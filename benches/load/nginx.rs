@@ -106,7 +106,9 @@ pid {root}/nginx.pid;
 error_log stderr error;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    # Every request logged to a file, as the gateway's access log is; buffered, as the
+    # gateway writes its lines in batches.
+    access_log {root}/access.log combined buffer=64k flush=1s;
     client_body_temp_path {tmp};
     proxy_temp_path {tmp};
     fastcgi_temp_path {tmp};
