@@ -439,31 +439,50 @@ async fn when_every_connection_has_a_request_in_flight_a_newcomer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(dir.path(), "max_connections = 2", &stand_in_org(&upstream));
     let url = served.url("b-bucket", "held.txt");
-    let busy: Vec<_> = (0..2)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { crate::support::client::get(&url, &[]).await })
-        })
-        .collect();
-    received(&upstream, 2).await;
-    let refused = TcpStream::connect(served.data).await.unwrap();
-    let at = Instant::now();
-    assert_in(
-        "a connection beyond the limit",
-        closes("it", watch(refused), at, LIMIT).await,
-        0.0..1.0,
-    );
-    let text = served.metrics().await;
-    assert_eq!(
-        metric(&text, "assetgate_connections_refused_total{listener=\"data\"}"),
-        1.0,
-        "{text}"
-    );
+    let busy = held_requests(&url, &upstream, 2).await;
+    let text = newcomers_refused(&served, 1).await;
     assert_eq!(metric(&text, "assetgate_connections{listener=\"data\"}"), 2.0, "{text}");
     release.add_permits(2);
     for b in busy {
         assert_eq!(b.await.unwrap().body, "held");
     }
+}
+
+/// `n` requests for `url` (a held object), once the bucket has them all.
+async fn held_requests(
+    url: &str,
+    upstream: &StandIn,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<crate::support::client::Reply>> {
+    let busy = (0..n)
+        .map(|_| {
+            let url = url.to_string();
+            tokio::spawn(async move { crate::support::client::get(&url, &[]).await })
+        })
+        .collect();
+    received(upstream, n).await;
+    busy
+}
+
+/// Connects `n` times, one after the other, and sees each connection closed at once and
+/// counted as refused; gives the metrics' text.
+async fn newcomers_refused(served: &Served, n: usize) -> String {
+    for _ in 0..n {
+        let refused = TcpStream::connect(served.data).await.unwrap();
+        let at = Instant::now();
+        assert_in(
+            "a connection beyond the limit",
+            closes("it", watch(refused), at, LIMIT).await,
+            0.0..1.0,
+        );
+    }
+    let text = served.metrics().await;
+    assert_eq!(
+        metric(&text, "assetgate_connections_refused_total{listener=\"data\"}"),
+        n as f64,
+        "{text}"
+    );
+    text
 }
 
 /// The data plane runs on `threads` threads of its own (README "Threads"), the admin API
@@ -483,28 +502,8 @@ async fn the_data_plane_runs_on_its_own_threads_which_share_one_table_of_connect
         .count();
     assert_eq!(lanes, 3, "one thread per lane, none for the admin API");
     let url = served.url("b-bucket", "held.txt");
-    let busy: Vec<_> = (0..2)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { crate::support::client::get(&url, &[]).await })
-        })
-        .collect();
-    received(&upstream, 2).await;
-    for _ in 0..6 {
-        let refused = TcpStream::connect(served.data).await.unwrap();
-        let at = Instant::now();
-        assert_in(
-            "a connection beyond the limit",
-            closes("it", watch(refused), at, LIMIT).await,
-            0.0..1.0,
-        );
-    }
-    let text = served.metrics().await;
-    assert_eq!(
-        metric(&text, "assetgate_connections_refused_total{listener=\"data\"}"),
-        6.0,
-        "{text}"
-    );
+    let busy = held_requests(&url, &upstream, 2).await;
+    newcomers_refused(&served, 6).await;
     release.add_permits(2);
     for b in busy {
         assert_eq!(b.await.unwrap().body, "held");
