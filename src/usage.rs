@@ -38,8 +38,12 @@ impl std::ops::AddAssign for Counts {
     }
 }
 
+/// Shards of the pending counts: a request counts in its serving thread's shard
+/// ([`crate::lane`]), so that threads never wait on one another's lock per request.
+const SHARDS: usize = 16;
+
 pub struct Usage {
-    pending: Mutex<HashMap<Key, Counts>>,
+    pending: [Mutex<HashMap<Key, Counts>>; SHARDS],
     /// Only what nothing can store: counts of a gateway without a store.
     kept: Mutex<HashMap<Key, Counts>>,
     metrics: UsageMetrics,
@@ -61,7 +65,7 @@ fn day_text(day: u64) -> String {
 impl Usage {
     pub fn new(metrics: UsageMetrics) -> Usage {
         Usage {
-            pending: Mutex::new(HashMap::new()),
+            pending: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             kept: Mutex::new(HashMap::new()),
             metrics,
         }
@@ -96,13 +100,24 @@ impl Usage {
 
     fn add(&self, org: &str, storage: &str, counts: Counts) {
         let key = (org.to_string(), storage.to_string(), day_number(SystemTime::now()));
-        *self.pending.lock().expect("usage lock").entry(key).or_default() += counts;
+        let shard = &self.pending[crate::lane::pick(SHARDS)];
+        *shard.lock().expect("usage lock").entry(key).or_default() += counts;
+    }
+
+    /// Everything counted and not yet flushed, taken out of every shard.
+    fn take_pending(&self) -> HashMap<Key, Counts> {
+        let mut batch = HashMap::new();
+        for shard in &self.pending {
+            let taken = std::mem::take(&mut *shard.lock().expect("usage lock"));
+            merge(&mut batch, taken);
+        }
+        batch
     }
 
     /// Writes what was counted since the last flush to `storages`' store; on failure the
     /// counts wait for the next flush.
     pub async fn flush(&self, storages: &Storages) {
-        let batch: HashMap<Key, Counts> = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
+        let batch = self.take_pending();
         if batch.is_empty() {
             return;
         }
@@ -119,7 +134,7 @@ impl Usage {
             Err(e) => {
                 self.metrics.failed.inc();
                 tracing::warn!(error = %e, "usage counts could not be stored; kept for the next try");
-                merge(&mut self.pending.lock().expect("usage lock"), batch);
+                merge(&mut self.pending[0].lock().expect("usage lock"), batch);
             }
         }
     }
@@ -204,6 +219,45 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_083_199);
         assert_eq!(day_text(day_number(at)), day_of(at));
         assert_eq!(day_text(20_788), "2026-12-01");
+    }
+
+    #[test]
+    fn counts_of_every_serving_thread_are_taken_together() {
+        let usage = std::sync::Arc::new(Usage::new(UsageMetrics::default()));
+        let threads: Vec<_> = (0..2 * SHARDS + 3)
+            .map(|lane| {
+                let usage = usage.clone();
+                std::thread::spawn(move || {
+                    crate::lane::enter(lane);
+                    usage.record("acme", "main", 10, 4);
+                    usage.fetched("acme", "main", 100);
+                    usage.record("acme", &format!("s{}", lane % 2), 1, 0);
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let batch = usage.take_pending();
+        let n = (2 * SHARDS + 3) as u64;
+        // Summed over days: a run across midnight UTC counts on two.
+        let of = |storage: &str| {
+            let mut sum = Counts::default();
+            for (_, counts) in batch.iter().filter(|((org, s, _), _)| org == "acme" && s == storage) {
+                sum += *counts;
+            }
+            sum
+        };
+        assert_eq!(
+            of("main"),
+            Counts {
+                requests: n,
+                bytes: 10 * n,
+                upstream_bytes: 104 * n
+            }
+        );
+        assert_eq!(of("s0").requests + of("s1").requests, n);
+        assert!(usage.take_pending().is_empty(), "taken once");
     }
 
     #[test]
