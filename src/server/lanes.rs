@@ -40,8 +40,11 @@ impl Lanes {
         F: Future<Output = Response<Body>> + Send + 'static,
     {
         let listener = listener.into_std()?;
-        // The lanes log where their starter does (a test's capturing subscriber included).
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        // With the process's logger set (the binary), the lanes log to it as every thread
+        // does. Without one (the tests), they log where their starter does, to its thread's
+        // subscriber; only then is a thread's own subscriber set, which would take every
+        // event off tracing's fast path for the global one.
+        let dispatch = (!crate::telemetry::logging_installed()).then(|| tracing::dispatcher::get_default(Clone::clone));
         let (finish, finished) = Signal::new();
         let (mut accepting, mut ended) = (Vec::new(), Vec::new());
         let mut last_error = None;
@@ -54,7 +57,7 @@ impl Lanes {
                 std::thread::Builder::new()
                     .name(format!("assetgate-lane-{index}"))
                     .spawn(move || {
-                        let _logging = tracing::dispatcher::set_default(&dispatch);
+                        let _logging = dispatch.as_ref().map(tracing::dispatcher::set_default);
                         crate::lane::enter(index);
                         lane(
                             socket,

@@ -60,6 +60,15 @@ pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
     filter
 }
 
+/// Whether [`init_logging`] installed the process's logger.
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the process's logger is installed ([`init_logging`]): then every thread logs
+/// to it; else (a test's process) each thread logs to its own subscriber, if any.
+pub fn logging_installed() -> bool {
+    INSTALLED.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// The log's line queue, once logging is installed, and how it writes lines.
 static LOG_LINES: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
 
@@ -110,6 +119,7 @@ pub fn init_logging(directives: &str, json: bool) {
         layer.with_filter(filter).boxed()
     };
     tracing_subscriber::registry().with(layer).init();
+    INSTALLED.store(true, std::sync::atomic::Ordering::Release);
     if let Some(log) = LOG_LINES.get() {
         let enabled = tracing::enabled!(target: access::TARGET, tracing::Level::INFO);
         log.access.store(enabled, std::sync::atomic::Ordering::Relaxed);
