@@ -189,12 +189,7 @@ async fn storages_are_created_listed_changed_and_deleted_and_the_data_plane_foll
 #[tokio::test]
 async fn secrets_stay_sealed_and_storages_survive_a_restart() {
     seed().await;
-    let capture = crate::logs::Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(assetgate::telemetry::log_filter("debug"))
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = crate::logs::capture("debug");
     let dir = tempfile::tempdir().unwrap();
     let secret = seaweed().reader.secret_access_key.expose().to_string();
     let mut bodies = Vec::new();

@@ -36,15 +36,33 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
-#[tokio::test]
-async fn nothing_secret_reaches_the_logs_at_trace_level() {
+/// Captures this thread's log lines at `level` (and those of the gateway's serving threads
+/// it starts) while the guard lives.
+///
+/// tracing caches whether anyone listens at each log call site, process-wide. While exactly
+/// one subscriber exists it asks the thread that first reaches a call site, or the thread
+/// that creates the subscriber before it is set, and a thread without this subscriber
+/// answers "no one" for good (tracing issues #2874 and #3611): lines of this test went
+/// missing when other tests reached a call site first. A second, silent subscriber kept
+/// for the whole process, and the cache rebuilt once this one is set, make every call site
+/// ask all subscribers instead.
+pub fn capture(level: &str) -> (Capture, tracing::subscriber::DefaultGuard) {
+    static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let capture = Capture::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(assetgate::telemetry::log_filter("trace"))
+        .with_env_filter(assetgate::telemetry::log_filter(level))
         .with_writer(capture.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    (capture, guard)
+}
+
+#[tokio::test]
+async fn nothing_secret_reaches_the_logs_at_trace_level() {
+    let (capture, _guard) = capture("trace");
 
     // The demo's in-process s3s backend, with one good and one wrong-secret storage.
     let demo = Demo::start(
