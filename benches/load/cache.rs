@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioExecutor;
 
-use crate::report::CacheRow;
+use crate::report::{CacheRow, Sample, Spread};
 use crate::{drive, relay, spawn_gateway, wait_for, Proc, BUCKET, ORIGIN};
 
 const MIB: u64 = 1 << 20;
@@ -132,45 +132,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One round of a hot case: the gateway's run, then nginx's, and what each used.
+/// One round of a hot case: the gateway's run, then nginx's, each with what it used.
 struct HotRound {
-    gw: drive::Run,
-    gw_used: drive::Used,
-    ng: drive::Run,
-    ng_used: drive::Used,
+    gw: Sample,
+    ng: Sample,
 }
 
 impl HotRound {
-    fn per_request(used: f64, run: &drive::Run) -> f64 {
-        used / run.requests.max(1) as f64
-    }
-
     /// Medians over the rounds, ratios with their min–max.
     fn summary(rounds: &[HotRound]) -> String {
-        let of = |f: &dyn Fn(&HotRound) -> f64| rounds.iter().map(f).collect::<Vec<_>>();
-        let ranged = |v: Vec<f64>| {
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-            if v.len() > 1 {
-                format!("{:.2}x ({lo:.2}–{hi:.2})", median(v))
-            } else {
-                format!("{:.2}x", median(v))
-            }
-        };
-        let errors: u64 = rounds.iter().map(|r| r.gw.errors).sum();
-        let nginx_errors: u64 = rounds.iter().map(|r| r.ng.errors).sum();
+        let spread = |f: &dyn Fn(&HotRound) -> f64| Spread::of(rounds.iter().map(f));
+        let median = |f: &dyn Fn(&HotRound) -> f64| spread(f).map_or(f64::NAN, |s| s.median);
+        let ratio = |f: &dyn Fn(&HotRound) -> f64| Spread::text(spread(f), rounds.len(), 2);
+        let errors: u64 = rounds.iter().map(|r| r.gw.run.errors).sum();
+        let nginx_errors: u64 = rounds.iter().map(|r| r.ng.run.errors).sum();
         format!(
-            "gateway {:.0} req/s ({:.0} MB/s), nginx proxy_cache {:.0} req/s ({:.0} MB/s): {}; CPU per request gateway/nginx {}; context switches per request {:.2}/{:.2}; errors {errors}/{nginx_errors}{}",
-            median(of(&|r| r.gw.rps())),
-            median(of(&|r| r.gw.mbps())),
-            median(of(&|r| r.ng.rps())),
-            median(of(&|r| r.ng.mbps())),
-            ranged(of(&|r| r.gw.rps() / r.ng.rps())),
-            ranged(of(&|r| Self::per_request(r.gw_used.cpu_seconds, &r.gw)
-                / Self::per_request(r.ng_used.cpu_seconds, &r.ng))),
-            median(of(&|r| Self::per_request(r.gw_used.context_switches as f64, &r.gw))),
-            median(of(&|r| Self::per_request(r.ng_used.context_switches as f64, &r.ng))),
+            "gateway {:.0} req/s ({:.0} MB/s), nginx proxy_cache {:.0} req/s ({:.0} MB/s): {}x; CPU per request gateway/nginx {}x; context switches per request {:.2}/{:.2}; errors {errors}/{nginx_errors}{}",
+            median(&|r| r.gw.run.rps()),
+            median(&|r| r.gw.run.mbps()),
+            median(&|r| r.ng.run.rps()),
+            median(&|r| r.ng.run.mbps()),
+            ratio(&|r| r.gw.run.rps() / r.ng.run.rps()),
+            ratio(&|r| r.gw.cpu_per_10k_requests() / r.ng.cpu_per_10k_requests()),
+            median(&|r| r.gw.switches_per_request()),
+            median(&|r| r.ng.switches_per_request()),
             if rounds.len() > 1 {
                 format!("; medians of {} interleaved rounds", rounds.len())
             } else {
@@ -232,16 +217,11 @@ pub async fn run(s: &Setup<'_>) -> Vec<CacheRow> {
         for _ in 0..s.rounds.max(1) {
             let before = drive::used(&[duration_gw.pid()]);
             let gw = drive::load(&url, &headers, conns, seconds, size).await;
-            let gw_used = drive::used(&[duration_gw.pid()]) - before;
+            let gw = Sample::new(gw, drive::used(&[duration_gw.pid()]) - before);
             let before = drive::used(pids);
             let ng = drive::load(&nginx_url, &[], conns, seconds, size).await;
-            let ng_used = drive::used(pids) - before;
-            rounds.push(HotRound {
-                gw,
-                gw_used,
-                ng,
-                ng_used,
-            });
+            let ng = Sample::new(ng, drive::used(pids) - before);
+            rounds.push(HotRound { gw, ng });
         }
         let text = HotRound::summary(&rounds);
         eprintln!("cache {label}: {text}");

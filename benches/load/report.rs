@@ -83,7 +83,7 @@ impl Spread {
     }
 
     /// `median (min–max)` over several rounds, the median alone over one.
-    fn text(spread: Option<Spread>, rounds: usize, digits: usize) -> String {
+    pub fn text(spread: Option<Spread>, rounds: usize, digits: usize) -> String {
         match spread {
             Some(s) if rounds > 1 => format!("{:.*} ({:.*}–{:.*})", digits, s.median, digits, s.min, digits, s.max),
             Some(s) => format!("{:.*}", digits, s.median),
