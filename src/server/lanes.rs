@@ -52,20 +52,14 @@ impl Lanes {
             let (accept_done, accept_ended) = oneshot::channel();
             let (thread_done, thread_ended) = oneshot::channel();
             let started = listener.try_clone().and_then(|socket| {
-                let (acceptor, stop, mut finished) = (acceptor.clone(), stop.clone(), finished.clone());
+                let (acceptor, stop, finished) = (acceptor.clone(), stop.clone(), finished.clone());
                 let dispatch = dispatch.clone();
                 std::thread::Builder::new()
                     .name(format!("assetgate-lane-{index}"))
                     .spawn(move || {
                         let _logging = dispatch.as_ref().map(tracing::dispatcher::set_default);
                         crate::lane::enter(index);
-                        lane(
-                            socket,
-                            acceptor,
-                            stop,
-                            async move { finished.fired().await },
-                            accept_done,
-                        );
+                        lane(socket, acceptor, stop, finished, accept_done);
                         let _ = thread_done.send(());
                     })
             });
@@ -112,7 +106,7 @@ fn lane<H, F>(
     socket: std::net::TcpListener,
     acceptor: Acceptor<H>,
     stop: Signal,
-    finished: impl Future<Output = ()>,
+    mut finished: Signal,
     accept_done: oneshot::Sender<()>,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -131,6 +125,6 @@ fn lane<H, F>(
             Err(err) => tracing::error!(error = %err, "a serving thread cannot listen"),
         }
         let _ = accept_done.send(());
-        finished.await;
+        finished.fired().await;
     });
 }
