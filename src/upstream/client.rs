@@ -88,11 +88,11 @@ impl UpstreamClient {
                 tracing::warn!(error = %e, "a certificate of server.upstream_ca_file is not a usable CA");
             }
         }
-        let roots = Arc::new(roots);
+        let tls = tls_config(Arc::new(roots));
         let lanes = (0..lanes.max(1))
             .map(|_| Pools {
-                trusted: build(Resolver::trusted(), connect_timeout, roots.clone()),
-                guarded: build(Resolver::guarded(policy.clone()), connect_timeout, roots.clone()),
+                trusted: build(Resolver::trusted(), connect_timeout, &tls),
+                guarded: build(Resolver::guarded(policy.clone()), connect_timeout, &tls),
             })
             .collect();
         UpstreamClient {
@@ -165,30 +165,33 @@ impl UpstreamClient {
     }
 }
 
-fn build(resolver: Resolver, connect_timeout: Duration, roots: Arc<rustls::RootCertStore>) -> Pooled {
+/// The TLS settings every pool shares: ring, and `roots`. One configuration, so that every
+/// pool of every lane resumes the TLS sessions any of them made.
+fn tls_config(roots: Arc<rustls::RootCertStore>) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn build(resolver: Resolver, connect_timeout: Duration, tls: &rustls::ClientConfig) -> Pooled {
     let mut http = HttpConnector::new_with_resolver(resolver);
-    {
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            // Bounds what one connection buffers from a bucket: memory stays flat however
-            // many slow clients stream at once.
-            .http1_max_buf_size(MAX_READ_BUFFER)
-            .build(https)
-    }
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        // Bounds what one connection buffers from a bucket: memory stays flat however
+        // many slow clients stream at once.
+        .http1_max_buf_size(MAX_READ_BUFFER)
+        .build(https)
 }
 
 /// Transport failures: a connect timeout is 504, anything else that kept us from getting a
