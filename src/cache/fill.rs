@@ -75,11 +75,11 @@ impl Fill {
         self.update(|s| s.chunks.push(chunk));
     }
 
-    /// The chunks so far as one buffer of `len` bytes.
-    pub fn joined(&self, len: usize) -> Bytes {
+    /// The chunks so far and `last`, not yet pushed, as one buffer of `len` bytes.
+    pub fn joined(&self, last: &Bytes, len: usize) -> Bytes {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut whole = bytes::BytesMut::with_capacity(len);
-        for chunk in &state.chunks {
+        for chunk in state.chunks.iter().chain([last]) {
             whole.extend_from_slice(chunk);
         }
         whole.freeze()
@@ -219,9 +219,8 @@ mod tests {
         let fill = Arc::new(Fill::default());
         let (mut a, mut b) = (fill.reader(), fill.reader());
         fill.push(Bytes::from_static(b"abc"));
-        fill.push(Bytes::from_static(b"de"));
         assert_eq!(a.next().await.unwrap().unwrap(), "abc");
-        let whole = fill.joined(5);
+        let whole = fill.joined(&Bytes::from_static(b"de"), 5);
         assert_eq!(whole, "abcde");
         fill.kept(whole);
         fill.end(Ok(()));

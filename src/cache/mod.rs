@@ -678,6 +678,7 @@ impl Inner {
         });
         fill.set_head(head.clone());
         let expected = got_last - got_first + 1;
+        let keep = self.keepable(&head);
         let mut received = 0u64;
         let mut body = fetched.body;
         loop {
@@ -698,19 +699,24 @@ impl Inner {
             self.metrics.from_upstream.inc_by(data.len() as u64);
             self.fetching.fetch_add(data.len() as u64, Ordering::Relaxed);
             counted.fetch_add(data.len() as u64, Ordering::Relaxed);
-            fill.push(data);
+            match keep {
+                // The slice's last bytes: the cache holds the slice before any reader sees
+                // them, so a client that has its whole answer finds the slice if it asks
+                // again at once (from another thread, too).
+                Some(etag) if received == expected => {
+                    let whole = fill.joined(&data, usize::try_from(expected).unwrap_or(0));
+                    self.insert(
+                        Key::Slice(key.clone(), *index),
+                        Value::Slice(etag.clone(), whole.clone()),
+                    );
+                    self.keep_on_disk(Label::slice(key, *index), || encode_slice(etag, &whole));
+                    fill.kept(whole);
+                }
+                _ => fill.push(data),
+            }
         }
         if received != expected {
             return Err(FetchError::Failed("the bucket's answer was cut short".into()));
-        }
-        if let Some(etag) = self.keepable(&head) {
-            let whole = fill.joined(usize::try_from(expected).unwrap_or(0));
-            self.insert(
-                Key::Slice(key.clone(), *index),
-                Value::Slice(etag.clone(), whole.clone()),
-            );
-            self.keep_on_disk(Label::slice(key, *index), || encode_slice(etag, &whole));
-            fill.kept(whole);
         }
         Ok(())
     }
@@ -1017,6 +1023,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head.size, 100);
+    }
+
+    #[tokio::test]
+    async fn a_slice_is_held_before_its_last_bytes_reach_a_reader() {
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default(), None)
+            .unwrap()
+            .unwrap();
+        // A bucket that sends a whole 100-byte object in two chunks and only then (never,
+        // here) ends its body: the client has its answer before the fetch sees the end.
+        let open: Fetcher = Arc::new(|_, _, _| {
+            Box::pin(async move {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+                headers.insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes 0-99/100"));
+                let chunks = [vec![1u8; 60], vec![2u8; 40]].map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
+                let frames = futures_util::stream::iter(chunks).chain(futures_util::stream::pending());
+                Ok(Fetched {
+                    status: StatusCode::PARTIAL_CONTENT,
+                    headers,
+                    body: StreamBody::new(frames).boxed_unsync(),
+                })
+            })
+        });
+        let (meta, mut reader) = cold(&cache, &open, 0).await;
+        let mut read = 0;
+        while read < 100 {
+            read += reader.next().await.unwrap().unwrap().len();
+        }
+        // Another request at this moment (from another thread, say) finds the slice.
+        assert!(cache.holds(&key(), &meta, 0, 99));
+        assert_eq!(cache.held(&key(), &meta, 0, 99).unwrap().len(), 100);
     }
 
     #[tokio::test]
