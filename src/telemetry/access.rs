@@ -72,19 +72,22 @@ impl Line for LogLine {
 impl AccessLine {
     /// The line as `tracing_subscriber` would write the event [`AccessLine::trace`] sends.
     pub fn format(&self, style: Style, out: &mut Vec<u8>) {
-        let time = humantime::format_rfc3339_micros(self.time);
         if style == Style::Json {
-            return self.format_json(&time.to_string(), out);
+            return self.format_json(out);
         }
         let ansi = style == Style::Ansi;
         let mut w = Text { out, ansi };
         if ansi {
-            let _ = write!(
-                w.out,
-                "\x1b[2m{time}\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2m{TARGET}\x1b[0m\x1b[2m:\x1b[0m request"
-            );
+            w.out.extend_from_slice(b"\x1b[2m");
+            push_time(w.out, self.time);
+            w.out.extend_from_slice(b"\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2m");
+            w.out.extend_from_slice(TARGET.as_bytes());
+            w.out.extend_from_slice(b"\x1b[0m\x1b[2m:\x1b[0m request");
         } else {
-            let _ = write!(w.out, "{time}  INFO {TARGET}: request");
+            push_time(w.out, self.time);
+            w.out.extend_from_slice(b"  INFO ");
+            w.out.extend_from_slice(TARGET.as_bytes());
+            w.out.extend_from_slice(b": request");
         }
         w.string("request_id", self.request_id.to_str().unwrap_or(""));
         w.name("method");
@@ -104,14 +107,15 @@ impl AccessLine {
         w.out.push(b'\n');
     }
 
-    fn format_json(&self, time: &str, out: &mut Vec<u8>) {
+    fn format_json(&self, out: &mut Vec<u8>) {
         let string = |out: &mut Vec<u8>, name: &str, value: &str| {
             let _ = write!(out, ",\"{name}\":");
             let _ = serde_json::to_writer(&mut *out, value);
         };
-        out.extend_from_slice(b"{\"timestamp\":");
-        let _ = serde_json::to_writer(&mut *out, time);
-        out.extend_from_slice(b",\"level\":\"INFO\",\"message\":\"request\"");
+        // The timestamp has nothing JSON escapes.
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        push_time(out, self.time);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
         string(out, "request_id", self.request_id.to_str().unwrap_or(""));
         string(out, "method", self.method.as_str());
         string(out, "org", self.org.as_deref().unwrap_or("-"));
@@ -162,9 +166,13 @@ struct Text<'a> {
 impl Text<'_> {
     fn name(&mut self, name: &str) {
         if self.ansi {
-            let _ = write!(self.out, " \x1b[3m{name}\x1b[0m\x1b[2m=\x1b[0m");
+            self.out.extend_from_slice(b" \x1b[3m");
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(b"\x1b[0m\x1b[2m=\x1b[0m");
         } else {
-            let _ = write!(self.out, " {name}=");
+            self.out.push(b' ');
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.push(b'=');
         }
     }
 
@@ -185,8 +193,47 @@ impl Text<'_> {
 
     fn number(&mut self, name: &str, value: u64) {
         self.name(name);
-        let _ = write!(self.out, "{value}");
+        push_digits(self.out, value, 1);
     }
+}
+
+/// `value` in decimal, with leading zeros up to `width` digits.
+fn push_digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut first = digits.len();
+    while value > 0 || first > digits.len() - width {
+        first -= 1;
+        digits[first] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend_from_slice(&digits[first..]);
+}
+
+/// `time` as tracing's clock writes it (RFC 3339 in UTC, with microseconds:
+/// `2026-12-06T09:49:00.123456Z`). The date and time of day are made once a second: the
+/// writer thread formats every line of a second with the same.
+fn push_time(out: &mut Vec<u8>, time: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, Vec<u8>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+    }
+    let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        let _ = write!(out, "{}", humantime::format_rfc3339_micros(time));
+        return;
+    };
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != since.as_secs() || text.is_empty() {
+            let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs());
+            text.clear();
+            // `…T09:49:00Z`, without its `Z`.
+            let _ = write!(text, "{}", humantime::format_rfc3339_seconds(whole));
+            text.pop();
+            *second = since.as_secs();
+        }
+        out.extend_from_slice(text);
+    });
+    out.push(b'.');
+    push_digits(out, since.subsec_micros().into(), 6);
+    out.push(b'Z');
 }
 
 #[cfg(test)]
@@ -294,12 +341,13 @@ mod tests {
             upstream in any::<u16>(),
             bytes in any::<u64>(),
             micros in any::<u32>(),
+            seconds in 0u64..253_402_295_000,
             duration in prop_oneof![any::<f64>(), 0.0f64..100_000.0],
             method in prop_oneof![Just(Method::GET), Just(Method::HEAD), Just(Method::from_bytes(b"PURGE").unwrap())],
             error in proptest::option::of(Just("access_denied")),
         ) {
             let line = AccessLine {
-                time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000) + std::time::Duration::from_micros(micros.into()),
+                time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds) + std::time::Duration::from_micros(micros.into()),
                 method,
                 org: Some(org),
                 bucket,
