@@ -84,6 +84,10 @@ pub enum Outcome {
 
 impl AccessLog {
     pub fn new(request_id: HeaderValue, method: Method) -> AccessLog {
+        AccessLog::new_at(request_id, method, Instant::now())
+    }
+
+    fn new_at(request_id: HeaderValue, method: Method, started: Instant) -> AccessLog {
         AccessLog {
             request_id,
             method,
@@ -101,16 +105,18 @@ impl AccessLog {
             report: None,
             cache: None,
             from_bucket: false,
-            started: Instant::now(),
+            started,
         }
     }
 
     /// The line, handed to a streamed body that writes it when it ends; what stays behind
     /// (request id, status, who failed) is what the response's headers still need.
     pub fn hand_over(&mut self) -> AccessLog {
-        let mut rest = AccessLog::new(self.request_id.clone(), self.method.clone());
-        rest.status = self.status;
-        rest.side = self.side;
+        let rest = AccessLog {
+            status: self.status,
+            side: self.side,
+            ..AccessLog::new_at(self.request_id.clone(), self.method.clone(), self.started)
+        };
         std::mem::replace(self, rest)
     }
 
