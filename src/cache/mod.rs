@@ -70,6 +70,9 @@ pub struct Meta {
     /// `headers`), with the default `Cache-Control` they were made for: made once, not on
     /// every hit.
     pub answer_headers: arc_swap::ArcSwapOption<(HeaderValue, HeaderMap)>,
+    /// The bytes of an object of one slice, once a request read them from the cache: they
+    /// move into the object's entry, and a hit costs one lookup instead of two.
+    whole: Option<Bytes>,
 }
 
 impl Meta {
@@ -103,6 +106,7 @@ impl Meta {
             no_cache,
             checked: Mutex::new(None),
             answer_headers: Default::default(),
+            whole: None,
         })
     }
 }
@@ -251,7 +255,10 @@ fn weight(key: &Key, value: &Value) -> u32 {
     let k = key.object();
     let fixed = 160 + k.org.len() + k.storage.len() + k.bucket.len() + k.key.len();
     let variable = match value {
-        Value::Object(meta) => meta.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum(),
+        Value::Object(meta) => {
+            let headers: usize = meta.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum();
+            headers + meta.whole.as_ref().map_or(0, Bytes::len)
+        }
         Value::Uncacheable(_) => 0,
         Value::Slice(etag, bytes) => etag.len() + bytes.len(),
     };
@@ -389,6 +396,7 @@ impl ObjectCache {
             no_cache: no_store_or_cache(&head.headers).1,
             checked: Mutex::new(Some(Instant::now())),
             answer_headers: Default::default(),
+            whole: None,
         });
         self.inner.insert(Key::Object(key.clone()), Value::Object(meta.clone()));
         self.inner.keep_on_disk(Label::entry(key), || meta.encode());
@@ -409,13 +417,22 @@ impl ObjectCache {
 
     /// Bytes `first..=last` of the object `meta` describes when one slice held in memory
     /// has them all: the answer's body, counted as bytes from the cache.
-    pub fn held(&self, key: &Arc<ObjectKey>, meta: &Meta, first: u64, last: u64) -> Option<Bytes> {
+    pub fn held(&self, key: &Arc<ObjectKey>, meta: &Arc<Meta>, first: u64, last: u64) -> Option<Bytes> {
         let slice = self.inner.settings.slice;
         let index = first / slice;
         if last / slice != index {
             return None;
         }
-        let bytes = self.inner.stored(key, index, &meta.etag)?;
+        let bytes = match &meta.whole {
+            Some(whole) => whole.clone(),
+            None => {
+                let bytes = self.inner.stored(key, index, &meta.etag)?;
+                if meta.size <= slice {
+                    self.inner.make_whole(key, meta, &bytes);
+                }
+                bytes
+            }
+        };
         let start = usize::try_from(first - index * slice).ok()?;
         let end = usize::try_from(last - index * slice).ok()?;
         let held = (end < bytes.len()).then(|| bytes.slice(start..=end))?;
@@ -530,11 +547,43 @@ impl Inner {
         strong_etag(&head.headers).filter(|_| !no_store && size_ok)
     }
 
-    /// Slice `index` of `key`, if cached in memory as the version `etag` names.
+    /// Slice `index` of `key`, if cached in memory as the version `etag` names: as a slice,
+    /// or (an object of one slice) in the object's entry.
     fn stored(&self, key: &Arc<ObjectKey>, index: u64, etag: &HeaderValue) -> Option<Bytes> {
         match self.entries.get(&Key::Slice(key.clone(), index)) {
             Some(Value::Slice(tag, bytes)) if tag == etag => Some(bytes),
+            _ if index == 0 => match self.entries.get(&Key::Object(key.clone())) {
+                Some(Value::Object(meta)) if meta.etag == etag => meta.whole.clone(),
+                _ => None,
+            },
             _ => None,
+        }
+    }
+
+    /// Moves `bytes`, the one slice of the object `meta` describes, into the object's entry
+    /// (unless the entry changed meanwhile): one copy in memory, one lookup per hit.
+    fn make_whole(&self, key: &Arc<ObjectKey>, meta: &Arc<Meta>, bytes: &Bytes) {
+        let whole = Value::Object(Arc::new(Meta {
+            etag: meta.etag.clone(),
+            size: meta.size,
+            headers: meta.headers.clone(),
+            no_cache: meta.no_cache,
+            checked: Mutex::new(*lock(&meta.checked)),
+            answer_headers: arc_swap::ArcSwapOption::new(meta.answer_headers.load_full()),
+            whole: Some(bytes.clone()),
+        }));
+        let object = Key::Object(key.clone());
+        let added = i64::from(weight(&object, &whole));
+        let result = self.entries.entry(object).and_compute_with(|current| match current {
+            Some(entry) if matches!(entry.value(), Value::Object(m) if Arc::ptr_eq(m, meta)) => {
+                moka::ops::compute::Op::Put(whole)
+            }
+            _ => moka::ops::compute::Op::Nop,
+        });
+        if let moka::ops::compute::CompResult::ReplacedWith(_) = result {
+            // The replaced entry and the slice are counted out by the eviction listener.
+            self.metrics.memory_size.inc_by(added);
+            self.entries.invalidate(&Key::Slice(key.clone(), 0));
         }
     }
 
@@ -989,7 +1038,11 @@ mod tests {
             etag: HeaderValue::from_static("\"v9\""),
             ..Meta::decode(&meta.encode()).unwrap()
         };
-        assert_eq!(cache.held(&key(), &other, 0, 0), None, "slices of another version");
+        assert_eq!(
+            cache.held(&key(), &Arc::new(other), 0, 0),
+            None,
+            "slices of another version"
+        );
     }
 
     #[tokio::test]
@@ -1023,6 +1076,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head.size, 100);
+    }
+
+    #[tokio::test]
+    async fn an_object_of_one_slice_moves_into_its_entry_at_its_first_hit() {
+        let data: Arc<Vec<u8>> = Arc::new((0..5000u32).map(|i| (i % 251) as u8).collect());
+        let fetch = bucket(data.clone(), u64::MAX);
+        let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default(), None)
+            .unwrap()
+            .unwrap();
+        let (meta, reader) = cold(&cache, &fetch, 0).await;
+        let got = collect(cache.body(key(), meta.clone(), (0, 4999), fetch, Some(reader)))
+            .await
+            .unwrap();
+        assert!(got == *data);
+        // The size gauge against what the entries in memory weigh.
+        let sizes = || {
+            cache.inner.entries.run_pending_tasks();
+            let weighed: i64 = cache.inner.entries.iter().map(|(k, v)| i64::from(weight(&k, &v))).sum();
+            (cache.metrics().memory_size.get(), weighed)
+        };
+        let (before, _) = sizes();
+        // The first hit finds the slice and moves it; the next ones find the bytes with the entry.
+        assert!(cache.held(&key(), &meta, 10, 19).unwrap()[..] == data[10..20]);
+        let Lookup::Stale(moved) = cache.lookup(&key()).await else {
+            panic!("the entry is there")
+        };
+        assert!(moved.whole.as_ref().is_some_and(|w| w[..] == data[..]));
+        assert!(cache.inner.entries.get(&Key::Slice(key(), 0)).is_none(), "one copy");
+        assert!(cache.held(&key(), &moved, 0, 4999).unwrap()[..] == data[..]);
+        // Counted once: the entry weighs the bytes, the slice it replaced is gone.
+        let (now, weighed) = sizes();
+        assert_eq!(now, weighed);
+        assert!(now < before, "{now} < {before}");
+        // The walker and `holds` find it in the entry too; another version does not.
+        assert!(cache.holds(&key(), &meta, 0, 4999));
+        let refuse: Fetcher = Arc::new(|_, _, _| Box::pin(async { Err(FetchError::Failed("asked".into())) }));
+        let walked = collect(cache.body(key(), meta.clone(), (1, 4998), refuse, None))
+            .await
+            .unwrap();
+        assert!(walked[..] == data[1..4999]);
+        assert_eq!(cache.inner.stored(&key(), 0, &HeaderValue::from_static("\"v9\"")), None);
+        // A hit that read the entry before it moved still finds the bytes, and moves nothing.
+        assert!(cache.held(&key(), &meta, 0, 0).is_some());
+        assert_eq!(sizes(), (now, now));
     }
 
     #[tokio::test]
@@ -1103,6 +1200,7 @@ mod tests {
             no_cache: true,
             checked: Mutex::new(Some(Instant::now())),
             answer_headers: Default::default(),
+            whole: None,
         };
         let back = Meta::decode(&meta.encode()).unwrap();
         assert_eq!((back.etag, back.size, back.no_cache), (meta.etag.clone(), 12_345, true));
