@@ -4,6 +4,7 @@
 
 pub mod jwks;
 pub mod keys;
+mod recent;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -60,7 +61,7 @@ const VERIFIED_FOR: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 struct Verified {
     claims: Arc<Claims>,
-    kid: String,
+    kid: Arc<str>,
     key: Arc<VerifyKey>,
 }
 
@@ -73,6 +74,9 @@ pub struct TokenVerifier {
     /// counts only while the key that verified it is still the key of its `kid` (a key
     /// rotated out or refetched verifies anew), and its expiry is checked every time.
     verified: moka::sync::Cache<String, Verified>,
+    /// This verifier among every one the process made (each configuration has its own):
+    /// what each serving thread remembers in front of `verified` is its own.
+    id: u64,
     /// Longest accepted `exp - iat`.
     max_ttl: u64,
     /// Clock leeway, seconds.
@@ -99,6 +103,10 @@ impl TokenVerifier {
                 .max_capacity(VERIFIED_MAX)
                 .time_to_live(VERIFIED_FOR)
                 .build(),
+            id: {
+                static VERIFIERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                VERIFIERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             max_ttl: auth.max_ttl.as_secs(),
             leeway: auth.leeway.as_secs(),
             require_sub: auth.require_sub,
@@ -134,23 +142,35 @@ impl TokenVerifier {
     /// The claims of `token` if it verified lately with a key still current; expired once
     /// its `exp` (with the leeway) has passed.
     fn remembered(&self, token: &str, jwks: Option<&Jwks>) -> Result<Option<Arc<Claims>>, GatewayError> {
-        let Some(hit) = self.verified.get(token) else {
-            return Ok(None);
+        let hit = match recent::find(self.id, token) {
+            Some(hit) => hit,
+            None => {
+                let Some(hit) = self.verified.get(token) else {
+                    return Ok(None);
+                };
+                recent::keep(self.id, token, &hit);
+                hit
+            }
         };
         let current = self
             .keys
-            .get(&hit.kid)
+            .get(&*hit.kid)
             .cloned()
             .or_else(|| jwks.and_then(|set| set.current(&hit.kid)));
         if !current.is_some_and(|key| Arc::ptr_eq(&key, &hit.key)) {
-            self.verified.invalidate(token);
+            self.forget(token);
             return Ok(None);
         }
         if hit.claims.exp + self.leeway < now_secs() {
-            self.verified.invalidate(token);
+            self.forget(token);
             return Err(GatewayError::ExpiredToken);
         }
         Ok(Some(hit.claims))
+    }
+
+    fn forget(&self, token: &str) {
+        recent::forget(self.id, token);
+        self.verified.invalidate(token);
     }
 
     fn verify_and_remember(&self, token: &str, kid: String, key: Arc<VerifyKey>) -> Result<Arc<Claims>, GatewayError> {
@@ -159,9 +179,10 @@ impl TokenVerifier {
         let claims = Arc::new(claims);
         let remembered = Verified {
             claims: claims.clone(),
-            kid,
+            kid: kid.into(),
             key,
         };
+        recent::keep(self.id, token, &remembered);
         self.verified.insert(token.to_string(), remembered);
         Ok(claims)
     }

@@ -64,18 +64,22 @@ fn a_verified_token_is_remembered_while_its_key_is_current_and_until_it_expires(
     ));
     assert!(v.verified.get("not-a-jwt").is_none(), "forgotten");
 
-    // Remembered, current key, but its exp has passed meanwhile: expired.
+    // Remembered, current key, but its exp has passed meanwhile: expired, whether the
+    // serving thread remembers it or only the shared cache does.
     let mut old = claims(0);
     old.exp = now_secs() - DEFAULT_LEEWAY_SECS - 1;
-    let current = v.keys["k1"].clone();
-    v.verified.insert(
-        t.clone(),
-        Verified {
-            claims: Arc::new(old),
-            kid: "k1".into(),
-            key: current,
-        },
+    let expired = Verified {
+        claims: Arc::new(old),
+        kid: "k1".into(),
+        key: v.keys["k1"].clone(),
+    };
+    recent::keep(v.id, &t, &expired);
+    assert_eq!(v.verify_local(&t).unwrap_err(), GatewayError::ExpiredToken);
+    assert!(
+        recent::find(v.id, &t).is_none() && v.verified.get(&t).is_none(),
+        "forgotten"
     );
+    v.verified.insert(t.clone(), expired);
     assert_eq!(v.verify_local(&t).unwrap_err(), GatewayError::ExpiredToken);
 
     // A token that fails is never remembered.
