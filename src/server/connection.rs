@@ -5,8 +5,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
 
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
@@ -89,9 +94,22 @@ where
     let (mut draining, mut aborted) = (cx.draining.clone(), cx.aborted.clone());
     let mut drained = false;
     loop {
-        tokio::select! {
+        // Looked at only when one of them woke the task, not on every wakeup of the
+        // connection (each look at a waiting signal takes a lock).
+        let events = WhenWoken::new(async {
+            tokio::select! {
+                reason = watchdog(activity, &cx.timeouts) => Event::Close(reason),
+                () = draining.fired(), if !drained => Event::Drain,
+                () = aborted.fired() => Event::Abort,
+            }
+        });
+        let event = tokio::select! {
+            biased;
             _ = connection.as_mut() => return,
-            reason = watchdog(activity, &cx.timeouts) => {
+            event = events => event,
+        };
+        match event {
+            Event::Close(reason) => {
                 tracing::debug!(reason = reason.label(), "closing the connection");
                 cx.metrics.closed(reason.label());
                 if matches!(reason, Reason::IdleTimeout | Reason::Capacity) && !drained {
@@ -101,12 +119,67 @@ where
                 }
                 return;
             }
-            () = draining.fired(), if !drained => {
+            Event::Drain => {
                 drained = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = aborted.fired() => return,
+            Event::Abort => return,
         }
+    }
+}
+
+/// What ends or changes a connection besides its client.
+enum Event {
+    Close(Reason),
+    Drain,
+    Abort,
+}
+
+/// A future polled only when it woke its task itself (and the first time), however often
+/// the task is woken for other reasons.
+struct WhenWoken<F> {
+    inner: Pin<Box<F>>,
+    wake: Arc<Woken>,
+}
+
+struct Woken {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<F: Future> WhenWoken<F> {
+    fn new(inner: F) -> WhenWoken<F> {
+        WhenWoken {
+            inner: Box::pin(inner),
+            wake: Arc::new(Woken {
+                woken: AtomicBool::new(true),
+                task: AtomicWaker::new(),
+            }),
+        }
+    }
+}
+
+impl<F: Future> Future for WhenWoken<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        self.wake.task.register(cx.waker());
+        if !self.wake.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(self.wake.clone());
+        self.inner.as_mut().poll(&mut TaskContext::from_waker(&waker))
     }
 }
 
@@ -127,5 +200,50 @@ async fn watchdog(activity: &Activity, timeouts: &Timeouts) -> Reason {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Pending forever; counts its polls and keeps the last waker it was given.
+    #[derive(Default)]
+    struct Watched {
+        polls: Mutex<(usize, Option<Waker>)>,
+    }
+
+    #[test]
+    fn a_future_beside_others_is_polled_only_when_it_woke_the_task() {
+        let watched = Arc::new(Watched::default());
+        let inner = {
+            let watched = watched.clone();
+            std::future::poll_fn(move |cx| {
+                let mut polls = watched.polls.lock().unwrap();
+                polls.0 += 1;
+                polls.1 = Some(cx.waker().clone());
+                Poll::<()>::Pending
+            })
+        };
+        let mut events = Box::pin(WhenWoken::new(inner));
+        let task = Arc::new(Woken {
+            woken: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(task.clone());
+        let mut cx = TaskContext::from_waker(&waker);
+        // Polled the first time, then not while the task is woken by others.
+        for _ in 0..5 {
+            assert!(events.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(watched.polls.lock().unwrap().0, 1);
+        // It wakes: the task is woken, and the next poll reaches it.
+        let its_waker = watched.polls.lock().unwrap().1.clone().unwrap();
+        its_waker.wake();
+        assert!(task.woken.load(Ordering::Acquire), "the task was woken");
+        assert!(events.as_mut().poll(&mut cx).is_pending());
+        assert!(events.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(watched.polls.lock().unwrap().0, 2);
     }
 }
