@@ -39,7 +39,7 @@ pub async fn usage(gw: &Gateway, org: &str, query: Option<&str>) -> Reply {
     let today = day_of(SystemTime::now());
     let mut fields = Fields::new();
     let mut day = |name: &str| {
-        let text = query_param(query, name).unwrap_or_else(|| today.clone());
+        let text = query_param(query, name).map_or_else(|| today.clone(), |t| t.into_owned());
         match parse_day(&text) {
             Some(at) => Some((text, at)),
             None => {

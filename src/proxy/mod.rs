@@ -73,7 +73,9 @@ pub async fn handle<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<B
     let result = match route {
         Ok(Route::Object(path)) => object::object(&gateway, &parts, Wanted::Object(path), &mut ex).await,
         Ok(Route::Resolve(org, storage)) => {
-            let url = route::query_param(parts.uri.query(), "url").unwrap_or_default();
+            let url = route::query_param(parts.uri.query(), "url")
+                .unwrap_or_default()
+                .into_owned();
             let wanted = Wanted::Resolve { org, storage, url };
             object::object(&gateway, &parts, wanted, &mut ex).await
         }

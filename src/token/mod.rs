@@ -7,6 +7,7 @@ pub mod keys;
 mod recent;
 pub mod settings;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -329,13 +330,13 @@ pub fn bearer(value: &str) -> Option<&str> {
 }
 
 /// The token of a request: the bearer header first, else the `token` query parameter.
-pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, GatewayError> {
+pub fn extract<'r>(headers: &'r HeaderMap, query: Option<&'r str>) -> Result<Option<Cow<'r, str>>, GatewayError> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value
             .to_str()
             .map_err(|_| invalid("the Authorization header is malformed"))?;
         let token = bearer(value).ok_or_else(|| invalid("use `Authorization: Bearer <token>`"))?;
-        return Ok(Some(token.to_string()));
+        return Ok(Some(Cow::Borrowed(token)));
     }
     Ok(crate::route::query_param(query, "token").filter(|t| !t.is_empty()))
 }
