@@ -120,44 +120,42 @@ impl AccessLog {
         std::mem::replace(self, rest)
     }
 
-    /// Writes the line, and reports an object request to usage and the audit trail.
-    pub fn finish(&self, bytes: u64, outcome: Outcome) {
-        self.log(bytes, outcome);
-        let Some(report) = &self.report else { return };
-        if let (true, Some(org), Some(storage)) = (report.counts, &self.org, &self.storage) {
-            let upstream = if self.from_bucket { bytes } else { 0 };
-            report.usage.record(org, storage, bytes, upstream);
+    /// Reports an object request to usage and the audit trail, and writes the line (which
+    /// takes the request's names: it is the last to need them).
+    pub fn finish(&mut self, bytes: u64, outcome: Outcome) {
+        if let Some(report) = &self.report {
+            if let (true, Some(org), Some(storage)) = (report.counts, &self.org, &self.storage) {
+                let upstream = if self.from_bucket { bytes } else { 0 };
+                report.usage.record(org, storage, bytes, upstream);
+            }
+            if let Some(audit) = &report.audit {
+                audit.write(crate::audit::AuditLine {
+                    time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                    request_id: self.request_id.to_str().unwrap_or(""),
+                    org: self.org.as_deref(),
+                    storage: self.storage.as_deref(),
+                    bucket: self.bucket.as_deref(),
+                    key: self.key.as_deref(),
+                    sub: self.sub.as_deref(),
+                    method: self.method.as_str(),
+                    range: self.range.as_deref(),
+                    status: self.status,
+                    bytes,
+                    outcome: outcome.label(),
+                    duration_ms: self.started.elapsed().as_millis() as u64,
+                    client_ip: self.client_ip,
+                    cache: self.cache,
+                    truncated: false,
+                });
+            }
         }
-        if let Some(audit) = &report.audit {
-            audit.write(crate::audit::AuditLine {
-                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-                request_id: self.request_id.to_str().unwrap_or(""),
-                org: self.org.as_deref(),
-                storage: self.storage.as_deref(),
-                bucket: self.bucket.as_deref(),
-                key: self.key.as_deref(),
-                sub: self.sub.as_deref(),
-                method: self.method.as_str(),
-                range: self.range.as_deref(),
-                status: self.status,
-                bytes,
-                outcome: outcome.label(),
-                duration_ms: self.started.elapsed().as_millis() as u64,
-                client_ip: self.client_ip,
-                cache: self.cache,
-                truncated: false,
-            });
-        }
-    }
-
-    fn log(&self, bytes: u64, outcome: Outcome) {
         crate::telemetry::log_access(crate::telemetry::access::AccessLine {
             time: std::time::SystemTime::now(),
             request_id: self.request_id.clone(),
             method: self.method.clone(),
-            org: self.org.clone(),
-            storage: self.storage.clone(),
-            bucket: self.bucket.clone(),
+            org: self.org.take(),
+            storage: self.storage.take(),
+            bucket: self.bucket.take(),
             status: self.status,
             upstream_status: self.upstream_status.unwrap_or(0),
             error: self.error,
