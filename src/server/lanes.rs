@@ -2,15 +2,19 @@
 //! runtime of its own accepting from a duplicate of the same listening socket. Whichever
 //! thread is free first takes a new connection, and the connection, its requests and the
 //! tasks they start stay on that thread: no work stealing, no request or chunk handed to
-//! another thread's queue.
+//! another thread's queue. A lane that serves more connections than the others lets them
+//! take the next ones ([`Balance`]).
 
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::{Acceptor, Signal, Trigger};
 use crate::body::Body;
@@ -127,4 +131,178 @@ fn lane<H, F>(
         let _ = accept_done.send(());
         finished.fired().await;
     });
+}
+
+/// Longest a lane leaves new connections to the others (when none of them takes one, say
+/// because none is accepting any more).
+const LEAVE_FOR: Duration = Duration::from_millis(50);
+
+/// How many connections each lane serves. Connections that arrive together (a load
+/// balancer's, a browser's, a load generator's) would otherwise all go to the lane that
+/// happens to be awake, which then serves every one of them on one CPU while the others
+/// idle: a lane serving more than one connection above the least busy one leaves the next
+/// connection to the others.
+pub(super) struct Balance {
+    open: Box<[AtomicUsize]>,
+    changed: Notify,
+}
+
+/// A connection's count on its lane, given back when dropped.
+pub(super) struct Share {
+    balance: Arc<Balance>,
+    lane: usize,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.balance.open[self.lane].fetch_sub(1, Ordering::AcqRel);
+        self.balance.changed.notify_waiters();
+    }
+}
+
+impl Balance {
+    pub(super) fn new(lanes: usize) -> Arc<Balance> {
+        Arc::new(Balance {
+            open: (0..lanes.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Counts a connection the calling thread's lane took.
+    pub(super) fn took(self: &Arc<Self>) -> Share {
+        let lane = crate::lane::pick(self.open.len());
+        self.open[lane].fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        Share {
+            balance: self.clone(),
+            lane,
+        }
+    }
+
+    fn ahead(&self, lane: usize) -> bool {
+        let least = self.open.iter().map(|n| n.load(Ordering::Acquire)).min().unwrap_or(0);
+        self.open[lane].load(Ordering::Acquire) > least + 1
+    }
+
+    /// Returns once the calling thread's lane may take the next connection: at once unless
+    /// it serves more than one connection above the least busy lane, else when that is no
+    /// longer so, or after [`LEAVE_FOR`].
+    pub(super) async fn turn(&self) {
+        let lane = crate::lane::pick(self.open.len());
+        let until = tokio::time::Instant::now() + LEAVE_FOR;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.ahead(lane) {
+                return;
+            }
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(until) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_that_arrive_together_are_shared_by_the_lanes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = super::super::ServeOptions {
+            timeouts: super::super::Timeouts {
+                header_read: Duration::from_secs(10),
+                idle: Duration::from_secs(10),
+                client_write: Duration::from_secs(10),
+            },
+            http2_max_concurrent_streams: 10,
+            max_connections: 100,
+            shutdown_grace: Duration::from_secs(1),
+            tls: None,
+            lanes: 2,
+        };
+        // Each answer says which lane served it.
+        let handler = |_request: Request<Incoming>| async {
+            Response::new(crate::body::full(crate::lane::current().to_string()))
+        };
+        let metrics = crate::telemetry::metrics::Metrics::new().connections("data");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(super::super::run(listener, handler, options, metrics, async {
+            let _ = stopped.await;
+        }));
+        // 16 connections at once, then a request on each; they stay open.
+        let lanes = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut connections: Vec<_> = (0..16).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+            let mut served = [0usize; 2];
+            for connection in &mut connections {
+                connection.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+                let mut answer = Vec::new();
+                let mut byte = [0u8; 1];
+                // The answer's body is one digit, its last byte.
+                while !answer.ends_with(b"\r\n\r\n") {
+                    connection.read_exact(&mut byte).unwrap();
+                    answer.push(byte[0]);
+                }
+                connection.read_exact(&mut byte).unwrap();
+                served[usize::from(byte[0] - b'0')] += 1;
+            }
+            served
+        })
+        .await
+        .unwrap();
+        let _ = stop.send(());
+        server.await.unwrap();
+        assert!(lanes.iter().all(|&n| n >= 5), "connections per lane: {lanes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lane_ahead_of_the_least_busy_one_waits_for_it_or_for_a_while() {
+        let balance = Balance::new(2);
+        // This thread is lane 0.
+        let (a, _b) = (balance.took(), balance.took());
+        let started = tokio::time::Instant::now();
+        balance.turn().await;
+        assert_eq!(started.elapsed(), LEAVE_FOR, "two ahead of lane 1: waited all it may");
+        // Lane 1 takes one: lane 0's turn comes at once.
+        let waiting = {
+            let balance = balance.clone();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                balance.turn().await;
+                started.elapsed()
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let other = std::thread::spawn({
+            let balance = balance.clone();
+            move || {
+                crate::lane::enter(1);
+                balance.took()
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(waiting.await.unwrap(), Duration::ZERO);
+        // Ahead again; a connection of its own that ends has the same effect.
+        let _c = balance.took();
+        let waiting = {
+            let balance = balance.clone();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                balance.turn().await;
+                started.elapsed()
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(a);
+        assert_eq!(waiting.await.unwrap(), Duration::ZERO);
+        drop(other);
+    }
 }

@@ -105,6 +105,7 @@ pub async fn run<H, F>(
     let (drain, draining) = Signal::new();
     let (abort, aborted) = Signal::new();
     let acceptor = Acceptor {
+        balance: (options.lanes > 1).then(|| lanes::Balance::new(options.lanes)),
         handler,
         builder: Arc::new(http_builder(&options)),
         slots: slots.clone(),
@@ -150,6 +151,8 @@ pub async fn run<H, F>(
 /// What a listener needs to take in a connection and serve it, whichever thread accepts it.
 #[derive(Clone)]
 struct Acceptor<H> {
+    /// The lanes' shares of the connections, when there are lanes.
+    balance: Option<Arc<lanes::Balance>>,
     handler: H,
     builder: Arc<auto::Builder<TokioExecutor>>,
     slots: Arc<slots::Slots>,
@@ -198,7 +201,19 @@ where
                 aborted: self.aborted.clone(),
                 metrics: self.metrics.clone(),
             };
-            tokio::spawn(connection::serve(stream, cx));
+            let Some(balance) = &self.balance else {
+                tokio::spawn(connection::serve(stream, cx));
+                continue;
+            };
+            let share = balance.took();
+            tokio::spawn(async move {
+                let _share = share;
+                connection::serve(stream, cx).await;
+            });
+            tokio::select! {
+                () = balance.turn() => {}
+                () = stop.fired() => return,
+            }
         }
     }
 }
