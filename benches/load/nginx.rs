@@ -1,6 +1,8 @@
 //! Plain nginx as the reference proxy of the load benchmark: Debian's package, a
 //! `proxy_pass` to the same backend with upstream keepalive, 64 KiB buffers, no temp files,
-//! access log off, no cap on requests per connection; with TLS (OpenSSL) on a second port;
+//! every request logged, no cap on requests per connection, a listening socket per worker
+//! (`reuseport`, so that the kernel shares connections out among the workers as the
+//! gateway shares them among its threads); with TLS (OpenSSL) on a second port;
 //! and on a third, the reference cache: `proxy_cache` on disk (the page cache keeps it in
 //! memory), `slice 1m` and `proxy_cache_lock on`, as nginx documents for large media.
 //! It neither signs nor checks tokens: the URLs it is given are presigned.
@@ -71,7 +73,7 @@ pub fn start(
         format!(
             r#"
     server {{
-        listen 127.0.0.1:{tls_port} ssl http2;
+        listen 127.0.0.1:{tls_port} ssl http2 reuseport;
         ssl_certificate {};
         ssl_certificate_key {};
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -86,7 +88,7 @@ pub fn start(
         r#"
     proxy_cache_path {} levels=1:2 keys_zone=assets:16m max_size=1g inactive=1h use_temp_path=off;
     server {{
-        listen 127.0.0.1:{cache_port};
+        listen 127.0.0.1:{cache_port} reuseport;
         keepalive_requests 1000000;
         location / {{
             slice 1m;
@@ -119,7 +121,7 @@ http {{
         keepalive 64;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} reuseport;
         {location}
     }}
     {tls_server}
