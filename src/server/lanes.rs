@@ -260,6 +260,20 @@ mod tests {
         assert!(lanes.iter().all(|&n| n >= 5), "connections per lane: {lanes:?}");
     }
 
+    /// Lane 0 waiting for its turn on a task of its own (already waiting): how long it
+    /// waited, once it is its turn.
+    async fn waiting_for_its_turn(balance: &Arc<Balance>) -> tokio::task::JoinHandle<Duration> {
+        let balance = balance.clone();
+        let waiting = tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            balance.turn().await;
+            started.elapsed()
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        waiting
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_lane_ahead_of_the_least_busy_one_waits_for_it_or_for_a_while() {
         let balance = Balance::new(2);
@@ -269,16 +283,7 @@ mod tests {
         balance.turn().await;
         assert_eq!(started.elapsed(), LEAVE_FOR, "two ahead of lane 1: waited all it may");
         // Lane 1 takes one: lane 0's turn comes at once.
-        let waiting = {
-            let balance = balance.clone();
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                balance.turn().await;
-                started.elapsed()
-            })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        let waiting = waiting_for_its_turn(&balance).await;
         let other = std::thread::spawn({
             let balance = balance.clone();
             move || {
@@ -291,16 +296,7 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), Duration::ZERO);
         // Ahead again; a connection of its own that ends has the same effect.
         let _c = balance.took();
-        let waiting = {
-            let balance = balance.clone();
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                balance.turn().await;
-                started.elapsed()
-            })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        let waiting = waiting_for_its_turn(&balance).await;
         drop(a);
         assert_eq!(waiting.await.unwrap(), Duration::ZERO);
         drop(other);
