@@ -205,15 +205,28 @@ where
                 tokio::spawn(connection::serve(stream, cx));
                 continue;
             };
-            let share = balance.took();
-            tokio::spawn(async move {
-                let _share = share;
-                connection::serve(stream, cx).await;
-            });
-            tokio::select! {
-                () = balance.turn() => {}
-                () = stop.fired() => return,
+            let share = balance.place();
+            if share.here() {
+                tokio::spawn(async move {
+                    let _share = share;
+                    connection::serve(stream, cx).await;
+                });
+                continue;
             }
+            // To another lane, to be registered with its event loop there.
+            let Ok(stream) = stream.into_std() else { continue };
+            balance.hand(
+                share.lane(),
+                Box::new(move || match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        tokio::spawn(async move {
+                            let _share = share;
+                            connection::serve(stream, cx).await;
+                        });
+                    }
+                    Err(err) => tracing::debug!(error = %err, "a connection handed to another lane failed"),
+                }),
+            );
         }
     }
 }
