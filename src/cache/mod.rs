@@ -740,7 +740,12 @@ impl Inner {
                 Ok(Some(Err(e))) => return Err(FetchError::Failed(format!("the bucket's body failed: {e}"))),
                 Ok(Some(Ok(frame))) => frame,
             };
+            // An empty frame (a bucket may end its body with one) adds nothing, and must
+            // not be taken for the slice's last bytes a second time.
             let Ok(data) = frame.into_data() else { continue };
+            if data.is_empty() {
+                continue;
+            }
             received += data.len() as u64;
             if received > expected {
                 return Err(FetchError::Failed("the bucket sent more than the range".into()));
@@ -1127,14 +1132,16 @@ mod tests {
         let cache = ObjectCache::new(&settings(), Duration::from_secs(5), EdgeCacheMetrics::default(), None)
             .unwrap()
             .unwrap();
-        // A bucket that sends a whole 100-byte object in two chunks and only then (never,
-        // here) ends its body: the client has its answer before the fetch sees the end.
+        // A bucket that sends a whole 100-byte object in two chunks, then an empty frame,
+        // and only then (never, here) ends its body: the client has its answer before the
+        // fetch sees the end.
         let open: Fetcher = Arc::new(|_, _, _| {
             Box::pin(async move {
                 let mut headers = HeaderMap::new();
                 headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
                 headers.insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes 0-99/100"));
-                let chunks = [vec![1u8; 60], vec![2u8; 40]].map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
+                let chunks =
+                    [vec![1u8; 60], vec![2u8; 40], Vec::new()].map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
                 let frames = futures_util::stream::iter(chunks).chain(futures_util::stream::pending());
                 Ok(Fetched {
                     status: StatusCode::PARTIAL_CONTENT,
@@ -1148,8 +1155,10 @@ mod tests {
         while read < 100 {
             read += reader.next().await.unwrap().unwrap().len();
         }
-        // Another request at this moment (from another thread, say) finds the slice.
+        // Another request at this moment (from another thread, say) finds the slice, and
+        // the empty frame after it replaced nothing.
         assert!(cache.holds(&key(), &meta, 0, 99));
+        tokio::task::yield_now().await;
         assert_eq!(cache.held(&key(), &meta, 0, 99).unwrap().len(), 100);
     }
 
