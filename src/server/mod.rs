@@ -207,10 +207,7 @@ where
             };
             let share = balance.place();
             if share.here() {
-                tokio::spawn(async move {
-                    let _share = share;
-                    connection::serve(stream, cx).await;
-                });
+                serve_counted(stream, cx, share);
                 continue;
             }
             // To another lane, to be registered with its event loop there.
@@ -218,17 +215,25 @@ where
             balance.hand(
                 share.lane(),
                 Box::new(move || match tokio::net::TcpStream::from_std(stream) {
-                    Ok(stream) => {
-                        tokio::spawn(async move {
-                            let _share = share;
-                            connection::serve(stream, cx).await;
-                        });
-                    }
+                    Ok(stream) => serve_counted(stream, cx, share),
                     Err(err) => tracing::debug!(error = %err, "a connection handed to another lane failed"),
                 }),
             );
         }
     }
+}
+
+/// Serves a connection on a task of the calling thread's runtime, counted on its lane while
+/// it lasts.
+fn serve_counted<H, F>(stream: tokio::net::TcpStream, cx: connection::Context<H>, share: lanes::Share)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _share = share;
+        connection::serve(stream, cx).await;
+    });
 }
 
 /// A one-way, one-time signal shared by many tasks.
