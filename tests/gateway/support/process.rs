@@ -38,18 +38,15 @@ impl Background {
     /// Fails the test with the log's tail when the process has already exited.
     pub fn check_alive(&mut self, what: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: String = log
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            panic!("{what} exited ({status}) during start; its log:\n{tail}");
+            panic!("{what} exited ({status}) during start; its log:\n{}", self.log_tail());
         }
+    }
+
+    /// The last 30 lines of the process's log.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }
 
@@ -65,7 +62,7 @@ pub fn wait_until(bg: &mut Background, what: &str, limit: Duration, mut ready: i
     while !ready() {
         bg.check_alive(what);
         if start.elapsed() > limit {
-            panic!("{what} was not ready after {limit:?}; log at {}", bg.log.display());
+            panic!("{what} was not ready after {limit:?}; its log:\n{}", bg.log_tail());
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -2,6 +2,8 @@
 //! must be correctly signed. One server per test process, shared by its tests; each test
 //! uses buckets of its own.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -96,6 +98,8 @@ fn start() -> Seaweed {
         ]}}],
     });
     std::fs::write(dir.join("iam.json"), iam.to_string()).unwrap();
+    let data = dir.join("data");
+    let on_tmpfs = mount_tmpfs(&data);
     let p = free_ports(11);
     let d = dir.display();
     let args: Vec<String> = [
@@ -132,7 +136,12 @@ fn start() -> Seaweed {
     ]
     .into();
     let weed = program("WEED", "weed");
-    let mut process = Background::spawn(&weed, &args, &dir.join("weed.log"), &format!("rm -rf '{d}'"));
+    let cleanup = if on_tmpfs {
+        format!("umount -l '{d}/data'; rm -rf '{d}'")
+    } else {
+        format!("rm -rf '{d}'")
+    };
+    let mut process = Background::spawn(&weed, &args, &dir.join("weed.log"), &cleanup);
     let endpoint = Endpoint {
         scheme: Scheme::Http,
         host: "127.0.0.1".into(),
@@ -153,7 +162,31 @@ fn start() -> Seaweed {
     }
 }
 
-/// Ready means a bucket can be created (the filer behind S3 is up, not only the port).
+/// SeaweedFS marks every volume read-only when its disk has less than 1 % free, and then
+/// refuses every write: on a CI machine whose disk was that full, every test that seeds a
+/// bucket failed. Its data lives on a tmpfs of its own where one can be mounted (as root, as
+/// CI runs), so the tests do not depend on the machine's disk; elsewhere on the scratch
+/// directory. The size is a cap, not a reservation: the tests write a few hundred MiB.
+fn mount_tmpfs(data: &Path) -> bool {
+    std::fs::create_dir_all(data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8g", "tmpfs"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "SeaweedFS keeps its data in {} (no tmpfs without root): it refuses writes when that disk is over 99 % full",
+            data.display()
+        );
+    }
+    mounted
+}
+
+/// Ready means a bucket can be created and an object written into it (the filer behind S3
+/// and a writable volume are up, not only the port).
 struct S3Probe {
     endpoint: Endpoint,
     admin: StaticKeys,
@@ -169,7 +202,11 @@ impl S3Probe {
                 .unwrap();
             rt.block_on(async {
                 let writer = S3Writer::new(endpoint, admin, "us-east-1");
-                tokio::time::timeout(Duration::from_secs(5), writer.create_bucket("ready-probe"))
+                let write = async {
+                    writer.create_bucket("ready-probe").await?;
+                    writer.put("ready-probe", "probe", "text/plain", "ready").await
+                };
+                tokio::time::timeout(Duration::from_secs(5), write)
                     .await
                     .is_ok_and(|r| r.is_ok())
             })
