@@ -17,8 +17,8 @@ pub enum AdminError {
     Unauthorized(&'static str),
     /// 404 `not_found`.
     NotFound(&'static str),
-    /// 405 `method_not_allowed`, with the method.
-    MethodNotAllowed(String),
+    /// 405 `method_not_allowed`, with the method and the route's methods (its `Allow`).
+    MethodNotAllowed { method: String, allow: &'static str },
     /// 408 `invalid_request`: the body did not arrive in time.
     BodyTimeout,
     /// 413 `validation_error`: the body is too large.
@@ -52,7 +52,7 @@ impl AdminError {
             Invalid(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             NotFound(_) => StatusCode::NOT_FOUND,
-            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             KeptChanging(_) => StatusCode::CONFLICT,
@@ -76,7 +76,7 @@ impl AdminError {
             BadRequest(_) | BodyTimeout => "invalid_request",
             Unauthorized(_) => "unauthorized",
             NotFound(_) => "not_found",
-            MethodNotAllowed(_) => "method_not_allowed",
+            MethodNotAllowed { .. } => "method_not_allowed",
             KeptChanging(_) => "conflict",
             Stale => "precondition_failed",
             NoSigningKey => "no_signing_key",
@@ -100,7 +100,7 @@ impl AdminError {
                 format!("invalid fields: {}", names.join(", "))
             }
             BadRequest(m) | Unauthorized(m) | NotFound(m) => m.to_string(),
-            MethodNotAllowed(method) => format!("{method} is not allowed here"),
+            MethodNotAllowed { method, allow } => format!("{method} is not allowed here (allowed: {allow})"),
             BodyTimeout => "the request body did not arrive in time".into(),
             TooLarge => "the body is too large".into(),
             KeptChanging(what) => format!("the storage kept changing while {what}; try again"),

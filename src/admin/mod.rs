@@ -136,29 +136,45 @@ async fn route(gw: &Gateway, path: &str, call: &storages::Call<'_>) -> Reply {
         (&Method::POST, [org, "tokens"]) => mint(gw, org, &json_body(call.body)?),
         (&Method::GET, [org, "usage"]) => orgs::usage(gw, org, call.query).await,
         (&Method::GET, [org, "limits"]) => orgs::read_limits(gw, org),
+        (&Method::PUT, [_, "limits"]) if call.body.is_empty() => Err(AdminError::field(
+            "body",
+            "is required: {\"limits\": {...}, \"labeler_limits\": {...}}, or {} to remove them",
+        )),
         (&Method::PUT, [org, "limits"]) => orgs::put_limits(gw, org, &json_body(call.body)?).await,
         (&Method::DELETE, [org, "cache"]) => orgs::purge_cache(gw, org, &json_body(call.body)?).await,
-        (
-            _,
-            [_, "storages"]
-            | [_, "storages", _]
-            | [_, "storages", _, "validate"]
-            | [_, "external-id"]
-            | [_, "tokens"]
-            | [_, "usage"]
-            | [_, "limits"]
-            | [_, "cache"],
-        ) => Err(AdminError::MethodNotAllowed(method.to_string())),
-        _ => Err(AdminError::NotFound("no such admin route")),
+        (_, path) => match allowed(path) {
+            Some(allow) => Err(AdminError::MethodNotAllowed {
+                method: method.to_string(),
+                allow,
+            }),
+            None => Err(AdminError::NotFound("no such admin route")),
+        },
     }
 }
 
+/// The methods a route takes (its `Allow`), or `None` for no route.
+fn allowed(path: &[&str]) -> Option<&'static str> {
+    Some(match path {
+        [_, "storages"] => "GET, POST",
+        [_, "storages", _] => "GET, PATCH, DELETE",
+        [_, "storages", _, "validate"] | [_, "tokens"] => "POST",
+        [_, "external-id"] | [_, "usage"] => "GET",
+        [_, "limits"] => "GET, PUT",
+        [_, "cache"] => "DELETE",
+        _ => return None,
+    })
+}
+
+/// A request body: a JSON object (an empty body is `{}`), free of control characters.
 fn json_body(body: &[u8]) -> Result<Value, AdminError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| AdminError::field("body", format!("not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(AdminError::field("body", "must be a JSON object"));
+    }
     match control_character(&value, "") {
         Some(field) => Err(AdminError::field(
             &field,
@@ -271,6 +287,10 @@ fn metrics(gw: &Gateway) -> Response<Body> {
 }
 
 fn respond(result: Reply, no_store: bool) -> Response<Body> {
+    let allow = match &result {
+        Err(AdminError::MethodNotAllowed { allow, .. }) => Some(HeaderValue::from_static(allow)),
+        _ => None,
+    };
     let (status, value, etag) = match result {
         Ok(a) => (a.status, json!({ "status": "success", "data": a.data }), a.etag),
         Err(e) => {
@@ -286,6 +306,9 @@ fn respond(result: Reply, no_store: bool) -> Response<Body> {
     *response.status_mut() = status;
     if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         response.headers_mut().insert(header::ETAG, etag);
+    }
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
     }
     response
         .headers_mut()

@@ -95,7 +95,16 @@ pub fn read_limits(gw: &Gateway, org: &str) -> Reply {
 /// org's limits (an empty object removes them).
 pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::Answer, AdminError> {
     check_org(org)?;
-    let parsed: OrgLimits = serde_json::from_value(body.clone()).map_err(|e| {
+    // serde would take a list for a table of limits, its values by position.
+    for name in ["limits", "labeler_limits"] {
+        if body.get(name).is_some_and(|v| !v.is_object() && !v.is_null()) {
+            return Err(AdminError::field(
+                name,
+                "must be {\"requests_per_second\", \"burst\", \"concurrent_streams\"} or null",
+            ));
+        }
+    }
+    let parsed: OrgLimits = serde_json::from_value(whole_numbers(body)).map_err(|e| {
         AdminError::field(
             "body",
             format!("must be {{\"limits\": {{...}}, \"labeler_limits\": {{...}}}} with requests_per_second, burst and concurrent_streams: {e}"),
@@ -114,6 +123,20 @@ pub async fn put_limits(gw: &Gateway, org: &str, body: &Value) -> Result<super::
     gw.storages.set_limits(org, stored).await?;
     tracing::info!(org, "limits changed");
     read_limits(gw, org)
+}
+
+/// `value` with every number that is a whole number written with a fraction (`200.0`, as
+/// some JSON writers send integers) made an integer, as JSON Schema counts it.
+fn whole_numbers(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Value::from(f as u32),
+            _ => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), whole_numbers(v))).collect()),
+        other => other.clone(),
+    }
 }
 
 /// `DELETE /admin/v1/orgs/{org}/cache`, with an optional body `{"storage", "bucket",
@@ -191,5 +214,18 @@ mod tests {
             assert!(parse_day(bad).is_none(), "{bad}");
         }
         assert_eq!(day_of(parse_day("2026-12-01").unwrap()), "2026-12-01");
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_are_integers() {
+        let body = json!({"limits": {"burst": 2000.0, "requests_per_second": 50, "concurrent_streams": 1.5},
+                          "labeler_limits": {"burst": -3.0, "requests_per_second": 5e9}});
+        assert_eq!(
+            whole_numbers(&body),
+            json!({"limits": {"burst": 2000, "requests_per_second": 50, "concurrent_streams": 1.5},
+                   "labeler_limits": {"burst": -3.0, "requests_per_second": 5e9}})
+        );
+        let parsed: OrgLimits = serde_json::from_value(whole_numbers(&json!({"limits": {"burst": 33786.0}}))).unwrap();
+        assert_eq!(parsed.limits.unwrap().burst, Some(33786));
     }
 }

@@ -672,6 +672,30 @@ async fn every_input_rule_is_a_400_naming_its_field() {
     )
     .await;
     assert_eq!(object.body, "first image");
+
+    // A body is a JSON object, or nothing where nothing means `{}`; PUT of limits needs one.
+    for (method, path) in [
+        (Method::POST, "/admin/v1/orgs/acme/tokens"),
+        (Method::POST, "/admin/v1/orgs/acme/storages/patched/validate"),
+        (Method::PUT, "/admin/v1/orgs/acme/limits"),
+        (Method::DELETE, "/admin/v1/orgs/acme/cache"),
+        (Method::PATCH, "/admin/v1/orgs/acme/storages/patched"),
+    ] {
+        for body in [json!([null, null]), json!("text"), json!(7)] {
+            refused(&admin(&gw, method.clone(), path, Some(body)).await, "body");
+        }
+    }
+    refused(
+        &admin(&gw, Method::PUT, "/admin/v1/orgs/acme/limits", None).await,
+        "body",
+    );
+    let wrong = admin(&gw, Method::PUT, "/admin/v1/orgs/acme/storages", None).await;
+    assert_eq!((wrong.status.as_u16(), wrong.header("allow")), (405, "GET, POST"));
+    let listed = json!({"labeler_limits": [5, 10, 2]});
+    refused(
+        &admin(&gw, Method::PUT, "/admin/v1/orgs/acme/limits", Some(listed)).await,
+        "labeler_limits",
+    );
 }
 
 #[tokio::test]
