@@ -71,6 +71,9 @@ pub async fn handle(gw: Arc<Gateway>, request: Request<Incoming>) -> Response<Bo
                 Ok(Err(_)) => return respond(Err(AdminError::TooLarge), true),
                 Err(_) => return respond(Err(AdminError::BodyTimeout), true),
             };
+            if path == OPENAPI_PATH {
+                return openapi(&parts.method);
+            }
             let request = storages::Call {
                 method: &parts.method,
                 query: parts.uri.query(),
@@ -264,6 +267,32 @@ fn mint(gw: &Gateway, org: &str, body: &Value) -> Reply {
         StatusCode::OK,
         json!({ "token": token, "expiresAt": humantime::format_rfc3339_seconds(expires).to_string() }),
     ))
+}
+
+/// Where the admin API's OpenAPI 3.1 document is served (behind the admin token).
+const OPENAPI_PATH: &str = "/admin/v1/openapi.json";
+
+/// The OpenAPI 3.1 document of this API, as kept in the repository (`src/admin/openapi.json`;
+/// the gateway's tests check it against the routes here).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET` of the OpenAPI document, as it is (no envelope: tools read it).
+fn openapi(method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        let method = method.to_string();
+        return respond(
+            Err(AdminError::MethodNotAllowed {
+                method,
+                allow: "GET, HEAD",
+            }),
+            true,
+        );
+    }
+    let mut response = Response::new(body::full(OPENAPI));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `{"status": ...}`, as on the data plane's health routes (no envelope: probes read it).
