@@ -10,6 +10,7 @@ mod cache_disk;
 mod conditionals;
 mod connections;
 mod content;
+mod contract;
 mod cors;
 mod delegation;
 mod demo;
