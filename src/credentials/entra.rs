@@ -115,7 +115,7 @@ pub(crate) async fn exchange(
 }
 
 /// `{"access_token", "expires_in"}` of an OAuth 2.0 token answer (RFC 6749 §5.1).
-pub(crate) fn oauth_token(answer: &[u8], issuer: &str) -> Result<(Secret, SystemTime), GatewayError> {
+pub fn oauth_token(answer: &[u8], issuer: &str) -> Result<(Secret, SystemTime), GatewayError> {
     #[derive(serde::Deserialize)]
     struct Answer {
         access_token: String,
@@ -155,6 +155,13 @@ mod tests {
         assert_eq!(token.expose(), "t1");
         assert!(expires > SystemTime::now() + std::time::Duration::from_secs(3500));
         assert!(oauth_token(br#"{"access_token":"t2","expires_in":"60"}"#, "x").is_ok());
+        // A lifetime past what a clock can hold (found by the fuzz target `answers`) is a day.
+        let day = SystemTime::now() + super::super::MAX_TOKEN_LIFETIME;
+        for forever in ["18446744073709551615", "\"18446744073709551615\"", "315360000"] {
+            let answer = format!(r#"{{"access_token":"t3","expires_in":{forever}}}"#);
+            let (_, expires) = oauth_token(answer.as_bytes(), "x").unwrap();
+            assert!(expires <= day + std::time::Duration::from_secs(5), "{forever}");
+        }
         assert_eq!(
             oauth_token(b"<html>", "x").unwrap_err().code(),
             "token_service_unavailable"

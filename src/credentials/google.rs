@@ -204,7 +204,7 @@ impl Google {
 }
 
 /// `{"accessToken", "expireTime"}` of generateAccessToken.
-fn impersonated_token(answer: &[u8]) -> Result<(Secret, SystemTime), GatewayError> {
+pub fn impersonated_token(answer: &[u8]) -> Result<(Secret, SystemTime), GatewayError> {
     let unavailable = || GatewayError::TokenServiceUnavailable("Google IAM".into());
     let v: Value = serde_json::from_slice(answer).map_err(|_| unavailable())?;
     let token = v["accessToken"].as_str().ok_or_else(unavailable)?;
@@ -212,7 +212,7 @@ fn impersonated_token(answer: &[u8]) -> Result<(Secret, SystemTime), GatewayErro
         .as_str()
         .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next()?).ok())
         .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
-    Ok((Secret::new(token), expires))
+    Ok((Secret::new(token), super::expiry_at(expires)))
 }
 
 /// The key of a storage, ready to be a credential source (cache key: org, storage, account).
@@ -278,13 +278,16 @@ mod tests {
     }
 
     #[test]
-    fn impersonated_tokens_carry_their_expiry() {
-        let (t, at) =
-            impersonated_token(br#"{"accessToken":"ya29.x","expireTime":"2030-01-02T03:04:05.123456Z"}"#).unwrap();
-        assert_eq!(t.expose(), "ya29.x");
-        assert_eq!(
-            humantime::format_rfc3339_seconds(at).to_string(),
-            "2030-01-02T03:04:05Z"
+    fn impersonated_tokens_carry_their_expiry_up_to_a_day() {
+        let hour = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600)).to_string();
+        let answer = format!(
+            r#"{{"accessToken":"ya29.x","expireTime":"{}.123456Z"}}"#,
+            hour.trim_end_matches('Z')
         );
+        let (t, at) = impersonated_token(answer.as_bytes()).unwrap();
+        assert_eq!(t.expose(), "ya29.x");
+        assert_eq!(humantime::format_rfc3339_seconds(at).to_string(), hour);
+        let (_, at) = impersonated_token(br#"{"accessToken":"ya29.y","expireTime":"9999-12-31T23:59:59Z"}"#).unwrap();
+        assert!(at <= SystemTime::now() + crate::credentials::MAX_TOKEN_LIFETIME);
     }
 }

@@ -278,7 +278,18 @@ fn pinned_to(pin: &Pin, endpoint: &Endpoint, cloud: &'static str) -> Result<(), 
     Err(GatewayError::TokenNotForEndpoint(cloud))
 }
 
-/// When a token handed out now expires, from the issuer's `expires_in` (seconds).
+/// The longest an access token of a token endpoint is kept: Entra's and Google's live an
+/// hour, and an endpoint that claims more (or any number up to `u64::MAX`, which once made
+/// the expiry overflow) gets a day.
+pub const MAX_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// When a token handed out now expires, from the issuer's `expires_in` (seconds), at most
+/// [`MAX_TOKEN_LIFETIME`] from now.
 pub fn expiry_in(seconds: u64) -> SystemTime {
-    SystemTime::now() + std::time::Duration::from_secs(seconds)
+    SystemTime::now() + std::time::Duration::from_secs(seconds).min(MAX_TOKEN_LIFETIME)
+}
+
+/// `expires`, from a token endpoint's answer, at most [`MAX_TOKEN_LIFETIME`] from now.
+pub fn expiry_at(expires: SystemTime) -> SystemTime {
+    expires.min(SystemTime::now() + MAX_TOKEN_LIFETIME)
 }
