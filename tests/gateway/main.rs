@@ -7,6 +7,7 @@ mod admin;
 mod azure;
 mod cache;
 mod cache_disk;
+mod chaos;
 mod conditionals;
 mod connections;
 mod content;

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod client;
 pub mod fake_gcs;
 pub mod fake_sts;
+pub mod faults;
 pub mod loopback;
 pub mod moto;
 pub mod oauth;

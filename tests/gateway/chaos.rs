@@ -1,0 +1,451 @@
+//! Chaos under load: traffic flows while the bucket's network misbehaves (latency, resets
+//! mid-body, stalls, refused connections, a partition) through the tests' own fault relay
+//! (`support/faults.rs`), and while the registry's database is cut off. Pass means: every
+//! answer is complete and byte-exact or visibly cut short (never a short body presented as
+//! complete), every request that could be served was served, none hangs past the gateway's
+//! timeouts, and the gateway recovers by itself; the recovery time is printed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+use crate::support::faults::{Fault, FaultRelay};
+use crate::support::postgres::{database, postgres};
+use crate::support::seaweed::seaweed;
+use crate::support::*;
+
+const BUCKET: &str = "chaos-assets";
+const CLIENTS: usize = 8;
+/// Longer than any answer may take: the gateway's own timeouts below end a stalled one.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+const SERVER: &str =
+    "upstream_connect_timeout = \"1s\"\nupstream_first_byte_timeout = \"2s\"\nupstream_idle_timeout = \"2s\"";
+
+/// The objects of the bucket: (key, bytes).
+fn objects() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("small.jpg", pattern(4 * 1024, 1)),
+        ("medium.png", pattern(300 * 1024 + 7, 2)),
+        ("large.mp4", pattern(3 * 1024 * 1024 + 11, 3)),
+    ]
+}
+
+/// Puts [`objects`] into the chaos bucket of SeaweedFS.
+async fn seed() {
+    let objects = objects();
+    let pairs: Vec<(&str, &[u8])> = objects.iter().map(|(k, v)| (*k, &v[..])).collect();
+    seaweed().seed(BUCKET, &pairs).await;
+}
+
+/// What became of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// 200/206 with every byte, as the bucket holds it.
+    Complete,
+    /// 200/206 whose body broke off before its end, visibly to the client.
+    CutShort,
+    /// A JSON error for a bucket that cannot answer (502, 503, 504).
+    Refused(u16),
+    /// Anything else: a wrong or short body taken as complete, an unexpected status, a
+    /// gateway that cannot be reached, or no answer within the client's timeout.
+    Wrong(String),
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    started: Instant,
+    ended: Instant,
+    outcome: Outcome,
+}
+
+/// One request of the load: a whole object or a range of it, checked byte for byte.
+async fn one(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    url: &str,
+    auth: &str,
+    range: Option<(usize, usize)>,
+    want: &[u8],
+) -> Outcome {
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .header("authorization", auth);
+    if let Some((from, to)) = range {
+        request = request.header("range", format!("bytes={from}-{to}"));
+    }
+    let work = async {
+        let response = match client.request(request.body(Empty::new()).unwrap()).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Wrong(format!("the gateway could not be reached: {e}")),
+        };
+        let status = response.status();
+        let body = response.into_body().collect().await.map(|b| b.to_bytes());
+        let expected = match range {
+            Some((from, to)) => &want[from..=to],
+            None => want,
+        };
+        match (status, body) {
+            (StatusCode::OK | StatusCode::PARTIAL_CONTENT, Ok(body)) if body[..] == *expected => Outcome::Complete,
+            (StatusCode::OK | StatusCode::PARTIAL_CONTENT, Ok(body)) => Outcome::Wrong(format!(
+                "{status} with {} bytes presented as complete, {} expected",
+                body.len(),
+                expected.len()
+            )),
+            (StatusCode::OK | StatusCode::PARTIAL_CONTENT, Err(_)) => Outcome::CutShort,
+            (s, Ok(body)) if matches!(s.as_u16(), 502..=504) => {
+                match serde_json::from_slice::<serde_json::Value>(&body) {
+                    Ok(v) if v["error"]["code"].is_string() => Outcome::Refused(s.as_u16()),
+                    _ => Outcome::Wrong(format!("{s} without a JSON error")),
+                }
+            }
+            (s, body) => Outcome::Wrong(format!(
+                "{s}: {:?}",
+                body.map(|b| String::from_utf8_lossy(&b).into_owned())
+            )),
+        }
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Outcome::Wrong(format!("no answer within {CLIENT_TIMEOUT:?}")))
+}
+
+/// `CLIENTS` clients reading the bucket's objects through `gw` until `stop`, each answer
+/// recorded.
+fn load(gw: &TestGateway, storage: &str, stop: Instant) -> Vec<tokio::task::JoinHandle<Vec<Record>>> {
+    load_from(&gw.base, storage, stop)
+}
+
+/// [`load`] against the data plane at `base`.
+fn load_from(base: &str, storage: &str, stop: Instant) -> Vec<tokio::task::JoinHandle<Vec<Record>>> {
+    let objects = Arc::new(objects());
+    let auth = format!("Bearer {}", token("acme"));
+    (0..CLIENTS)
+        .map(|c| {
+            let urls: Vec<String> = objects
+                .iter()
+                .map(|(k, _)| format!("{base}/v1/orgs/acme/storages/{storage}/objects/{BUCKET}/{k}"))
+                .collect();
+            let (objects, auth) = (objects.clone(), auth.clone());
+            tokio::spawn(async move {
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(5))
+                    .build_http();
+                let mut records = Vec::new();
+                let mut i = c;
+                while Instant::now() < stop {
+                    let which = i % objects.len();
+                    let want = &objects[which].1;
+                    let range = (i % 4 == 1).then(|| (want.len() / 7, want.len() - 1 - want.len() / 5));
+                    let started = Instant::now();
+                    let outcome = one(&client, &urls[which], &auth, range, want).await;
+                    records.push(Record {
+                        started,
+                        ended: Instant::now(),
+                        outcome,
+                    });
+                    i += 1;
+                }
+                records
+            })
+        })
+        .collect()
+}
+
+async fn finish(clients: Vec<tokio::task::JoinHandle<Vec<Record>>>) -> Vec<Record> {
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    all
+}
+
+/// Fails on any `Wrong` outcome, naming the first few.
+fn nothing_wrong(records: &[Record]) {
+    let wrong: Vec<&Record> = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Wrong(_)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} wrong, first: {:?}",
+        wrong.len(),
+        records.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}
+
+fn count(records: &[Record], f: impl Fn(&Outcome) -> bool) -> usize {
+    records.iter().filter(|r| f(&r.outcome)).count()
+}
+
+/// The bucket's network goes through every fault while eight clients read objects whole
+/// and by range; the edge cache is off, so every request crosses the faults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_faults_under_load_cut_answers_visibly_and_the_gateway_recovers() {
+    seed().await;
+    let sw = seaweed();
+    let relay = FaultRelay::start(
+        format!("{}:{}", sw.endpoint.host, sw.endpoint.port.unwrap())
+            .parse()
+            .unwrap(),
+    )
+    .await;
+    let gw = TestGateway::acme(
+        &format!("{}\n[cache]\nmemory = \"0\"\n", config(SERVER, "")),
+        "chaos",
+        &relay.endpoint(),
+        &[BUCKET],
+        &sw.reader,
+    )
+    .await;
+
+    let phase = Duration::from_millis(2500);
+    let faults = [
+        Fault::Pass,
+        Fault::Latency(Duration::from_millis(40)),
+        Fault::ResetAfter(100_000),
+        Fault::StallAfter(150_000),
+        Fault::Refuse,
+        Fault::Partition,
+    ];
+    let start = Instant::now();
+    let recovered_at = start + phase * faults.len() as u32;
+    let clients = load(&gw, "chaos", recovered_at + Duration::from_secs(8));
+    let mut phases = Vec::new();
+    for fault in faults {
+        relay.set(fault);
+        let from = Instant::now();
+        tokio::time::sleep(phase).await;
+        phases.push((fault, from, Instant::now()));
+    }
+    relay.set(Fault::Pass);
+    let healed = Instant::now();
+    let records = finish(clients).await;
+    nothing_wrong(&records);
+
+    for (fault, from, to) in &phases {
+        let within: Vec<Record> = records
+            .iter()
+            .filter(|r| r.started >= *from && r.ended <= *to)
+            .cloned()
+            .collect();
+        let begun: Vec<Record> = records
+            .iter()
+            .filter(|r| r.started >= *from && r.started < *to)
+            .cloned()
+            .collect();
+        let longest = begun.iter().map(|r| r.ended - r.started).max().unwrap_or_default();
+        eprintln!(
+            "{fault:?}: {} requests begun, {} complete, {} cut short, {} refused; the longest took {longest:?}",
+            begun.len(),
+            count(&begun, |o| *o == Outcome::Complete),
+            count(&begun, |o| *o == Outcome::CutShort),
+            count(&begun, |o| matches!(o, Outcome::Refused(_))),
+        );
+        // None waits past the gateway's timeouts (2 s to a first byte, 2 s of silence).
+        assert!(
+            longest < Duration::from_secs(10),
+            "{fault:?}: a request took {longest:?}"
+        );
+        if matches!(fault, Fault::Pass | Fault::Latency(_)) {
+            // Nothing kept these from being served.
+            assert_eq!(count(&within, |o| *o == Outcome::Complete), within.len(), "{fault:?}");
+            assert!(!within.is_empty(), "{fault:?}: no request ran");
+        }
+    }
+    // Recovery: from the moment the network heals, the first request begun afterwards that
+    // is served; every request begun after that one is served too.
+    let first = records
+        .iter()
+        .filter(|r| r.started >= healed && r.outcome == Outcome::Complete)
+        .map(|r| r.started)
+        .min()
+        .expect("requests are served again");
+    eprintln!("recovered {:?} after the network healed", first.duration_since(healed));
+    let after: Vec<&Record> = records.iter().filter(|r| r.started >= first).collect();
+    assert!(after.len() >= CLIENTS, "{} requests after recovery", after.len());
+    assert!(
+        after.iter().all(|r| r.outcome == Outcome::Complete),
+        "{:?}",
+        after.iter().find(|r| r.outcome != Outcome::Complete)
+    );
+    assert!(first.duration_since(healed) < Duration::from_secs(5));
+    // Nothing is left in flight: every stalled or cut request was ended.
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l == "assetgate_in_flight_requests 0"),
+        "{metrics}"
+    );
+}
+
+/// The registry's PostgreSQL is cut off (a partition, then refused connections) while
+/// clients read through a storage created by the admin API: the storages the gateway holds
+/// keep serving every request, and once the database is back a change made through the
+/// admin API lands and is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_database_cut_off_under_load_fails_no_request_it_can_serve() {
+    seed().await;
+    let (_, url) = database();
+    let pg = postgres();
+    let relay = FaultRelay::start(format!("127.0.0.1:{}", pg.port).parse().unwrap()).await;
+    let through = url.replace(&format!(":{}/", pg.port), &format!(":{}/", relay.addr.port()));
+    assert_ne!(through, url);
+    let admin_token = "chaos-admin-token-0123456789";
+    let registry = format!(
+        "[admin]\ntoken = \"{admin_token}\"\n[registry]\nurl = \"{through}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.0/8\"]\nresync_interval = \"2s\"\n",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    let gw = TestGateway::start(&format!("{}\n[cache]\nmemory = \"0\"\n{registry}", config(SERVER, ""))).await;
+    let sw = seaweed();
+    let body = |id: &str| {
+        json!({"_id": id, "type": "s3_compatible", "buckets": [BUCKET], "endpoint": sw.endpoint.to_string(),
+            "credentials": {"accessKeyId": sw.reader.access_key_id, "secretAccessKey": sw.reader.secret_access_key.expose()}})
+    };
+    let created = client::admin(
+        &gw.admin_base,
+        admin_token,
+        Method::POST,
+        "/admin/v1/orgs/acme/storages",
+        Some(body("api")),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+
+    let outage = Duration::from_secs(4);
+    let stop = Instant::now() + outage * 2 + Duration::from_secs(6);
+    let clients = load(&gw, "api", stop);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    relay.set(Fault::Partition);
+    tokio::time::sleep(outage).await;
+    relay.set(Fault::Refuse);
+    tokio::time::sleep(outage).await;
+    relay.set(Fault::Pass);
+    let healed = Instant::now();
+    // A change through the admin API lands once the database answers again.
+    let landed = loop {
+        let r = client::admin(
+            &gw.admin_base,
+            admin_token,
+            Method::POST,
+            "/admin/v1/orgs/acme/storages",
+            Some(body("after")),
+        )
+        .await;
+        if r.status == 201 {
+            break Instant::now();
+        }
+        assert!(
+            matches!(r.status.as_u16(), 503),
+            "{}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            healed.elapsed() < Duration::from_secs(30),
+            "the registry never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "the admin API wrote again {:?} after the database came back",
+        landed.duration_since(healed)
+    );
+    let auth = format!("Bearer {}", token("acme"));
+    let served = client::get(
+        &gw.url("acme", "after", BUCKET, "small.jpg"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(served.status, 200);
+
+    let records = finish(clients).await;
+    nothing_wrong(&records);
+    let served = count(&records, |o| *o == Outcome::Complete);
+    eprintln!(
+        "{} requests during the outage and after, {served} served",
+        records.len()
+    );
+    assert_eq!(
+        served,
+        records.len(),
+        "every request could be served from the storages held"
+    );
+}
+
+/// The binary reloads its configuration (SIGHUP) every 300 ms while clients read, a broken
+/// file every other time (the last good one stays): no request is lost. Then SIGTERM
+/// arrives with downloads in flight: each completes, byte for byte, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_and_a_shutdown_mid_stream_lose_no_request() {
+    seed().await;
+    let sw = seaweed();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!(
+        "[cache]\nmemory = \"0\"\n[[orgs]]\nid = \"acme\"\n{}",
+        storage("main", &sw.endpoint, &[BUCKET], &sw.reader)
+    );
+    let served = binary::Served::start(dir.path(), SERVER, &rest);
+    let base = format!("http://{}", served.data);
+    let good = std::fs::read_to_string(&served.config).unwrap();
+    let changed = good.replace("max_age = \"10m\"", "max_age = \"5m\"");
+    assert_ne!(good, changed);
+
+    let stop = Instant::now() + Duration::from_secs(6);
+    let clients = load_from(&base, "main", stop);
+    let mut reloads = 0;
+    while Instant::now() < stop {
+        served.rewrite(match reloads % 3 {
+            0 => &changed,
+            1 => "this is [not toml",
+            _ => &good,
+        });
+        served.signal("HUP");
+        reloads += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let records = finish(clients).await;
+    nothing_wrong(&records);
+    eprintln!("{} requests during {reloads} reloads", records.len());
+    assert_eq!(count(&records, |o| *o == Outcome::Complete), records.len());
+
+    // SIGTERM with downloads of the large object in flight.
+    let (key, want) = objects().pop().unwrap();
+    let url = format!("{base}/v1/orgs/acme/storages/main/objects/{BUCKET}/{key}");
+    let auth = format!("Bearer {}", token("acme"));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut downloads = Vec::new();
+    for _ in 0..CLIENTS {
+        let request = Request::get(&url)
+            .header("authorization", &auth)
+            .body(Empty::new())
+            .unwrap();
+        downloads.push(client.request(request).await.unwrap());
+    }
+    served.signal("TERM");
+    for response in downloads {
+        assert_eq!(response.status(), 200);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("completes after SIGTERM")
+            .to_bytes();
+        assert!(body[..] == want[..], "{} bytes", body.len());
+    }
+    let mut served = served;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+}
