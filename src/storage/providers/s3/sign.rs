@@ -197,6 +197,10 @@ pub fn sign_request<B>(
 }
 
 #[cfg(test)]
+#[path = "sign_reference.rs"]
+mod sign_reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::credentials::StaticKeys;
@@ -204,42 +208,18 @@ mod tests {
     use proptest::prelude::*;
     use std::time::Duration;
 
-    /// The same request signed by `aws-sigv4`, configured for S3 as the AWS SDK signs
-    /// GetObject: the reference this signer must agree with byte for byte.
+    /// The same request signed by `aws-sigv4`: the reference this signer must agree with
+    /// byte for byte.
     fn reference(request: &http::Request<()>, keys: &StaticKeys, region: &str, time: SystemTime) -> http::Request<()> {
-        use aws_sigv4::http_request::{
-            sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-            UriPathNormalizationMode,
-        };
-        let identity = aws_credential_types::Credentials::new(
-            keys.access_key_id.clone(),
-            keys.secret_access_key.expose().to_string(),
-            keys.session_token.as_ref().map(|t| t.expose().to_string()),
-            None,
-            "test",
+        let token = keys.session_token.as_ref().map(|t| t.expose().to_string());
+        sign_reference::reference(
+            request,
+            &keys.access_key_id,
+            keys.secret_access_key.expose(),
+            token.as_deref(),
+            region,
+            time,
         )
-        .into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name(SERVICE)
-            .time(time)
-            .settings(settings)
-            .build()
-            .unwrap()
-            .into();
-        let headers = request.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap()));
-        let uri = request.uri().to_string();
-        let signable =
-            SignableRequest::new(request.method().as_str(), uri, headers, SignableBody::UnsignedPayload).unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut out = request.clone();
-        instructions.apply_to_request_http1x(&mut out);
-        out
     }
 
     fn agrees(uri: &str, headers: &[(&str, &str)], keys: &StaticKeys, region: &str, time: SystemTime) {
