@@ -23,6 +23,9 @@ mod relay;
 mod report;
 mod tls;
 
+#[path = "../shared/process.rs"]
+mod process;
+
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +40,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use assetgate::credentials::StaticKeys;
 use assetgate::secret::Secret;
 use assetgate::token::TokenKey;
+use process::{free_port, Proc};
 use report::{Cell, Memory, Report, Round, Sample, Sts, TlsCell, TlsRound};
 
 const ROLE: &str = "ASSETGATE_BENCH_ROLE";
@@ -87,24 +91,6 @@ struct Options {
     rounds: usize,
     /// One object size only (`4KiB`, `1MiB`, `64MiB`).
     only: Option<String>,
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn bench(options: Options) {

@@ -20,10 +20,12 @@
 
 #[path = "../load/backend.rs"]
 mod backend;
+#[path = "../shared/process.rs"]
+mod process;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +40,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
+
+use process::{free_port, Proc};
 
 const ROLE: &str = "ASSETGATE_BENCH_ROLE";
 const BUCKET: &str = "soak";
@@ -59,31 +63,27 @@ const SLOW_CLIENTS: usize = 3;
 fn main() {
     if std::env::var(ROLE).as_deref() == Ok("backend") {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(backend::run(args[0].clone().into(), args[1].clone(), args[2].clone()));
         return;
     }
     let args: Vec<String> = std::env::args().collect();
-    let option = |name: &str| args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse::<f64>().ok());
+    let option = |name: &str| {
+        args.windows(2)
+            .find(|w| w[0] == name)
+            .and_then(|w| w[1].parse::<f64>().ok())
+    };
     let minutes = option("--minutes").unwrap_or(30.0);
     let rate = option("--rate");
     let every = option("--report-every").unwrap_or(60.0);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(soak(minutes, rate, Duration::from_secs_f64(every)));
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -103,7 +103,12 @@ fn postgres(dir: &std::path::Path) -> (Proc, String) {
     std::fs::create_dir_all(&pg).unwrap();
     std::fs::write(pg.join("pw"), "soak-pw").unwrap();
     if root {
-        assert!(Command::new("chown").args(["-R", "nobody"]).arg(&pg).status().unwrap().success());
+        assert!(Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(&pg)
+            .status()
+            .unwrap()
+            .success());
     }
     let run = |program: &std::path::Path| {
         if root {
@@ -117,7 +122,13 @@ fn postgres(dir: &std::path::Path) -> (Proc, String) {
     let out = run(&bin.join("initdb"))
         .arg("-D")
         .arg(pg.join("data"))
-        .args(["-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--pwfile"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "--pwfile",
+        ])
         .arg(pg.join("pw"))
         .output()
         .unwrap();
@@ -139,7 +150,10 @@ fn postgres(dir: &std::path::Path) -> (Proc, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
-    (Proc(child), format!("postgres://postgres:soak-pw@127.0.0.1:{port}/postgres"))
+    (
+        Proc(child),
+        format!("postgres://postgres:soak-pw@127.0.0.1:{port}/postgres"),
+    )
 }
 
 fn is_root() -> bool {
@@ -336,13 +350,21 @@ impl Mix {
             range = Some(from..from + RANGE);
             request = request.header("range", format!("bytes={from}-{}", from + RANGE - 1));
         }
-        let response = match tokio::time::timeout(Duration::from_secs(30), self.client.request(request.body(Empty::new()).unwrap())).await {
+        let response = match tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.request(request.body(Empty::new()).unwrap()),
+        )
+        .await
+        {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Some(format!("no answer: {e}")),
             Err(_) => return Some("no answer in 30 s".into()),
         };
         let status = response.status();
-        let cors = response.headers().get("access-control-allow-origin").is_some_and(|v| v == ORIGIN);
+        let cors = response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_some_and(|v| v == ORIGIN);
         let want: &[u8] = match (kind, &range) {
             (Kind::VideoRange, Some(r)) => &self.video[r.clone()],
             (Kind::Slow, _) => &self.video,
@@ -421,7 +443,10 @@ fn slope_per_hour(points: &[(f64, f64)]) -> f64 {
     if n < 2.0 {
         return 0.0;
     }
-    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let cov: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
     let var: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
     if var == 0.0 {
@@ -438,7 +463,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn admin(client: &Client<HttpConnector, Full<Bytes>>, base: &str, method: Method, path: &str, body: serde_json::Value) -> u16 {
+async fn admin(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> u16 {
     let request = Request::builder()
         .method(method)
         .uri(format!("{base}{path}"))
@@ -472,7 +503,9 @@ async fn soak(minutes: f64, rate: Option<f64>, every: Duration) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let _backend = Proc(child);
     let backend = format!("http://127.0.0.1:{}", line.trim().strip_prefix("ready ").unwrap());
     let (_pg, database) = postgres(dir.path());
@@ -522,11 +555,34 @@ max_age = "{max_age}"
                "credentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}})
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while admin(&admin_client, &admin_base, Method::POST, "/admin/v1/orgs/acme/storages", storage("main")).await != 201 {
-        assert!(Instant::now() < deadline, "the gateway did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    while admin(
+        &admin_client,
+        &admin_base,
+        Method::POST,
+        "/admin/v1/orgs/acme/storages",
+        storage("main"),
+    )
+    .await
+        != 201
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(admin(&admin_client, &admin_base, Method::POST, "/admin/v1/orgs/acme/storages", storage("churn")).await, 201);
+    assert_eq!(
+        admin(
+            &admin_client,
+            &admin_base,
+            Method::POST,
+            "/admin/v1/orgs/acme/storages",
+            storage("churn")
+        )
+        .await,
+        201
+    );
 
     let stats = Arc::new(Stats {
         window: Mutex::new(Window::default()),
@@ -536,7 +592,12 @@ max_age = "{max_age}"
     });
     let mix = Arc::new(Mix {
         base,
-        client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build_http(),
+        // Idle connections leave the pool before the gateway's idle_timeout (60 s) closes them: a
+        // request sent on a connection as the gateway closes it fails (once in the first 30-minute run).
+        client: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http(),
         keys: keys.clone(),
         images,
         video,
@@ -623,9 +684,35 @@ max_age = "{max_age}"
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let path = "/admin/v1/orgs/acme/storages/churn";
                 let (what, status, want) = match step % 3 {
-                    0 => ("rotate", admin(&client, &admin_base, Method::PATCH, path, json!({"credentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}})).await, 200),
-                    1 => ("delete", admin(&client, &admin_base, Method::DELETE, path, json!({})).await, 200),
-                    _ => ("create", admin(&client, &admin_base, Method::POST, "/admin/v1/orgs/acme/storages", storage("churn")).await, 201),
+                    0 => (
+                        "rotate",
+                        admin(
+                            &client,
+                            &admin_base,
+                            Method::PATCH,
+                            path,
+                            json!({"credentials": {"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY}}),
+                        )
+                        .await,
+                        200,
+                    ),
+                    1 => (
+                        "delete",
+                        admin(&client, &admin_base, Method::DELETE, path, json!({})).await,
+                        200,
+                    ),
+                    _ => (
+                        "create",
+                        admin(
+                            &client,
+                            &admin_base,
+                            Method::POST,
+                            "/admin/v1/orgs/acme/storages",
+                            storage("churn"),
+                        )
+                        .await,
+                        201,
+                    ),
                 };
                 if status != want {
                     let key = format!("admin {what}: {status}");
@@ -660,7 +747,10 @@ max_age = "{max_age}"
     println!(
         "soak: {minutes} min at {rate:.0} requests/s ({WORKERS} workers, {SLOW_CLIENTS} slow clients at 256 KiB/s)\n"
     );
-    println!("{:>6} {:>9} {:>10} {:>9} {:>9} {:>9} {:>6} {:>8}", "minute", "requests", "unexpected", "p50 ms", "p99 ms", "RSS MiB", "fds", "threads");
+    println!(
+        "{:>6} {:>9} {:>10} {:>9} {:>9} {:>9} {:>6} {:>8}",
+        "minute", "requests", "unexpected", "p50 ms", "p99 ms", "RSS MiB", "fds", "threads"
+    );
     let mut samples: Vec<(f64, f64, f64)> = Vec::new();
     let mut next = started + every;
     while Instant::now() < end {
@@ -701,7 +791,9 @@ max_age = "{max_age}"
     let rss: Vec<(f64, f64)> = tail.iter().map(|s| (s.0, s.1)).collect();
     let fds: Vec<(f64, f64)> = tail.iter().map(|s| (s.0, s.2)).collect();
     let spread = |v: &[(f64, f64)]| {
-        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
         (lo, hi)
     };
     let (rss_lo, rss_hi) = spread(&rss);
