@@ -10,5 +10,5 @@ target=${1:?usage: fuzz/run.sh TARGET SECONDS}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-cargo +nightly fuzz run --sanitizer none "$target" "$scratch" "corpus/$target" -- \
+cargo fuzz run --sanitizer none "$target" "$scratch" "corpus/$target" -- \
   -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -malloc_limit_mb=256 -print_final_stats=1
