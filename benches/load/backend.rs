@@ -2,7 +2,9 @@
 //! 256 KiB reads (s3s-fs reads 4 KiB at a time, which caps it near 250 MB/s) with
 //! TCP_NODELAY, plus `generated/{bytes}` objects made on the fly and never stored.
 
-use std::path::PathBuf;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use bytes::Bytes;
 use futures::stream;
@@ -96,4 +98,44 @@ pub async fn run(root: PathBuf, access_key: String, secret_key: String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("ready {}", listener.local_addr().unwrap().port());
     assetgate::demo::serve_s3(listener, service).await;
+}
+
+/// The environment variable that starts a benchmark's own binary as its backend.
+const ROLE: &str = "ASSETGATE_BENCH_ROLE";
+
+/// When this process was started as the backend (by [`spawn`]), serves until it is killed
+/// and returns true; else returns false at once.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the benchmark's own process tells its backend role by the environment"
+)]
+pub fn serve_if_asked() -> bool {
+    if std::env::var(ROLE).as_deref() != Ok("backend") {
+        return false;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(args[0].clone().into(), args[1].clone(), args[2].clone()));
+    true
+}
+
+/// Starts this binary again as the backend serving the buckets under `root` to these keys;
+/// returns the process and its port once it listens.
+pub fn spawn(root: &Path, access_key: &str, secret_key: &str) -> (Child, u16) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, "backend")
+        .arg(root)
+        .args([access_key, secret_key])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    (child, port)
 }

@@ -26,7 +26,6 @@ mod tls;
 #[path = "../shared/process.rs"]
 mod process;
 
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,23 +42,12 @@ use assetgate::token::TokenKey;
 use process::{free_port, Proc};
 use report::{Cell, Memory, Report, Round, Sample, Sts, TlsCell, TlsRound};
 
-const ROLE: &str = "ASSETGATE_BENCH_ROLE";
 const BUCKET: &str = "bench";
 const GIB: u64 = 1 << 30;
 const ORIGIN: &str = "https://labeling.example.com";
 
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the benchmark's own process tells its backend role by the environment"
-)]
 fn main() {
-    if std::env::var(ROLE).as_deref() == Ok("backend") {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(backend::run(args[0].clone().into(), args[1].clone(), args[2].clone()));
+    if backend::serve_if_asked() {
         return;
     }
     let args: Vec<String> = std::env::args().collect();
@@ -135,22 +123,8 @@ async fn bench(options: Options) {
         session_token: None,
     };
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, "backend")
-        .args([
-            dir.path().to_str().unwrap(),
-            &keys.access_key_id,
-            keys.secret_access_key.expose(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, backend_port) = backend::spawn(dir.path(), &keys.access_key_id, keys.secret_access_key.expose());
     let _backend = Proc(child);
-    let backend_port: u16 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
 
     let sts_calls = Arc::new(AtomicUsize::new(0));
     let sts_port = fake_sts(keys.clone(), sts_calls.clone()).await;

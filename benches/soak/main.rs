@@ -24,7 +24,6 @@ mod backend;
 mod process;
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +42,6 @@ use serde_json::json;
 
 use process::{free_port, Proc};
 
-const ROLE: &str = "ASSETGATE_BENCH_ROLE";
 const BUCKET: &str = "soak";
 const ORIGIN: &str = "https://labeling.example.com";
 const ADMIN: &str = "soak-admin-token-0123456789abcdef";
@@ -56,18 +54,8 @@ const RANGE: usize = 256 * 1024;
 const WORKERS: usize = 32;
 const SLOW_CLIENTS: usize = 3;
 
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the benchmark's own process tells its backend role by the environment"
-)]
 fn main() {
-    if std::env::var(ROLE).as_deref() == Ok("backend") {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(backend::run(args[0].clone().into(), args[1].clone(), args[2].clone()));
+    if backend::serve_if_asked() {
         return;
     }
     let args: Vec<String> = std::env::args().collect();
@@ -496,18 +484,9 @@ async fn soak(minutes: f64, rate: Option<f64>, every: Duration) {
     let video = pattern(VIDEO_SIZE, 99);
     std::fs::write(dir.path().join(BUCKET).join("video.mp4"), &video).unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, "backend")
-        .args([dir.path().to_str().unwrap(), ACCESS_KEY, SECRET_KEY])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, backend_port) = backend::spawn(dir.path(), ACCESS_KEY, SECRET_KEY);
     let _backend = Proc(child);
-    let backend = format!("http://127.0.0.1:{}", line.trim().strip_prefix("ready ").unwrap());
+    let backend = format!("http://127.0.0.1:{backend_port}");
     let (_pg, database) = postgres(dir.path());
     let keys = KeySet::new();
     let jwks_port = serve_keys(keys.clone()).await;
