@@ -13,7 +13,6 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
 
 use crate::support::faults::{Fault, FaultRelay};
 use crate::support::postgres::{database, postgres};
@@ -302,19 +301,16 @@ async fn the_registry_database_cut_off_under_load_fails_no_request_it_can_serve(
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
     );
     let gw = TestGateway::start(&format!("{}\n[cache]\nmemory = \"0\"\n{registry}", config(SERVER, ""))).await;
-    let sw = seaweed();
-    let body = |id: &str| {
-        json!({"_id": id, "type": "s3_compatible", "buckets": [BUCKET], "endpoint": sw.endpoint.to_string(),
-            "credentials": {"accessKeyId": sw.reader.access_key_id, "secretAccessKey": sw.reader.secret_access_key.expose()}})
+    let create = |id: &'static str| {
+        client::admin(
+            &gw.admin_base,
+            admin_token,
+            Method::POST,
+            "/admin/v1/orgs/acme/storages",
+            Some(seaweed().api_storage(id, &[BUCKET])),
+        )
     };
-    let created = client::admin(
-        &gw.admin_base,
-        admin_token,
-        Method::POST,
-        "/admin/v1/orgs/acme/storages",
-        Some(body("api")),
-    )
-    .await;
+    let created = create("api").await;
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
 
     let outage = Duration::from_secs(4);
@@ -329,14 +325,7 @@ async fn the_registry_database_cut_off_under_load_fails_no_request_it_can_serve(
     let healed = Instant::now();
     // A change through the admin API lands once the database answers again.
     let landed = loop {
-        let r = client::admin(
-            &gw.admin_base,
-            admin_token,
-            Method::POST,
-            "/admin/v1/orgs/acme/storages",
-            Some(body("after")),
-        )
-        .await;
+        let r = create("after").await;
         if r.status == 201 {
             break Instant::now();
         }

@@ -12,7 +12,6 @@ use std::process::Command;
 
 use base64::Engine as _;
 use http::Method;
-use serde_json::json;
 
 use crate::support::postgres::database;
 use crate::support::process::program;
@@ -35,9 +34,7 @@ async fn gateway(registry: &str) -> TestGateway {
         master_key()
     );
     let gw = TestGateway::start(&format!("{}\n{settings}", config("", ""))).await;
-    let sw = seaweed();
-    let body = json!({"_id": "main", "type": "s3_compatible", "buckets": [BUCKET], "endpoint": sw.endpoint.to_string(),
-        "credentials": {"accessKeyId": sw.reader.access_key_id, "secretAccessKey": sw.reader.secret_access_key.expose()}});
+    let body = seaweed().api_storage("main", &[BUCKET]);
     let created = client::admin(
         &gw.admin_base,
         ADMIN,

@@ -52,6 +52,13 @@ impl Seaweed {
         S3Writer::new(self.endpoint.clone(), self.admin.clone(), "us-east-1")
     }
 
+    /// An admin API body creating storage `id` over `buckets` of this server, read with the
+    /// reader's keys.
+    pub fn api_storage(&self, id: &str, buckets: &[&str]) -> serde_json::Value {
+        serde_json::json!({"_id": id, "type": "s3_compatible", "buckets": buckets, "endpoint": self.endpoint.to_string(),
+            "credentials": {"accessKeyId": self.reader.access_key_id, "secretAccessKey": self.reader.secret_access_key.expose()}})
+    }
+
     /// Creates `bucket` and puts `objects` into it.
     pub async fn seed(&self, bucket: &str, objects: &[(&str, &[u8])]) {
         let writer = self.writer();
