@@ -1,9 +1,14 @@
 //! The cache of temporary credentials (moka), one per issuer (STS, Entra, Google): each entry
 //! lives until its own `expiry - refresh_margin`; concurrent misses for one key share one
 //! request to the issuer; a failure is remembered for `failure_cache`; while the issuer is
-//! down, credentials that have not really expired yet keep being used.
+//! down, credentials that have not really expired yet keep being used. A refresh keeps only
+//! the request that began it waiting: requests that arrive while it runs are served with the
+//! credentials it replaces, as long as those are still valid, so an issuer that is slow or
+//! cut off (a refresh waits for its timeout) holds up one request, not every request.
 
+use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::GatewayError;
@@ -24,6 +29,15 @@ enum Cached<V> {
     Stale { value: V, expires_at: SystemTime },
     /// The issuer failed and no valid credentials are left.
     Failed(GatewayError),
+}
+
+impl<V> Cached<V> {
+    fn into_result(self) -> Result<V, GatewayError> {
+        match self {
+            Cached::Fresh { value, .. } | Cached::Stale { value, .. } => Ok(value),
+            Cached::Failed(err) => Err(err),
+        }
+    }
 }
 
 /// How long each kind of entry lives.
@@ -71,7 +85,35 @@ pub struct CredentialCache<V: Clone + Send + Sync + 'static> {
     /// The last good credentials per key, until they really expire: the fallback while the
     /// issuer is down.
     last_good: Cache<String, (V, SystemTime)>,
+    /// The keys whose credentials are being asked for right now.
+    refreshing: Mutex<HashSet<String>>,
     pub metrics: CacheMetrics,
+}
+
+/// Marks a key as being refreshed, until dropped (also when the request that began the
+/// refresh goes away: moka then hands the refresh to a request still waiting for it).
+struct Refreshing<'a> {
+    keys: &'a Mutex<HashSet<String>>,
+    key: Option<String>,
+}
+
+impl<'a> Refreshing<'a> {
+    /// Marks `key`; `None` when another request marked it first.
+    fn begin(keys: &'a Mutex<HashSet<String>>, key: &str) -> Option<Refreshing<'a>> {
+        let mut marked = keys.lock().unwrap_or_else(|e| e.into_inner());
+        marked.insert(key.to_string()).then(|| Refreshing {
+            keys,
+            key: Some(key.to_string()),
+        })
+    }
+}
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        }
+    }
 }
 
 impl<V: Clone + Send + Sync + 'static> CredentialCache<V> {
@@ -90,6 +132,7 @@ impl<V: Clone + Send + Sync + 'static> CredentialCache<V> {
         CredentialCache {
             entries,
             last_good,
+            refreshing: Mutex::new(HashSet::new()),
             metrics,
         }
     }
@@ -100,21 +143,33 @@ impl<V: Clone + Send + Sync + 'static> CredentialCache<V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(V, SystemTime), GatewayError>>,
     {
+        if let Some(entry) = self.entries.get(key).await {
+            self.metrics.hits.inc();
+            return entry.into_result();
+        }
+        let marked = Refreshing::begin(&self.refreshing, key);
+        if marked.is_none() {
+            // Another request is asking the issuer: what it replaces serves meanwhile.
+            if let Some((value, expires_at)) = self.last_good.get(key).await {
+                if expires_at > SystemTime::now() + SAFETY {
+                    self.metrics.hits.inc();
+                    return Ok(value);
+                }
+            }
+        }
         let entry = self
             .entries
             .entry_by_ref(key)
             .or_insert_with(self.load(key, fetch))
             .await;
+        drop(marked);
         let counter = if entry.is_fresh() {
             &self.metrics.misses
         } else {
             &self.metrics.hits
         };
         counter.inc();
-        match entry.into_value() {
-            Cached::Fresh { value, .. } | Cached::Stale { value, .. } => Ok(value),
-            Cached::Failed(err) => Err(err),
-        }
+        entry.into_value().into_result()
     }
 
     /// Forgets the credentials of `key` (the bucket said they expired, or the storage changed).
@@ -232,5 +287,65 @@ mod tests {
             .await;
         assert!(again.is_err(), "the failure is remembered for failure_cache");
         assert_eq!(cache.metrics.denied.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_refresh_holds_up_only_the_request_that_began_it() {
+        // Fresh for 200 ms, then refreshed; valid for an hour.
+        let cache: std::sync::Arc<CredentialCache<u32>> = std::sync::Arc::new(CredentialCache::new(
+            60 * MIN - Duration::from_millis(200),
+            Duration::from_secs(10),
+            CacheMetrics::default(),
+        ));
+        let first = cache.get("k", || async { Ok((1, SystemTime::now() + 60 * MIN)) }).await;
+        assert_eq!(first.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let slow = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get("k", || async {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        Ok((2, SystemTime::now() + 60 * MIN))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let began = std::time::Instant::now();
+        for _ in 0..20 {
+            let meanwhile = cache
+                .get("k", || async { panic!("a second refresh was started") })
+                .await;
+            assert_eq!(meanwhile.unwrap(), 1, "the credentials being replaced serve");
+        }
+        assert!(began.elapsed() < Duration::from_secs(1), "{:?}", began.elapsed());
+        assert_eq!(slow.await.unwrap().unwrap(), 2);
+        let after = cache.get("k", || async { panic!("fresh") }).await;
+        assert_eq!(after.unwrap(), 2, "the refreshed ones serve once they arrive");
+    }
+
+    #[tokio::test]
+    async fn without_valid_credentials_every_request_waits_for_the_refresh() {
+        let cache: std::sync::Arc<CredentialCache<u32>> = std::sync::Arc::new(CredentialCache::new(
+            5 * MIN,
+            Duration::from_secs(10),
+            CacheMetrics::default(),
+        ));
+        let slow = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get("k", || async {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Ok((3, SystemTime::now() + 60 * MIN))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waited = cache.get("k", || async { panic!("a second fetch was started") }).await;
+        assert_eq!(waited.unwrap(), 3);
+        assert_eq!(slow.await.unwrap().unwrap(), 3);
     }
 }
