@@ -1,15 +1,14 @@
-//! Chaos under load: traffic flows while the bucket's network misbehaves (latency, resets
+//! Chaos under load (clients in `support/traffic.rs`): traffic flows while the bucket's network misbehaves (latency, resets
 //! mid-body, stalls, refused connections, a partition) through the tests' own fault relay
 //! (`support/faults.rs`), and while the registry's database is cut off. Pass means: every
 //! answer is complete and byte-exact or visibly cut short (never a short body presented as
 //! complete), every request that could be served was served, none hangs past the gateway's
 //! timeouts, and the gateway recovers by itself; the recovery time is printed.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -17,12 +16,11 @@ use hyper_util::rt::TokioExecutor;
 use crate::support::faults::{Fault, FaultRelay};
 use crate::support::postgres::{database, postgres};
 use crate::support::seaweed::seaweed;
+use crate::support::traffic::{self, count, finish, nothing_wrong, Outcome, Record};
 use crate::support::*;
 
 const BUCKET: &str = "chaos-assets";
 const CLIENTS: usize = 8;
-/// Longer than any answer may take: the gateway's own timeouts below end a stalled one.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 const SERVER: &str =
     "upstream_connect_timeout = \"1s\"\nupstream_first_byte_timeout = \"2s\"\nupstream_idle_timeout = \"2s\"";
 
@@ -42,145 +40,20 @@ async fn seed() {
     seaweed().seed(BUCKET, &pairs).await;
 }
 
-/// What became of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    /// 200/206 with every byte, as the bucket holds it.
-    Complete,
-    /// 200/206 whose body broke off before its end, visibly to the client.
-    CutShort,
-    /// A JSON error for a bucket that cannot answer (502, 503, 504).
-    Refused(u16),
-    /// Anything else: a wrong or short body taken as complete, an unexpected status, a
-    /// gateway that cannot be reached, or no answer within the client's timeout.
-    Wrong(String),
+/// `CLIENTS` clients reading the bucket's objects from storage `storage` of the data plane
+/// at `base` until `stop`.
+fn load_from(base: &str, storage: &str, stop: Instant) -> Vec<tokio::task::JoinHandle<Vec<Record>>> {
+    traffic::load(
+        traffic::targets(base, "acme", storage, BUCKET, &objects()),
+        format!("Bearer {}", token("acme")),
+        CLIENTS,
+        stop,
+    )
 }
 
-#[derive(Debug, Clone)]
-struct Record {
-    started: Instant,
-    ended: Instant,
-    outcome: Outcome,
-}
-
-/// One request of the load: a whole object or a range of it, checked byte for byte.
-async fn one(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    url: &str,
-    auth: &str,
-    range: Option<(usize, usize)>,
-    want: &[u8],
-) -> Outcome {
-    let mut request = Request::builder()
-        .method(Method::GET)
-        .uri(url)
-        .header("authorization", auth);
-    if let Some((from, to)) = range {
-        request = request.header("range", format!("bytes={from}-{to}"));
-    }
-    let work = async {
-        let response = match client.request(request.body(Empty::new()).unwrap()).await {
-            Ok(r) => r,
-            Err(e) => return Outcome::Wrong(format!("the gateway could not be reached: {e}")),
-        };
-        let status = response.status();
-        let body = response.into_body().collect().await.map(|b| b.to_bytes());
-        let expected = match range {
-            Some((from, to)) => &want[from..=to],
-            None => want,
-        };
-        match (status, body) {
-            (StatusCode::OK | StatusCode::PARTIAL_CONTENT, Ok(body)) if body[..] == *expected => Outcome::Complete,
-            (StatusCode::OK | StatusCode::PARTIAL_CONTENT, Ok(body)) => Outcome::Wrong(format!(
-                "{status} with {} bytes presented as complete, {} expected",
-                body.len(),
-                expected.len()
-            )),
-            (StatusCode::OK | StatusCode::PARTIAL_CONTENT, Err(_)) => Outcome::CutShort,
-            (s, Ok(body)) if matches!(s.as_u16(), 502..=504) => {
-                match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(v) if v["error"]["code"].is_string() => Outcome::Refused(s.as_u16()),
-                    _ => Outcome::Wrong(format!("{s} without a JSON error")),
-                }
-            }
-            (s, body) => Outcome::Wrong(format!(
-                "{s}: {:?}",
-                body.map(|b| String::from_utf8_lossy(&b).into_owned())
-            )),
-        }
-    };
-    tokio::time::timeout(CLIENT_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| Outcome::Wrong(format!("no answer within {CLIENT_TIMEOUT:?}")))
-}
-
-/// `CLIENTS` clients reading the bucket's objects through `gw` until `stop`, each answer
-/// recorded.
+/// [`load_from`] through a test gateway.
 fn load(gw: &TestGateway, storage: &str, stop: Instant) -> Vec<tokio::task::JoinHandle<Vec<Record>>> {
     load_from(&gw.base, storage, stop)
-}
-
-/// [`load`] against the data plane at `base`.
-fn load_from(base: &str, storage: &str, stop: Instant) -> Vec<tokio::task::JoinHandle<Vec<Record>>> {
-    let objects = Arc::new(objects());
-    let auth = format!("Bearer {}", token("acme"));
-    (0..CLIENTS)
-        .map(|c| {
-            let urls: Vec<String> = objects
-                .iter()
-                .map(|(k, _)| format!("{base}/v1/orgs/acme/storages/{storage}/objects/{BUCKET}/{k}"))
-                .collect();
-            let (objects, auth) = (objects.clone(), auth.clone());
-            tokio::spawn(async move {
-                let client = Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(5))
-                    .build_http();
-                let mut records = Vec::new();
-                let mut i = c;
-                while Instant::now() < stop {
-                    let which = i % objects.len();
-                    let want = &objects[which].1;
-                    let range = (i % 4 == 1).then(|| (want.len() / 7, want.len() - 1 - want.len() / 5));
-                    let started = Instant::now();
-                    let outcome = one(&client, &urls[which], &auth, range, want).await;
-                    records.push(Record {
-                        started,
-                        ended: Instant::now(),
-                        outcome,
-                    });
-                    i += 1;
-                }
-                records
-            })
-        })
-        .collect()
-}
-
-async fn finish(clients: Vec<tokio::task::JoinHandle<Vec<Record>>>) -> Vec<Record> {
-    let mut all = Vec::new();
-    for c in clients {
-        all.extend(c.await.unwrap());
-    }
-    all
-}
-
-/// Fails on any `Wrong` outcome, naming the first few.
-fn nothing_wrong(records: &[Record]) {
-    let wrong: Vec<&Record> = records
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Wrong(_)))
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{} of {} wrong, first: {:?}",
-        wrong.len(),
-        records.len(),
-        &wrong[..wrong.len().min(5)]
-    );
-}
-
-fn count(records: &[Record], f: impl Fn(&Outcome) -> bool) -> usize {
-    records.iter().filter(|r| f(&r.outcome)).count()
 }
 
 /// The bucket's network goes through every fault while eight clients read objects whole
@@ -227,6 +100,7 @@ async fn bucket_faults_under_load_cut_answers_visibly_and_the_gateway_recovers()
     let healed = Instant::now();
     let records = finish(clients).await;
     nothing_wrong(&records);
+    assert_eq!(count(&records, |o| *o == Outcome::Refused(401)), 0);
 
     for (fault, from, to) in &phases {
         let within: Vec<Record> = records
@@ -239,7 +113,7 @@ async fn bucket_faults_under_load_cut_answers_visibly_and_the_gateway_recovers()
             .filter(|r| r.started >= *from && r.started < *to)
             .cloned()
             .collect();
-        let longest = begun.iter().map(|r| r.ended - r.started).max().unwrap_or_default();
+        let longest = traffic::longest(&begun);
         eprintln!(
             "{fault:?}: {} requests begun, {} complete, {} cut short, {} refused; the longest took {longest:?}",
             begun.len(),

@@ -18,6 +18,7 @@ pub mod seaweed;
 pub mod standin;
 pub mod tls;
 pub mod tmpfs;
+pub mod traffic;
 
 use std::time::Duration;
 
