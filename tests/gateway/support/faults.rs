@@ -2,7 +2,8 @@
 //! between the gateway and a real server, it passes bytes both ways until told to add
 //! latency, reset connections after some bytes of the answer, stall them, refuse new ones,
 //! or drop everything without a word (a partition, as both sides see it: connections stay
-//! open and nothing arrives). A fault applies at once, to open connections and new ones.
+//! open and nothing arrives), or go away as a server that stopped does (its connections
+//! closed, new ones refused). A fault applies at once, to open connections and new ones.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub enum Fault {
     Refuse,
     /// Nothing passes either way and nothing is closed: a partition.
     Partition,
+    /// The server went away: open connections are closed at once and new ones reset.
+    Down,
 }
 
 pub struct FaultRelay {
@@ -69,12 +72,16 @@ fn reset(stream: TcpStream) {
 
 async fn relay(client: TcpStream, target: SocketAddr, mut fault: watch::Receiver<Fault>) {
     let now = *fault.borrow_and_update();
-    if now == Fault::Refuse {
+    if matches!(now, Fault::Refuse | Fault::Down) {
         return reset(client);
     }
     if now == Fault::Partition {
-        // Hold the connection until the partition ends, then serve it.
+        // Hold the connection until the partition ends, then serve it, unless the server
+        // went away meanwhile.
         let _ = fault.wait_for(|f| *f != Fault::Partition).await;
+        if *fault.borrow_and_update() == Fault::Down {
+            return reset(client);
+        }
     }
     let Ok(server) = TcpStream::connect(target).await else {
         return reset(client);
@@ -82,6 +89,7 @@ async fn relay(client: TcpStream, target: SocketAddr, mut fault: watch::Receiver
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let cut = Arc::new(tokio::sync::Notify::new());
+    let fault_watch = fault.clone();
     let mut to_server = fault.clone();
     let cut_upstream = cut.clone();
     let upstream = async move {
@@ -144,7 +152,11 @@ async fn relay(client: TcpStream, target: SocketAddr, mut fault: watch::Receiver
         let _ = client_write.shutdown().await;
         client_write
     };
-    // Both halves end before the socket closes: with its linger at zero, in a reset.
-    let (read, write) = tokio::join!(upstream, downstream);
-    drop(read.reunite(write));
+    // Both halves end before the socket closes: with its linger at zero, in a reset. A
+    // server that goes away closes both connections as they are.
+    let mut down = fault_watch;
+    tokio::select! {
+        (read, write) = async { tokio::join!(upstream, downstream) } => drop(read.reunite(write)),
+        _ = down.wait_for(|f| *f == Fault::Down) => {}
+    }
 }
