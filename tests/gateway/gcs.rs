@@ -16,11 +16,11 @@ use crate::support::oauth::{self, Mode, OAuth};
 use crate::support::*;
 
 const ADMIN: &str = "admin-token-for-gcs-tests-012345";
-const TEST_KEY: &str = include_str!("../../src/credentials/google_test_key.pem");
+pub(crate) const TEST_KEY: &str = include_str!("../../src/credentials/google_test_key.pem");
 const UNRELATED_KEY: &str = include_str!("support/unrelated_key.pem");
 
 /// A service account key file for `email`, with `pem` and `token_uri`.
-fn key_file(email: &str, pem: &str, token_uri: &str) -> Value {
+pub(crate) fn key_file(email: &str, pem: &str, token_uri: &str) -> Value {
     json!({
         "type": "service_account",
         "project_id": "acme-proj",
@@ -37,7 +37,7 @@ fn toml_string(value: &Value) -> String {
     toml::Value::String(value.to_string()).to_string()
 }
 
-fn gcs_storage(id: &str, endpoint: &str, buckets: &[&str], credentials: &str) -> String {
+pub(crate) fn gcs_storage(id: &str, endpoint: &str, buckets: &[&str], credentials: &str) -> String {
     let buckets: Vec<String> = buckets.iter().map(|b| format!("\"{b}\"")).collect();
     format!(
         "[[orgs.storages]]\nid = \"{id}\"\nprovider = \"gcs\"\nbuckets = [{}]\nendpoint = \"{endpoint}\"\ncredentials = {credentials}\n",
@@ -45,7 +45,7 @@ fn gcs_storage(id: &str, endpoint: &str, buckets: &[&str], credentials: &str) ->
     )
 }
 
-fn key_credentials(key: &Value) -> String {
+pub(crate) fn key_credentials(key: &Value) -> String {
     format!("{{ type = \"service_account\", key_json = {} }}", toml_string(key))
 }
 

@@ -23,19 +23,19 @@ const RSA_PRIVATE: &str = include_str!("../../src/credentials/google_test_key.pe
 const RSA_PUBLIC: &str = include_str!("support/google_test_key.pub.pem");
 
 /// A key pair of the tests: its signing key, public PEM and JWK.
-struct Pair {
+pub(crate) struct Pair {
     kid: String,
     alg: Algorithm,
     signing: EncodingKey,
     public_pem: String,
-    jwk: Value,
+    pub(crate) jwk: Value,
 }
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn ed25519(kid: &str) -> Pair {
+pub(crate) fn ed25519(kid: &str) -> Pair {
     let k = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     Pair {
         kid: kid.into(),
@@ -59,7 +59,7 @@ fn p256(kid: &str) -> Pair {
 }
 
 impl Pair {
-    fn token(&self, org: &str, sub: &str) -> String {
+    pub(crate) fn token(&self, org: &str, sub: &str) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         let claims = json!({"org": org, "sub": sub, "exp": now() + 600, "iat": now()});
@@ -69,15 +69,15 @@ impl Pair {
 
 /// The test's key set server.
 #[derive(Clone)]
-struct KeySet {
-    url: String,
-    keys: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct KeySet {
+    pub(crate) url: String,
+    pub(crate) keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
 }
 
 impl KeySet {
-    async fn start(keys: Vec<Value>) -> KeySet {
+    pub(crate) async fn start(keys: Vec<Value>) -> KeySet {
         let mut set = KeySet {
             url: String::new(),
             keys: Arc::new(Mutex::new(keys)),

@@ -8,6 +8,7 @@ mod azure;
 mod cache;
 mod cache_disk;
 mod chaos;
+mod chaos_issuers;
 mod conditionals;
 mod connections;
 mod content;
