@@ -1,9 +1,11 @@
-//! Chaos under load (clients in `support/traffic.rs`): traffic flows while the bucket's network misbehaves (latency, resets
-//! mid-body, stalls, refused connections, a partition) through the tests' own fault relay
-//! (`support/faults.rs`), and while the registry's database is cut off. Pass means: every
-//! answer is complete and byte-exact or visibly cut short (never a short body presented as
-//! complete), every request that could be served was served, none hangs past the gateway's
-//! timeouts, and the gateway recovers by itself; the recovery time is printed.
+//! Chaos under load (the clients are `support/traffic.rs`'s): traffic flows while the
+//! bucket's network misbehaves (latency, resets mid-body, stalls, refused connections, a
+//! partition) through the tests' own fault relay (`support/faults.rs`), while the registry's
+//! database is cut off or stopped and restarted, and while the binary reloads and shuts
+//! down. Pass means: every answer is complete and byte-exact or visibly cut short (never a
+//! short body presented as complete), every request that could be served was served, none
+//! hangs past the gateway's timeouts, and the gateway recovers by itself; the recovery time
+//! is printed. The issuers' outages are in `chaos_issuers.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::support::faults::{Fault, FaultRelay};
-use crate::support::postgres::{database, postgres};
+use crate::support::postgres::{database, postgres, Postgres};
 use crate::support::seaweed::seaweed;
 use crate::support::traffic::{self, count, finish, nothing_wrong, Outcome, Record};
 use crate::support::*;
@@ -163,15 +165,43 @@ async fn bucket_faults_under_load_cut_answers_visibly_and_the_gateway_recovers()
 /// admin API lands and is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_database_cut_off_under_load_fails_no_request_it_can_serve() {
-    seed().await;
     let (_, url) = database();
     let pg = postgres();
     let relay = FaultRelay::start(format!("127.0.0.1:{}", pg.port).parse().unwrap()).await;
     let through = url.replace(&format!(":{}/", pg.port), &format!(":{}/", relay.addr.port()));
     assert_ne!(through, url);
+    registry_outage_under_load(&through, async {
+        relay.set(Fault::Partition);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        relay.set(Fault::Refuse);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        relay.set(Fault::Pass);
+    })
+    .await;
+}
+
+/// The registry's PostgreSQL server is stopped (a fast shutdown: its connections closed)
+/// and started again while clients read: as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_database_stopped_and_restarted_under_load_fails_no_request_it_can_serve() {
+    let pg = Postgres::start("chaos");
+    let url = pg.database("registry");
+    registry_outage_under_load(&url, async {
+        pg.stop();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        pg.resume();
+    })
+    .await;
+}
+
+/// Clients read through a storage created by the admin API on a gateway whose registry is
+/// at `url` while `outage` takes the database away and brings it back: every request is
+/// served, and the admin API writes again soon after (the time printed).
+async fn registry_outage_under_load(url: &str, outage: impl std::future::Future<Output = ()>) {
+    seed().await;
     let admin_token = "chaos-admin-token-0123456789";
     let registry = format!(
-        "[admin]\ntoken = \"{admin_token}\"\n[registry]\nurl = \"{through}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.0/8\"]\nresync_interval = \"2s\"\n",
+        "[admin]\ntoken = \"{admin_token}\"\n[registry]\nurl = \"{url}\"\nmaster_key = \"{}\"\nallow_private_endpoints = [\"127.0.0.0/8\"]\nresync_interval = \"2s\"\n",
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
     );
     let gw = TestGateway::start(&format!("{}\n[cache]\nmemory = \"0\"\n{registry}", config(SERVER, ""))).await;
@@ -187,15 +217,9 @@ async fn the_registry_database_cut_off_under_load_fails_no_request_it_can_serve(
     let created = create("api").await;
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
 
-    let outage = Duration::from_secs(4);
-    let stop = Instant::now() + outage * 2 + Duration::from_secs(6);
-    let clients = load(&gw, "api", stop);
+    let clients = load(&gw, "api", Instant::now() + Duration::from_secs(16));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    relay.set(Fault::Partition);
-    tokio::time::sleep(outage).await;
-    relay.set(Fault::Refuse);
-    tokio::time::sleep(outage).await;
-    relay.set(Fault::Pass);
+    outage.await;
     let healed = Instant::now();
     // A change through the admin API lands once the database answers again.
     let landed = loop {
