@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::support::faults::{Fault, FaultRelay};
 use crate::support::postgres::{database, postgres, Postgres};
 use crate::support::seaweed::seaweed;
+use crate::support::tmpfs::Tmpfs;
 use crate::support::traffic::{self, count, finish, nothing_wrong, Outcome, Record};
 use crate::support::*;
 
@@ -263,6 +264,137 @@ async fn registry_outage_under_load(url: &str, outage: impl std::future::Future<
         records.len(),
         "every request could be served from the storages held"
     );
+}
+
+/// The audit trail's disk and the edge cache's disk fill up while clients read: every
+/// request is served, at full speed (the audit trail counts what it could not write, the
+/// cache what it could not store); once there is room again both write again, without a
+/// restart, and every line of the audit file is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_audit_and_cache_disks_fail_no_request_and_recover() {
+    seed().await;
+    let sw = seaweed();
+    let later: Vec<(&str, Vec<u8>)> = ["later-1.bin", "later-2.bin", "later-3.bin", "later-4.bin"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, pattern(200 * 1024 + i, 20 + i as u8)))
+        .collect();
+    let pairs: Vec<(&str, &[u8])> = later.iter().map(|(k, v)| (*k, &v[..])).collect();
+    sw.seed(BUCKET, &pairs).await;
+    let (audit_disk, cache_disk) = (Tmpfs::mount("16m"), Tmpfs::mount("16m"));
+    let audit = audit_disk.0.join("audit.jsonl");
+    let registry = tempfile::tempdir().unwrap();
+    // A memory tier smaller than the objects read, so the disk tier is written throughout.
+    let sections = format!(
+        "[audit]\npath = \"{}\"\n[cache]\nmemory = \"256KiB\"\ndisk = {{ path = \"{}\", size = \"1GiB\" }}\n\
+         [registry]\nmaster_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\ndata_dir = \"{}\"\n",
+        audit.display(),
+        cache_disk.0.join("cache").display(),
+        registry.path().display()
+    );
+    let gw = TestGateway::acme(&config(SERVER, &sections), "full", &sw.endpoint, &[BUCKET], &sw.reader).await;
+    let counter = |name: &str| metric(&gw.gateway.metrics.encode(), name);
+    let (audit_written, audit_dropped, cache_errors) = (
+        "assetgate_audit_lines_total{result=\"written\"}",
+        "assetgate_audit_lines_total{result=\"dropped\"}",
+        "assetgate_cache_disk_errors_total",
+    );
+
+    let clients = load(&gw, "full", Instant::now() + Duration::from_secs(12));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fillers = (audit_disk.fill(), cache_disk.fill());
+    let full = Instant::now();
+    // Objects not read before, for the disk tier to try to store while it is full.
+    let unseen = traffic::targets(&gw.base, "acme", "full", BUCKET, &later);
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let auth = format!("Bearer {}", token("acme"));
+    for target in &unseen {
+        assert_eq!(traffic::one(&client, target, &auth, None).await, Outcome::Complete);
+    }
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(full.elapsed())).await;
+    let (dropped, errors) = (counter(audit_dropped), counter(cache_errors));
+    std::fs::remove_file(fillers.0).unwrap();
+    std::fs::remove_file(fillers.1).unwrap();
+    let room = Instant::now();
+    // Room again: the audit trail writes again, while the clients read on.
+    let (written, stored) = (counter(audit_written), files_in(&cache_disk.0).len());
+    let size = || std::fs::metadata(&audit).map_or(0, |m| m.len());
+    let before = size();
+    while counter(audit_written) <= written || size() <= before {
+        assert!(
+            room.elapsed() < Duration::from_secs(5),
+            "the audit trail was not written again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("the audit trail wrote again {:?} after there was room", room.elapsed());
+    let records = finish(clients).await;
+    nothing_wrong(&records);
+    let while_full: Vec<Record> = records
+        .iter()
+        .filter(|r| r.started >= full && r.started < room)
+        .cloned()
+        .collect();
+    eprintln!(
+        "{} requests, {} while the disks were full (the longest took {:?}); audit lines dropped {dropped}, cache disk errors {errors}",
+        records.len(),
+        while_full.len(),
+        traffic::longest(&while_full)
+    );
+    assert_eq!(count(&records, |o| *o == Outcome::Complete), records.len());
+    assert!(!while_full.is_empty());
+    assert!(traffic::longest(&while_full) < Duration::from_secs(1));
+    assert!(dropped > 0.0, "lines the full disk refused are counted as dropped");
+    assert!(errors > 0.0, "stores the full disk refused are counted");
+
+    // The disk tier stores again: an object not read before lands on disk.
+    let (key, bytes) = ("after-room.bin", pattern(200 * 1024, 30));
+    sw.seed(BUCKET, &[(key, &bytes)]).await;
+    let target = &traffic::targets(&gw.base, "acme", "full", BUCKET, &[(key, bytes.clone())])[0];
+    assert_eq!(traffic::one(&client, target, &auth, None).await, Outcome::Complete);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files_in(&cache_disk.0).len() <= stored {
+        assert!(Instant::now() < deadline, "the disk tier did not store again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every line of the audit file is whole once the last batch is flushed: a line the full
+    // disk took only part of was finished when there was room.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&audit).unwrap();
+        if text.ends_with('\n') {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the audit file ends in half a line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for line in text.lines() {
+        let line: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("a torn audit line ({e}): {line}"));
+        assert_eq!(line["org"], "acme");
+    }
+}
+
+/// The value of the metric line `name` (0 when absent).
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// The files under `dir`, however deep.
+fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_in(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// The binary reloads its configuration (SIGHUP) every 300 ms while clients read, a broken
