@@ -1,8 +1,8 @@
 //! Chaos under load (the clients are `support/traffic.rs`'s): traffic flows while the
 //! bucket's network misbehaves (latency, resets mid-body, stalls, refused connections, a
-//! partition) through the tests' own fault relay (`support/faults.rs`), while the registry's
-//! database is cut off or stopped and restarted, and while the binary reloads and shuts
-//! down. Pass means: every answer is complete and byte-exact or visibly cut short (never a
+//! partition, a host that answers no SYN) through the tests' own fault relay
+//! (`support/faults.rs`), while the registry's database is cut off or stopped and
+//! restarted, and while the binary reloads and shuts down. Pass means: every answer is complete and byte-exact or visibly cut short (never a
 //! short body presented as complete), every request that could be served was served, none
 //! hangs past the gateway's timeouts, and the gateway recovers by itself; the recovery time
 //! is printed. The issuers' outages are in `chaos_issuers.rs`.
@@ -88,6 +88,7 @@ async fn bucket_faults_under_load_cut_answers_visibly_and_the_gateway_recovers()
         Fault::StallAfter(150_000),
         Fault::Refuse,
         Fault::Partition,
+        Fault::Unreachable,
     ];
     let start = Instant::now();
     let recovered_at = start + phase * faults.len() as u32;

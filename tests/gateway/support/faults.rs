@@ -2,8 +2,10 @@
 //! between the gateway and a real server, it passes bytes both ways until told to add
 //! latency, reset connections after some bytes of the answer, stall them, refuse new ones,
 //! or drop everything without a word (a partition, as both sides see it: connections stay
-//! open and nothing arrives), or go away as a server that stopped does (its connections
-//! closed, new ones refused). A fault applies at once, to open connections and new ones.
+//! open and nothing arrives), go away as a server that stopped does (its connections
+//! closed, new ones refused), or become unreachable (new connections get no answer to
+//! their SYN: the kernel's own behaviour, on loopback, for a port whose queue is full). A
+//! fault applies at once, to open connections and new ones.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use assetgate::upstream::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 /// What the relay does to the bytes it carries.
@@ -31,6 +33,17 @@ pub enum Fault {
     Partition,
     /// The server went away: open connections are closed at once and new ones reset.
     Down,
+    /// The host is cut off: open connections are partitioned, and new ones get no answer to
+    /// their SYN (the relay's port listens with a full queue, so the kernel drops them), as
+    /// with a cable pulled or a firewall that drops; a connect waits for its own timeout.
+    Unreachable,
+}
+
+impl Fault {
+    /// Whether nothing passes on open connections.
+    fn blocks(self) -> bool {
+        matches!(self, Fault::Partition | Fault::Unreachable)
+    }
 }
 
 pub struct FaultRelay {
@@ -41,13 +54,37 @@ pub struct FaultRelay {
 impl FaultRelay {
     /// A relay to `target` on a fresh loopback port, passing bytes.
     pub async fn start(target: SocketAddr) -> FaultRelay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 1024);
         let addr = listener.local_addr().unwrap();
         let (fault, watching) = watch::channel(Fault::Pass);
+        let mut control = watching.clone();
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let fault = watching.clone();
-                tokio::spawn(relay(client, target, fault));
+            let mut listener = Some(listener);
+            loop {
+                if *control.borrow_and_update() == Fault::Unreachable {
+                    // The port listens with room for no connection, and one fills it.
+                    drop(listener.take());
+                    let hole = listen(addr, 0);
+                    let _filler = TcpStream::connect(addr).await.unwrap();
+                    if control.wait_for(|f| *f != Fault::Unreachable).await.is_err() {
+                        return;
+                    }
+                    drop(hole);
+                    listener = Some(listen(addr, 1024));
+                    continue;
+                }
+                let open = listener.as_ref().expect("listening");
+                tokio::select! {
+                    accepted = open.accept() => match accepted {
+                        Ok((client, _)) => {
+                            tokio::spawn(relay(client, target, watching.clone()));
+                        }
+                        Err(_) => return,
+                    },
+                    changed = control.changed() => if changed.is_err() {
+                        return;
+                    },
+                }
             }
         });
         FaultRelay { addr, fault }
@@ -63,6 +100,15 @@ impl FaultRelay {
     }
 }
 
+/// A listener on `addr` (reused: the relay's port changes hands while its connections
+/// live) with a queue of `backlog` connections not yet accepted.
+fn listen(addr: SocketAddr, backlog: u32) -> TcpListener {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(backlog).unwrap()
+}
+
 /// Closes `stream` with a reset rather than a FIN.
 #[allow(deprecated, reason = "a zero linger never blocks: the close is a reset")]
 fn reset(stream: TcpStream) {
@@ -75,10 +121,10 @@ async fn relay(client: TcpStream, target: SocketAddr, mut fault: watch::Receiver
     if matches!(now, Fault::Refuse | Fault::Down) {
         return reset(client);
     }
-    if now == Fault::Partition {
+    if now.blocks() {
         // Hold the connection until the partition ends, then serve it, unless the server
         // went away meanwhile.
-        let _ = fault.wait_for(|f| *f != Fault::Partition).await;
+        let _ = fault.wait_for(|f| !f.blocks()).await;
         if *fault.borrow_and_update() == Fault::Down {
             return reset(client);
         }
@@ -102,8 +148,8 @@ async fn relay(client: TcpStream, target: SocketAddr, mut fault: watch::Receiver
                 },
                 _ = cut_upstream.notified() => break,
             };
-            if *to_server.borrow_and_update() == Fault::Partition {
-                let _ = to_server.wait_for(|f| *f != Fault::Partition).await;
+            if to_server.borrow_and_update().blocks() {
+                let _ = to_server.wait_for(|f| !f.blocks()).await;
             }
             if server_write.write_all(&buf[..n]).await.is_err() {
                 break;
@@ -139,8 +185,8 @@ async fn relay(client: TcpStream, target: SocketAddr, mut fault: watch::Receiver
                     sent += n as u64;
                     continue;
                 }
-                Fault::Partition => {
-                    let _ = fault.wait_for(|f| *f != Fault::Partition).await;
+                Fault::Partition | Fault::Unreachable => {
+                    let _ = fault.wait_for(|f| !f.blocks()).await;
                 }
                 _ => {}
             }
