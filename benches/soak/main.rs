@@ -15,11 +15,20 @@
 //! not what the request should get (by kind and status), p50 and p99, and the gateway's
 //! resident memory, open file descriptors and threads; at the end the slope of memory and
 //! descriptors over the last two thirds of the run. Options: `--minutes N` (30),
-//! `--rate N` (requests per second instead of half the measured maximum). See
-//! benches/README.md.
+//! `--rate N` (requests per second instead of half the measured maximum), `--chaos` (the
+//! long form of the chaos tests: the bucket, the registry's database and the key set sit
+//! behind the tests' fault relay, and every minute one of them fails for 5 to 10 s in turn;
+//! an answer a fault may explain, a 502/503/504 or a body visibly cut, is counted apart,
+//! and only while the fault lasts and 3 s after). See benches/README.md.
 
 #[path = "../load/backend.rs"]
 mod backend;
+#[path = "../../tests/gateway/support/faults.rs"]
+#[allow(
+    dead_code,
+    reason = "the soak sets faults; it has no use for the relay's endpoint form"
+)]
+mod faults;
 #[path = "../shared/process.rs"]
 mod process;
 
@@ -40,6 +49,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
 
+use faults::{Fault, FaultRelay};
 use process::{free_port, Proc};
 
 const BUCKET: &str = "soak";
@@ -67,11 +77,12 @@ fn main() {
     let minutes = option("--minutes").unwrap_or(30.0);
     let rate = option("--rate");
     let every = option("--report-every").unwrap_or(60.0);
+    let chaos = args.iter().any(|a| a == "--chaos");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(soak(minutes, rate, Duration::from_secs_f64(every)));
+    runtime.block_on(soak(minutes, rate, Duration::from_secs_f64(every), chaos));
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -277,11 +288,46 @@ struct Stats {
     total: AtomicU64,
     unexpected: Mutex<BTreeMap<String, u64>>,
     bytes_checked: AtomicU64,
+    /// With `--chaos`: when each fault began and ended (`None` while it lasts).
+    faults: Mutex<Vec<(Instant, Option<Instant>)>>,
+    /// Answers a fault explains, by kind and what they were.
+    explained: Mutex<BTreeMap<String, u64>>,
+}
+
+/// How long after a fault ends its effects may still be seen (a request begun during it).
+const AFTER_FAULT: Duration = Duration::from_secs(3);
+
+/// Whether a fault can explain `problem`: the gateway's answer for a bucket or registry it
+/// cannot reach, or a body visibly cut. Never a wrong or short body taken as complete.
+fn a_fault_explains(problem: &str) -> bool {
+    ["502", "503", "504", "body cut"].iter().any(|p| problem.starts_with(p))
 }
 
 impl Stats {
+    /// Whether a fault lasted at some time between `from` and `to` (or shortly before).
+    fn under_fault(&self, from: Instant, to: Instant) -> bool {
+        self.faults
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(began, ended)| *began <= to && ended.is_none_or(|e| e + AFTER_FAULT >= from))
+    }
+
     fn record(&self, kind: Kind, took: Duration, problem: Option<String>) {
         self.total.fetch_add(1, Ordering::Relaxed);
+        let ended = Instant::now();
+        let problem = match problem {
+            Some(p) if a_fault_explains(&p) && self.under_fault(ended - took, ended) => {
+                *self
+                    .explained
+                    .lock()
+                    .unwrap()
+                    .entry(format!("{kind:?}: {p}"))
+                    .or_default() += 1;
+                None
+            }
+            other => other,
+        };
         let mut w = self.window.lock().unwrap();
         w.requests += 1;
         w.latencies.push(took);
@@ -474,7 +520,7 @@ async fn admin(
     }
 }
 
-async fn soak(minutes: f64, rate: Option<f64>, every: Duration) {
+async fn soak(minutes: f64, rate: Option<f64>, every: Duration, chaos: bool) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
     let images: Vec<Vec<u8>> = (0..IMAGES).map(|i| pattern(IMAGE_SIZE + i, i as u8)).collect();
@@ -486,10 +532,28 @@ async fn soak(minutes: f64, rate: Option<f64>, every: Duration) {
 
     let (child, backend_port) = backend::spawn(dir.path(), ACCESS_KEY, SECRET_KEY);
     let _backend = Proc(child);
-    let backend = format!("http://127.0.0.1:{backend_port}");
-    let (_pg, database) = postgres(dir.path());
+    let (_pg, mut database) = postgres(dir.path());
     let keys = KeySet::new();
-    let jwks_port = serve_keys(keys.clone()).await;
+    let mut jwks_port = serve_keys(keys.clone()).await;
+    let mut backend_port = backend_port;
+    // With --chaos, the bucket, the database and the key set are reached through relays
+    // that fail on cue.
+    let relays = if chaos {
+        let to = |port: u16| FaultRelay::start(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        let pg_port: u16 = database
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .expect("the database URL's port");
+        let (bucket, registry, key_set) = (to(backend_port).await, to(pg_port).await, to(jwks_port).await);
+        database = database.replace(&format!(":{pg_port}/"), &format!(":{}/", registry.addr.port()));
+        backend_port = bucket.addr.port();
+        jwks_port = key_set.addr.port();
+        Some([bucket, registry, key_set])
+    } else {
+        None
+    };
+    let backend = format!("http://127.0.0.1:{backend_port}");
 
     let (port, admin_port) = (free_port(), free_port());
     let config = dir.path().join("gateway.toml");
@@ -568,6 +632,8 @@ max_age = "{max_age}"
         total: AtomicU64::new(0),
         unexpected: Mutex::new(BTreeMap::new()),
         bytes_checked: AtomicU64::new(0),
+        faults: Mutex::new(Vec::new()),
+        explained: Mutex::new(BTreeMap::new()),
     });
     let mix = Arc::new(Mix {
         base,
@@ -695,6 +761,13 @@ max_age = "{max_age}"
                 };
                 if status != want {
                     let key = format!("admin {what}: {status}");
+                    let now = Instant::now();
+                    if status == 503 && stats.under_fault(now, now) {
+                        // The registry is away: the same change again next time, so the
+                        // storage's life keeps its order.
+                        *stats.explained.lock().unwrap().entry(key).or_default() += 1;
+                        continue;
+                    }
                     *stats.unexpected.lock().unwrap().entry(key).or_default() += 1;
                 }
                 step += 1;
@@ -723,8 +796,14 @@ max_age = "{max_age}"
         })
     };
 
+    let faults = relays.map(|relays| {
+        let stats = stats.clone();
+        tokio::spawn(async move { fail_in_turn(&relays, &stats, end).await })
+    });
+
     println!(
-        "soak: {minutes} min at {rate:.0} requests/s ({WORKERS} workers, {SLOW_CLIENTS} slow clients at 256 KiB/s)\n"
+        "soak: {minutes} min at {rate:.0} requests/s ({WORKERS} workers, {SLOW_CLIENTS} slow clients at 256 KiB/s){}\n",
+        if chaos { ", a fault every minute" } else { "" }
     );
     println!(
         "{:>6} {:>9} {:>10} {:>9} {:>9} {:>9} {:>6} {:>8}",
@@ -755,6 +834,9 @@ max_age = "{max_age}"
     let _ = churn.await;
     rotate.abort();
     reload.abort();
+    if let Some(faults) = faults {
+        faults.abort();
+    }
 
     let total = stats.total.load(Ordering::Relaxed);
     let unexpected = stats.unexpected.lock().unwrap().clone();
@@ -765,6 +847,17 @@ max_age = "{max_age}"
     );
     for (what, n) in &unexpected {
         println!("  {n:>6}  {what}");
+    }
+    if chaos {
+        let explained = stats.explained.lock().unwrap().clone();
+        println!(
+            "{} faults; {} answers they explain (a 502/503/504 or a body visibly cut, during a fault or {AFTER_FAULT:?} after):",
+            stats.faults.lock().unwrap().len(),
+            explained.values().sum::<u64>()
+        );
+        for (what, n) in &explained {
+            println!("  {n:>6}  {what}");
+        }
     }
     let tail: Vec<&(f64, f64, f64)> = samples.iter().filter(|s| s.0 >= minutes / 3.0).collect();
     let rss: Vec<(f64, f64)> = tail.iter().map(|s| (s.0, s.1)).collect();
@@ -782,13 +875,52 @@ max_age = "{max_age}"
         slope_per_hour(&rss),
         slope_per_hour(&fds),
     );
-    let errors = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" ERROR "))
-        .count();
-    println!("gateway log: {errors} ERROR lines");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+    println!("gateway log: {} ERROR lines", errors.len());
+    // What they said, each message once (the text after the level, without its time).
+    let mut said = std::collections::BTreeSet::new();
+    for line in errors {
+        let message = line.split_once(" ERROR ").map_or(line, |(_, m)| m);
+        if said.insert(message.to_string()) && said.len() <= 10 {
+            println!("  {message}");
+        }
+    }
     drop(gateway);
+}
+
+/// With `--chaos`: every minute, 30 s after the reload, one fault in turn on the bucket's,
+/// the database's or the key set's relay ([bucket, registry, key set]), each recorded in
+/// `stats` while it lasts.
+async fn fail_in_turn(relays: &[FaultRelay; 3], stats: &Stats, end: Instant) {
+    let cycle = [
+        (0, Fault::ResetAfter(64 * 1024), 5),
+        (0, Fault::StallAfter(64 * 1024), 5),
+        (0, Fault::Refuse, 5),
+        (1, Fault::Down, 10),
+        (0, Fault::Partition, 5),
+        (2, Fault::Down, 10),
+        (0, Fault::Unreachable, 5),
+        (0, Fault::Latency(Duration::from_millis(50)), 10),
+        (1, Fault::Partition, 10),
+    ];
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    for (n, (relay, fault, seconds)) in cycle.iter().cycle().enumerate() {
+        let lasts = Duration::from_secs(*seconds);
+        if Instant::now() + lasts + AFTER_FAULT >= end {
+            return;
+        }
+        let which = ["bucket", "registry", "key set"][*relay];
+        println!("        fault {}: {which} {fault:?} for {seconds} s", n + 1);
+        stats.faults.lock().unwrap().push((Instant::now(), None));
+        relays[*relay].set(*fault);
+        tokio::time::sleep(lasts).await;
+        relays[*relay].set(Fault::Pass);
+        if let Some(last) = stats.faults.lock().unwrap().last_mut() {
+            last.1 = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_secs(60) - lasts).await;
+    }
 }
 
 /// A bounded channel many workers take from (tokio's mpsc has one receiver).
