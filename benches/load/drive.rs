@@ -210,11 +210,22 @@ async fn builtin(url: &str, headers: &[(String, String)], connections: usize, du
 /// What processes have used so far, together.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Used {
-    /// CPU seconds, user + system.
+    /// CPU seconds, user + system, of every thread of the processes (`/proc/PID/stat`).
     pub cpu_seconds: f64,
     /// Context switches of all their threads, voluntary (a thread waited: for a socket, a
     /// lock, a wakeup) and not (the scheduler preempted it).
     pub context_switches: u64,
+    /// The whole machine's CPU time so far, and the part of it the hypervisor gave to
+    /// others (steal), in clock ticks (`/proc/stat`): how much of a run this host lost.
+    pub machine_ticks: u64,
+    pub steal_ticks: u64,
+}
+
+impl Used {
+    /// The share of the machine's CPU time the hypervisor took over this interval.
+    pub fn steal(&self) -> f64 {
+        self.steal_ticks as f64 / self.machine_ticks.max(1) as f64
+    }
 }
 
 impl std::ops::Sub for Used {
@@ -223,16 +234,38 @@ impl std::ops::Sub for Used {
         Used {
             cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
             context_switches: self.context_switches.saturating_sub(earlier.context_switches),
+            machine_ticks: self.machine_ticks.saturating_sub(earlier.machine_ticks),
+            steal_ticks: self.steal_ticks.saturating_sub(earlier.steal_ticks),
         }
     }
 }
 
 /// What `pids` have used so far.
 pub fn used(pids: &[u32]) -> Used {
+    let (machine_ticks, steal_ticks) = machine_ticks();
     Used {
         cpu_seconds: pids.iter().map(|&pid| cpu_seconds(pid)).sum(),
         context_switches: pids.iter().map(|&pid| context_switches(pid)).sum(),
+        machine_ticks,
+        steal_ticks,
     }
+}
+
+/// The machine's CPU time so far and its steal part, in clock ticks (the `cpu` line of
+/// `/proc/stat`: user nice system idle iowait irq softirq steal ...; guest time is already
+/// in user).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (fields.iter().sum(), fields.get(7).copied().unwrap_or(0))
 }
 
 /// Context switches of every thread of a process so far.

@@ -12,8 +12,10 @@
 //! (`cache`). The gateway of the size cells runs with the edge cache off: they measure the
 //! path to the bucket, which every miss takes. Options after `--`: `--seconds N` per run
 //! (default 5), `--rounds N` (default 2), `--only SIZE` (e.g. `4KiB`; or `tls`, `memory`,
-//! `sts`, `cache`: that part alone), `--quick` (2 s, one round, fewer cells). See
-//! benches/README.md.
+//! `sts`, `cache`: that part alone), `--quick` (2 s, one round, fewer cells),
+//! `--nginx-workers N` (nginx's `worker_processes`; `auto`, one per CPU, by default). Every
+//! cell starts with an unmeasured warm-up of each target; the report says how much CPU the
+//! hypervisor took (steal) during the measured runs. See benches/README.md.
 
 mod backend;
 mod cache;
@@ -62,6 +64,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(if quick { 1 } else { 2 }),
         only: option("--only"),
+        nginx_workers: option("--nginx-workers").unwrap_or_else(|| "auto".into()),
     };
     if let Some(threads) = option("--gateway-threads") {
         let _ = GATEWAY_THREADS.set(threads.parse().expect("--gateway-threads takes a number"));
@@ -77,6 +80,8 @@ struct Options {
     quick: bool,
     seconds: u64,
     rounds: usize,
+    /// nginx's `worker_processes`: `auto` (one per CPU, as the gateway's threads) or a number.
+    nginx_workers: String,
     /// One object size only (`4KiB`, `1MiB`, `64MiB`).
     only: Option<String>,
 }
@@ -87,6 +92,7 @@ async fn bench(options: Options) {
         seconds,
         rounds,
         only,
+        nginx_workers,
     } = options;
     let dir = tempfile::tempdir().unwrap();
     let sizes: Vec<(&'static str, usize)> = vec![("4 KiB", 4 << 10), ("1 MiB", 1 << 20), ("64 MiB", 64 << 20)];
@@ -211,6 +217,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         Some((&certificate, nginx_tls_port)),
         nginx_cache_port,
         backend_port,
+        &nginx_workers,
     );
     if let Some(n) = &nginx {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -236,6 +243,14 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
                 connections: conns,
                 rounds: Vec::new(),
             };
+            // A warm-up of each, not measured: connections, pools, caches and allocators
+            // as in steady state before the first measured round.
+            let warm_up = Duration::from_secs(1);
+            let _ = drive::load(&direct_url, &[], conns, warm_up, bytes).await;
+            if nginx.is_some() {
+                let _ = drive::load(&nginx_url(&direct_url), &[], conns, warm_up, bytes).await;
+            }
+            let _ = drive::load(&gateway_plain_url(&key), &gateway_headers, conns, warm_up, bytes).await;
             for _ in 0..rounds {
                 let direct = drive::load(&direct_url, &[], conns, duration, bytes).await;
                 let nginx = match &nginx {
@@ -305,6 +320,11 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
                 per: case.per,
                 rounds: Vec::new(),
             };
+            // A warm-up of each, not measured (TLS sessions, pools, allocators).
+            if nginx.is_some() {
+                let _ = case.run(&nginx_tls_url, &[], Duration::from_secs(1));
+            }
+            let _ = case.run(&gateway_tls_url, &gateway_headers, Duration::from_secs(1));
             for _ in 0..rounds {
                 let nginx = nginx.as_ref().and_then(|n| {
                     let pids = n.processes();
@@ -353,6 +373,12 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     } else {
         Vec::new()
     };
+    // Its worker processes, as configured (its cache manager and loader are processes too).
+    let nginx_worker_count = nginx.as_ref().map(|_| {
+        nginx_workers
+            .parse()
+            .unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+    });
     drop(nginx);
 
     // The TLS, memory and STS runs belong to a whole run, or to `--only tls|memory|sts`.
@@ -380,6 +406,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
     };
     let report = Report {
         machine: machine(),
+        nginx_workers: nginx_worker_count,
         load_generator: if Command::new("wrk").arg("--version").output().is_ok() {
             "wrk"
         } else {

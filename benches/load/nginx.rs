@@ -44,6 +44,7 @@ pub fn start(
     tls: Option<(&Certificate, u16)>,
     cache_port: u16,
     backend_port: u16,
+    workers: &str,
 ) -> Option<Nginx> {
     let root = dir.join("nginx");
     std::fs::create_dir_all(root.join("tmp")).ok()?;
@@ -103,7 +104,7 @@ pub fn start(
     );
     let config = format!(
         r#"
-worker_processes auto;
+worker_processes {workers};
 pid {root}/nginx.pid;
 error_log stderr error;
 events {{ worker_connections 4096; }}

@@ -15,6 +15,8 @@ pub struct Sample {
     pub run: Run,
     pub cpu_seconds: f64,
     pub context_switches: u64,
+    /// The share of the machine's CPU time the hypervisor took during the run.
+    pub steal: f64,
 }
 
 impl Sample {
@@ -23,6 +25,7 @@ impl Sample {
             run,
             cpu_seconds: used.cpu_seconds,
             context_switches: used.context_switches,
+            steal: used.steal(),
         }
     }
     pub fn switches_per_request(&self) -> f64 {
@@ -165,6 +168,8 @@ pub struct Sts {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub machine: String,
+    /// nginx's worker processes (`--nginx-workers`), when nginx ran.
+    pub nginx_workers: Option<usize>,
     pub load_generator: &'static str,
     pub seconds_per_run: u64,
     pub rounds: usize,
@@ -193,6 +198,34 @@ impl CacheRow {
     }
 }
 
+/// The most and the mean share of the machine the hypervisor took over the measured runs.
+fn steal(r: &Report) -> String {
+    let mut all: Vec<f64> = Vec::new();
+    for c in &r.cells {
+        for round in &c.rounds {
+            all.push(round.gateway.steal);
+            all.extend(round.nginx.as_ref().map(|n| n.steal));
+        }
+    }
+    for c in &r.tls {
+        for round in &c.rounds {
+            all.push(round.gateway.steal);
+            all.extend(round.nginx.as_ref().map(|n| n.steal));
+        }
+    }
+    if all.is_empty() {
+        return "not measured".into();
+    }
+    let max = all.iter().copied().fold(0.0, f64::max);
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
+    let warning = if max > 0.05 {
+        " — over 5 %: neighbours took this host's CPU; CPU figures of this run are not comparable"
+    } else {
+        ""
+    };
+    format!("mean {:.1} %, at most {:.1} %{warning}", mean * 100.0, max * 100.0)
+}
+
 /// A nginx figure of a round, when nginx ran.
 fn nginx(f: fn(&Sample) -> f64) -> impl Fn(&Round) -> Option<f64> {
     move |x: &Round| x.nginx.as_ref().map(f)
@@ -200,8 +233,16 @@ fn nginx(f: fn(&Sample) -> f64) -> impl Fn(&Round) -> Option<f64> {
 
 pub fn markdown(r: &Report) -> String {
     let mut out = format!(
-        "machine: {}\nload generator: {}, {} s per run, {} interleaved round(s) (direct, nginx, gateway); backend, proxies and load generator share the machine\ngateway: {}\nmedians over the rounds; ratios with their min–max\n\n",
-        r.machine, r.load_generator, r.seconds_per_run, r.rounds, r.gateway_setup
+        "machine: {}\nload generator: {}, {} s per run, {} interleaved round(s) (direct, nginx, gateway) after an unmeasured warm-up of each; backend, proxies and load generator share the machine\ngateway: {}\nnginx: {}\nCPU: user + system time of every thread of the gateway's process, and of every nginx process (master, workers, cache manager) (/proc/PID/stat)\nhypervisor steal during the measured runs: {}\nmedians over the rounds; ratios with their min–max\n\n",
+        r.machine,
+        r.load_generator,
+        r.seconds_per_run,
+        r.rounds,
+        r.gateway_setup,
+        r.nginx_workers.map_or("not installed".to_string(), |n| format!(
+            "{n} worker process(es) (`--nginx-workers`), proxy_pass with upstream keepalive; its CPU summed over all its processes"
+        )),
+        steal(r)
     );
     if !r.cells.is_empty() {
         plain_tables(r, &mut out);
