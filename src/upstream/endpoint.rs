@@ -81,6 +81,22 @@ impl Endpoint {
         }
     }
 
+    /// Appends `scheme://[subdomain.]host[:port]` to `out`: a URL's start, built on every
+    /// request without the formatting machinery.
+    pub fn push_to(&self, out: &mut String, subdomain: Option<&str>) {
+        out.push_str(self.scheme.as_str());
+        out.push_str("://");
+        if let Some(prefix) = subdomain {
+            out.push_str(prefix);
+            out.push('.');
+        }
+        out.push_str(&self.host);
+        if let Some(port) = self.port {
+            out.push(':');
+            out.push_str(itoa_u16(port).as_str());
+        }
+    }
+
     /// The same endpoint with `prefix.` in front of the host (virtual-hosted addressing).
     pub fn with_subdomain(&self, prefix: &str) -> Endpoint {
         Endpoint {
@@ -92,6 +108,33 @@ impl Endpoint {
     /// Whether the host is an IP literal (virtual-hosted addressing cannot work there).
     pub fn host_is_ip(&self) -> bool {
         self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
+    }
+}
+
+/// A port's digits, without the formatting machinery.
+fn itoa_u16(mut n: u16) -> PortText {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    PortText { digits, from: at }
+}
+
+/// The digits [`itoa_u16`] wrote.
+struct PortText {
+    digits: [u8; 5],
+    from: usize,
+}
+
+impl PortText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.from..]).expect("ASCII digits")
     }
 }
 
@@ -110,13 +153,34 @@ fn is_host(host: &str) -> bool {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme.as_str(), self.authority())
+        let mut text = String::new();
+        self.push_to(&mut text, None);
+        f.write_str(&text)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_start_is_written_with_every_port() {
+        for (text, subdomain, want) in [
+            ("http://127.0.0.1:9000", None, "http://127.0.0.1:9000"),
+            ("http://127.0.0.1:1", None, "http://127.0.0.1:1"),
+            ("http://127.0.0.1:65535", None, "http://127.0.0.1:65535"),
+            ("https://s3.amazonaws.com", Some("b"), "https://b.s3.amazonaws.com"),
+            ("https://minio.test:8443", Some("b"), "https://b.minio.test:8443"),
+        ] {
+            let e = Endpoint::parse(text).unwrap();
+            let mut out = String::new();
+            e.push_to(&mut out, subdomain);
+            assert_eq!(out, want);
+            if subdomain.is_none() {
+                assert_eq!(e.to_string(), want);
+            }
+        }
+    }
 
     #[test]
     fn parses_host_and_port() {

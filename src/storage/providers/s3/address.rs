@@ -30,14 +30,21 @@ fn virtual_host_ok(bucket: &str, endpoint: &Endpoint) -> bool {
     dns_label && !endpoint.host_is_ip() && !(bucket.contains('.') && endpoint.scheme == Scheme::Https)
 }
 
-/// The URL of an object, ready to be sent and signed.
+/// The URL of an object, ready to be sent and signed (built on every request, so without
+/// the formatting machinery).
 pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str) -> String {
     let key = encode_key(key);
+    let mut url = String::with_capacity(endpoint.host.len() + bucket.len() + key.len() + 16);
     if !path_style && virtual_host_ok(bucket, endpoint) {
-        format!("{}/{key}", endpoint.with_subdomain(bucket))
+        endpoint.push_to(&mut url, Some(bucket));
     } else {
-        format!("{endpoint}/{bucket}/{key}")
+        endpoint.push_to(&mut url, None);
+        url.push('/');
+        url.push_str(bucket);
     }
+    url.push('/');
+    url.push_str(&key);
+    url
 }
 
 /// The URL of a bucket-level request (`query` such as `location` or
