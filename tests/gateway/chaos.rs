@@ -294,7 +294,7 @@ async fn full_audit_and_cache_disks_fail_no_request_and_recover() {
         registry.path().display()
     );
     let gw = TestGateway::acme(&config(SERVER, &sections), "full", &sw.endpoint, &[BUCKET], &sw.reader).await;
-    let counter = |name: &str| metric(&gw.gateway.metrics.encode(), name);
+    let counter = |name: &str| binary::metric(&gw.gateway.metrics.encode(), name);
     let (audit_written, audit_dropped, cache_errors) = (
         "assetgate_audit_lines_total{result=\"written\"}",
         "assetgate_audit_lines_total{result=\"dropped\"}",
@@ -307,7 +307,7 @@ async fn full_audit_and_cache_disks_fail_no_request_and_recover() {
     let full = Instant::now();
     // Objects not read before, for the disk tier to try to store while it is full.
     let unseen = traffic::targets(&gw.base, "acme", "full", BUCKET, &later);
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let client = traffic::client();
     let auth = format!("Bearer {}", token("acme"));
     for target in &unseen {
         assert_eq!(traffic::one(&client, target, &auth, None).await, Outcome::Complete);
@@ -321,14 +321,11 @@ async fn full_audit_and_cache_disks_fail_no_request_and_recover() {
     let (written, stored) = (counter(audit_written), files_in(&cache_disk.0).len());
     let size = || std::fs::metadata(&audit).map_or(0, |m| m.len());
     let before = size();
-    while counter(audit_written) <= written || size() <= before {
-        assert!(
-            room.elapsed() < Duration::from_secs(5),
-            "the audit trail was not written again"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!("the audit trail wrote again {:?} after there was room", room.elapsed());
+    let again = within(Duration::from_secs(5), "the audit trail to write again", || {
+        std::future::ready(counter(audit_written) > written && size() > before)
+    })
+    .await;
+    eprintln!("the audit trail wrote again {again:?} after there was room");
     let records = finish(clients).await;
     nothing_wrong(&records);
     let while_full: Vec<Record> = records
@@ -353,11 +350,10 @@ async fn full_audit_and_cache_disks_fail_no_request_and_recover() {
     sw.seed(BUCKET, &[(key, &bytes)]).await;
     let target = &traffic::targets(&gw.base, "acme", "full", BUCKET, &[(key, bytes.clone())])[0];
     assert_eq!(traffic::one(&client, target, &auth, None).await, Outcome::Complete);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while files_in(&cache_disk.0).len() <= stored {
-        assert!(Instant::now() < deadline, "the disk tier did not store again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    within(Duration::from_secs(10), "the disk tier to store again", || {
+        std::future::ready(files_in(&cache_disk.0).len() > stored)
+    })
+    .await;
     // Every line of the audit file is whole once the last batch is flushed: a line the full
     // disk took only part of was finished when there was room.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -374,14 +370,6 @@ async fn full_audit_and_cache_disks_fail_no_request_and_recover() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("a torn audit line ({e}): {line}"));
         assert_eq!(line["org"], "acme");
     }
-}
-
-/// The value of the metric line `name` (0 when absent).
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
 }
 
 /// The files under `dir`, however deep.

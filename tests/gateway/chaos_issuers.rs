@@ -37,25 +37,19 @@ fn pairs<'a>(objects: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [
 }
 
 /// Puts the relay through a partition of `partition`, then takes the issuer away (its
-/// connections closed, new ones refused) for `gone`, then heals it; returns when it healed.
-async fn outage(relay: &FaultRelay, partition: Duration, gone: Duration) -> Instant {
+/// connections closed, new ones refused) for `gone`, then heals it.
+async fn outage(relay: &FaultRelay, partition: Duration, gone: Duration) {
     relay.set(Fault::Partition);
     tokio::time::sleep(partition).await;
     relay.set(Fault::Down);
     tokio::time::sleep(gone).await;
     relay.set(Fault::Pass);
-    Instant::now()
 }
 
-/// How long after `healed` `done` first holds, polled every 50 ms for up to 20 s.
-async fn recovery(healed: Instant, what: &str, done: impl Fn() -> bool) -> Duration {
-    while !done() {
-        assert!(healed.elapsed() < Duration::from_secs(20), "{what}: no recovery");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let took = healed.elapsed();
+/// Waits (up to 20 s) for `done` after the issuer came back, and prints how long it took.
+async fn recovery(what: &str, done: impl Fn() -> bool) {
+    let took = within(Duration::from_secs(20), what, || std::future::ready(done())).await;
     eprintln!("{what}: recovered {took:?} after the issuer came back");
-    took
 }
 
 /// Every request served, none past the issuer's timeout, and at most `waiters` of them held
@@ -113,16 +107,16 @@ async fn sts_cut_off_under_load_holds_up_no_request_the_credentials_held_can_ser
     let targets = traffic::targets(&gw.base, "acme", "delegated", "chaos-sts", &objects);
     let auth = format!("Bearer {}", token("acme"));
     assert_eq!(
-        traffic::one(&client(), &targets[0], &auth, None).await,
+        traffic::one(&traffic::client(), &targets[0], &auth, None).await,
         Outcome::Complete
     );
 
     let clients = traffic::load(targets, auth, CLIENTS, Instant::now() + Duration::from_secs(20));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let healed = outage(&relay, Duration::from_secs(8), Duration::from_secs(6)).await;
+    outage(&relay, Duration::from_secs(8), Duration::from_secs(6)).await;
     let metrics = gw.gateway.credentials.sts_metrics();
     let ok = metrics.ok.get();
-    recovery(healed, "STS", || metrics.ok.get() > ok).await;
+    recovery("STS", || metrics.ok.get() > ok).await;
     let records = finish(clients).await;
     eprintln!(
         "STS: {} AssumeRole calls failed during the outage",
@@ -174,7 +168,7 @@ async fn token_endpoints_cut_off_under_load_hold_up_no_request_the_tokens_held_c
     targets.extend(traffic::targets(&gw.base, "acme", "google", "chaos-google", &objects));
     for target in &targets {
         assert_eq!(
-            traffic::one(&client(), target, &auth, None).await,
+            traffic::one(&traffic::client(), target, &auth, None).await,
             Outcome::Complete,
             "{}",
             target.url
@@ -184,10 +178,10 @@ async fn token_endpoints_cut_off_under_load_hold_up_no_request_the_tokens_held_c
     let clients = traffic::load(targets, auth, CLIENTS, Instant::now() + Duration::from_secs(20));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (entra, google) = (oauth.calls("entra"), oauth.calls("google"));
-    let healed = outage(&relay, Duration::from_secs(8), Duration::from_secs(6)).await;
+    outage(&relay, Duration::from_secs(8), Duration::from_secs(6)).await;
     let metrics = gw.gateway.credentials.token_metrics();
     let ok = metrics.ok.get();
-    recovery(healed, "Entra and Google", || metrics.ok.get() >= ok + 2).await;
+    recovery("Entra and Google", || metrics.ok.get() >= ok + 2).await;
     let records = finish(clients).await;
     assert!(oauth.calls("entra") > entra && oauth.calls("google") > google);
     assert!(metrics.unavailable.get() > 0, "a refresh fell inside the outage");
@@ -224,7 +218,7 @@ async fn the_key_set_cut_off_under_load_fails_no_token_of_a_key_held() {
     let targets = traffic::targets(&gw.base, "acme", "main", "chaos-jwks", &objects);
     let auth = |pair: &crate::jwks::Pair| format!("Bearer {}", pair.token("acme", "labeler-7"));
     assert_eq!(
-        traffic::one(&client(), &targets[0], &auth(&held), None).await,
+        traffic::one(&traffic::client(), &targets[0], &auth(&held), None).await,
         Outcome::Complete
     );
 
@@ -275,11 +269,4 @@ async fn the_key_set_cut_off_under_load_fails_no_token_of_a_key_held() {
         refused_after.first()
     );
     assert!(first.saturating_duration_since(healed) < Duration::from_secs(8));
-}
-
-fn client() -> hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Empty<bytes::Bytes>,
-> {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }

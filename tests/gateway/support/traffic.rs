@@ -62,6 +62,11 @@ pub fn targets(base: &str, org: &str, storage: &str, bucket: &str, objects: &[(&
         .collect()
 }
 
+/// A client for [`one`] outside [`load`].
+pub fn client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
 /// One request: a whole object or a range of it, checked byte for byte.
 pub async fn one(
     client: &Client<HttpConnector, Empty<Bytes>>,
