@@ -47,3 +47,18 @@ pub fn reference(
     instructions.apply_to_request_http1x(&mut out);
     out
 }
+
+/// The headers a signature adds.
+const SIGNATURE_HEADERS: [&str; 4] = [
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+];
+
+/// Fails unless `got` carries the same signature headers as `want`, naming `what`.
+pub fn assert_same_signature(got: &http::Request<()>, want: &http::Request<()>, what: &dyn std::fmt::Display) {
+    for name in SIGNATURE_HEADERS {
+        assert_eq!(got.headers().get(name), want.headers().get(name), "{name} of {what}");
+    }
+}
