@@ -81,19 +81,20 @@ impl Endpoint {
         }
     }
 
-    /// Appends `scheme://[subdomain.]host[:port]` to `out`: a URL's start, built on every
-    /// request without the formatting machinery.
-    pub fn push_to(&self, out: &mut String, subdomain: Option<&str>) {
-        out.push_str(self.scheme.as_str());
-        out.push_str("://");
+    /// Writes `scheme://[subdomain.]host[:port]`, the start of a URL, to `out`: the
+    /// endpoint's `Display`, and the start of the object URLs built on every request,
+    /// written straight into them.
+    pub fn write_to(&self, out: &mut impl fmt::Write, subdomain: Option<&str>) -> fmt::Result {
+        out.write_str(self.scheme.as_str())?;
+        out.write_str("://")?;
         if let Some(prefix) = subdomain {
-            out.push_str(prefix);
-            out.push('.');
+            out.write_str(prefix)?;
+            out.write_char('.')?;
         }
-        out.push_str(&self.host);
-        if let Some(port) = self.port {
-            out.push(':');
-            out.push_str(itoa_u16(port).as_str());
+        out.write_str(&self.host)?;
+        match self.port {
+            Some(port) => write!(out, ":{port}"),
+            None => Ok(()),
         }
     }
 
@@ -108,33 +109,6 @@ impl Endpoint {
     /// Whether the host is an IP literal (virtual-hosted addressing cannot work there).
     pub fn host_is_ip(&self) -> bool {
         self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
-    }
-}
-
-/// A port's digits, without the formatting machinery.
-fn itoa_u16(mut n: u16) -> PortText {
-    let mut digits = [0u8; 5];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    PortText { digits, from: at }
-}
-
-/// The digits [`itoa_u16`] wrote.
-struct PortText {
-    digits: [u8; 5],
-    from: usize,
-}
-
-impl PortText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.digits[self.from..]).expect("ASCII digits")
     }
 }
 
@@ -153,9 +127,7 @@ fn is_host(host: &str) -> bool {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::new();
-        self.push_to(&mut text, None);
-        f.write_str(&text)
+        self.write_to(f, None)
     }
 }
 
@@ -174,7 +146,7 @@ mod tests {
         ] {
             let e = Endpoint::parse(text).unwrap();
             let mut out = String::new();
-            e.push_to(&mut out, subdomain);
+            e.write_to(&mut out, subdomain).unwrap();
             assert_eq!(out, want);
             if subdomain.is_none() {
                 assert_eq!(e.to_string(), want);

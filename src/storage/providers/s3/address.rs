@@ -35,10 +35,11 @@ fn virtual_host_ok(bucket: &str, endpoint: &Endpoint) -> bool {
 pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str) -> String {
     let key = encode_key(key);
     let mut url = String::with_capacity(endpoint.host.len() + bucket.len() + key.len() + 16);
-    if !path_style && virtual_host_ok(bucket, endpoint) {
-        endpoint.push_to(&mut url, Some(bucket));
-    } else {
-        endpoint.push_to(&mut url, None);
+    let virtual_host = !path_style && virtual_host_ok(bucket, endpoint);
+    endpoint
+        .write_to(&mut url, virtual_host.then_some(bucket))
+        .expect("a String takes any text");
+    if !virtual_host {
         url.push('/');
         url.push_str(bucket);
     }
