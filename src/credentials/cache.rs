@@ -94,7 +94,7 @@ pub struct CredentialCache<V: Clone + Send + Sync + 'static> {
 /// refresh goes away: moka then hands the refresh to a request still waiting for it).
 struct Refreshing<'a> {
     keys: &'a Mutex<HashSet<String>>,
-    key: Option<String>,
+    key: String,
 }
 
 impl<'a> Refreshing<'a> {
@@ -103,16 +103,14 @@ impl<'a> Refreshing<'a> {
         let mut marked = keys.lock().unwrap_or_else(|e| e.into_inner());
         marked.insert(key.to_string()).then(|| Refreshing {
             keys,
-            key: Some(key.to_string()),
+            key: key.to_string(),
         })
     }
 }
 
 impl Drop for Refreshing<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-        }
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
     }
 }
 
