@@ -200,19 +200,12 @@ impl CacheRow {
 
 /// The most and the mean share of the machine the hypervisor took over the measured runs.
 fn steal(r: &Report) -> String {
-    let mut all: Vec<f64> = Vec::new();
-    for c in &r.cells {
-        for round in &c.rounds {
-            all.push(round.gateway.steal);
-            all.extend(round.nginx.as_ref().map(|n| n.steal));
-        }
-    }
-    for c in &r.tls {
-        for round in &c.rounds {
-            all.push(round.gateway.steal);
-            all.extend(round.nginx.as_ref().map(|n| n.steal));
-        }
-    }
+    let plain = r.cells.iter().flat_map(|c| &c.rounds).map(|x| (&x.gateway, &x.nginx));
+    let tls = r.tls.iter().flat_map(|c| &c.rounds).map(|x| (&x.gateway, &x.nginx));
+    let all: Vec<f64> = plain
+        .chain(tls)
+        .flat_map(|(gateway, nginx)| std::iter::once(gateway.steal).chain(nginx.as_ref().map(|n| n.steal)))
+        .collect();
     if all.is_empty() {
         return "not measured".into();
     }
