@@ -98,14 +98,6 @@ impl Endpoint {
         }
     }
 
-    /// The same endpoint with `prefix.` in front of the host (virtual-hosted addressing).
-    pub fn with_subdomain(&self, prefix: &str) -> Endpoint {
-        Endpoint {
-            host: format!("{prefix}.{}", self.host),
-            ..self.clone()
-        }
-    }
-
     /// Whether the host is an IP literal (virtual-hosted addressing cannot work there).
     pub fn host_is_ip(&self) -> bool {
         self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
@@ -143,6 +135,7 @@ mod tests {
             ("http://127.0.0.1:65535", None, "http://127.0.0.1:65535"),
             ("https://s3.amazonaws.com", Some("b"), "https://b.s3.amazonaws.com"),
             ("https://minio.test:8443", Some("b"), "https://b.minio.test:8443"),
+            ("http://localhost:8333", Some("bucket"), "http://bucket.localhost:8333"),
         ] {
             let e = Endpoint::parse(text).unwrap();
             let mut out = String::new();
@@ -196,13 +189,5 @@ mod tests {
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn subdomain_prefixes_the_host() {
-        let e = Endpoint::parse("http://localhost:8333")
-            .unwrap()
-            .with_subdomain("bucket");
-        assert_eq!(e.to_string(), "http://bucket.localhost:8333");
     }
 }

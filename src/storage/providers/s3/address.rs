@@ -30,11 +30,12 @@ fn virtual_host_ok(bucket: &str, endpoint: &Endpoint) -> bool {
     dns_label && !endpoint.host_is_ip() && !(bucket.contains('.') && endpoint.scheme == Scheme::Https)
 }
 
-/// The URL of an object, ready to be sent and signed (built on every request, so without
-/// the formatting machinery).
-pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str) -> String {
-    let key = encode_key(key);
-    let mut url = String::with_capacity(endpoint.host.len() + bucket.len() + key.len() + 16);
+/// Where a bucket's requests go: `scheme://bucket.host[:port]` (virtual-hosted) or
+/// `scheme://host[:port]/bucket` (path-style), with room for `more` bytes after it; and
+/// whether it is the virtual host. Built on every request, so without the formatting
+/// machinery.
+fn bucket_base(endpoint: &Endpoint, path_style: bool, bucket: &str, more: usize) -> (String, bool) {
+    let mut url = String::with_capacity(endpoint.host.len() + bucket.len() + more + 16);
     let virtual_host = !path_style && virtual_host_ok(bucket, endpoint);
     endpoint
         .write_to(&mut url, virtual_host.then_some(bucket))
@@ -43,6 +44,13 @@ pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str
         url.push('/');
         url.push_str(bucket);
     }
+    (url, virtual_host)
+}
+
+/// The URL of an object, ready to be sent and signed.
+pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str) -> String {
+    let key = encode_key(key);
+    let (mut url, _) = bucket_base(endpoint, path_style, bucket, key.len() + 1);
     url.push('/');
     url.push_str(&key);
     url
@@ -51,11 +59,10 @@ pub fn object_url(endpoint: &Endpoint, path_style: bool, bucket: &str, key: &str
 /// The URL of a bucket-level request (`query` such as `location` or
 /// `list-type=2&max-keys=1`), addressed like the bucket's objects.
 pub fn bucket_url(endpoint: &Endpoint, path_style: bool, bucket: &str, query: &str) -> String {
-    if !path_style && virtual_host_ok(bucket, endpoint) {
-        format!("{}/?{query}", endpoint.with_subdomain(bucket))
-    } else {
-        format!("{endpoint}/{bucket}?{query}")
-    }
+    let (mut url, virtual_host) = bucket_base(endpoint, path_style, bucket, query.len() + 2);
+    url.push_str(if virtual_host { "/?" } else { "?" });
+    url.push_str(query);
+    url
 }
 
 #[cfg(test)]
