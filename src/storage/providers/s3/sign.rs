@@ -217,6 +217,11 @@ mod sign_reference;
 mod tests {
     use super::*;
 
+    use crate::credentials::StaticKeys;
+    use crate::secret::Secret;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
     #[test]
     fn the_host_signed_is_the_uris_without_a_default_port() {
         let host = |u: &str| host_of(&u.parse().unwrap()).map(|h| h.into_owned());
@@ -237,10 +242,6 @@ mod tests {
         );
         assert_eq!(host("/k"), None);
     }
-    use crate::credentials::StaticKeys;
-    use crate::secret::Secret;
-    use proptest::prelude::*;
-    use std::time::Duration;
 
     /// The same request signed by `aws-sigv4`: the reference this signer must agree with
     /// byte for byte.
