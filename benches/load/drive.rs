@@ -18,6 +18,8 @@ pub struct Run {
     pub seconds: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Connections whose TLS handshake resumed a session, where the driver can tell.
+    pub resumed: Option<u64>,
 }
 
 impl Run {
@@ -91,6 +93,7 @@ fn wrk(url: &str, headers: &[(String, String)], connections: usize, duration: Du
         seconds,
         p50_ms: field("50%").map(|v| millis(&v)).unwrap_or(f64::NAN),
         p99_ms: field("99%").map(|v| millis(&v)).unwrap_or(f64::NAN),
+        resumed: None,
     })
 }
 
@@ -130,6 +133,7 @@ fn parse_h2load(text: &str, size: u64) -> Option<Run> {
         seconds,
         p50_ms: f64::NAN,
         p99_ms: f64::NAN,
+        resumed: None,
     })
 }
 

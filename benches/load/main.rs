@@ -307,7 +307,7 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
         let tls_gateway = Proc(spawn_gateway(&tls_config, &dir.path().join("gateway-tls.log")));
         let tls_pid = tls_gateway.0.id();
         wait_for(tls_admin_port).await;
-        for case in tls::cases() {
+        for case in tls::cases(&certificate) {
             let key = format!("obj-{}", case.size);
             let nginx_tls_url = direct_url(&key).replace(
                 &format!("http://127.0.0.1:{backend_port}/"),
@@ -337,16 +337,19 @@ credentials = {{ type = "assume_role", role_arn = "arn:aws:iam::111122223333:rol
                     break;
                 };
                 let gateway = Sample::new(run, drive::used(&[tls_pid]) - before);
+                let resumed = |run: &drive::Run| run.resumed.map_or(String::new(), |r| format!(", {r} resumed"));
                 eprintln!(
-                    "TLS {}: nginx {}, gateway {:.0} req/s {:.2} CPU s",
+                    "TLS {}: nginx {}, gateway {:.0} req/s {:.2} CPU s{}",
                     case.name,
                     nginx.as_ref().map_or("-".into(), |n| format!(
-                        "{:.0} req/s {:.2} CPU s",
+                        "{:.0} req/s {:.2} CPU s{}",
                         n.run.rps(),
-                        n.cpu_seconds
+                        n.cpu_seconds,
+                        resumed(&n.run)
                     )),
                     gateway.run.rps(),
                     gateway.cpu_seconds,
+                    resumed(&gateway.run),
                 );
                 cell.rounds.push(TlsRound { nginx, gateway });
             }

@@ -134,6 +134,33 @@ impl TlsCell {
     fn median(&self, of: impl Fn(&TlsRound) -> Option<f64>, digits: usize) -> String {
         Spread::text(Spread::of(self.rounds.iter().filter_map(of)), 1, digits)
     }
+
+    /// The share of handshakes that resumed a session, over every round, where the driver
+    /// counted them: ` (resumed: nginx 100 %, gateway 100 %)`, else nothing.
+    fn resumed(&self) -> String {
+        let share = |runs: Vec<&Run>| {
+            let (resumed, all) = runs
+                .iter()
+                .fold((0, 0), |(r, a), run| (r + run.resumed.unwrap_or(0), a + run.requests));
+            runs.iter()
+                .any(|r| r.resumed.is_some())
+                .then(|| 100.0 * resumed as f64 / all.max(1) as f64)
+        };
+        let nginx = share(
+            self.rounds
+                .iter()
+                .filter_map(|r| r.nginx.as_ref().map(|n| &n.run))
+                .collect(),
+        );
+        let gateway = share(self.rounds.iter().map(|r| &r.gateway.run).collect());
+        match (nginx, gateway) {
+            (None, None) => String::new(),
+            (nginx, gateway) => {
+                let text = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.0} %"));
+                format!(" (resumed: nginx {}, gateway {})", text(nginx), text(gateway))
+            }
+        }
+    }
 }
 
 /// CPU seconds per what the case counts: 10k requests, a GiB, or (in ms) a handshake.
@@ -251,8 +278,9 @@ pub fn markdown(r: &Report) -> String {
                 .sum();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {}/{} | {} | {errors} |",
+                "| {}{} | {} | {} | {} | {}/{} | {} | {errors} |",
                 c.case,
+                c.resumed(),
                 c.median(|x| x.nginx.as_ref().map(|n| n.run.rps()), 0),
                 c.median(|x| Some(x.gateway.run.rps()), 0),
                 c.text(|x| x.nginx.as_ref().map(|n| x.gateway.run.rps() / n.run.rps()), 2),
