@@ -69,7 +69,8 @@ impl CertStore {
         Ok(true)
     }
 
-    /// The acceptor serving this store's certificate, with ALPN `h2` and `http/1.1`.
+    /// The acceptor serving this store's certificate, with ALPN `h2` and `http/1.1`, and
+    /// session tickets for returning clients.
     pub fn acceptor(self: &Arc<Self>) -> tokio_rustls::TlsAcceptor {
         let mut config =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -78,6 +79,16 @@ impl CertStore {
                 .with_no_client_auth()
                 .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Stateless tickets (sealed with a random key of this process, replaced every 6
+        // hours), so that any number of returning clients resume without the certificate's
+        // signature. Without them rustls remembers 256 sessions, and two are spent on each
+        // new connection.
+        match rustls::crypto::ring::Ticketer::new() {
+            Ok(ticketer) => config.ticketer = ticketer,
+            Err(e) => {
+                tracing::warn!(error = %e, "no TLS session tickets; returning clients resume only from the server's 256 remembered sessions")
+            }
+        }
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
 

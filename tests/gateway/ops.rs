@@ -219,3 +219,47 @@ async fn sigterm_lets_a_large_download_finish_refuses_new_connections_and_exits_
     let status = process.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// Labelers who come back skip the full handshake however many there are: the gateway
+/// issues stateless TLS 1.3 tickets (README "TLS and HTTP/2"). With rustls' default, a cache
+/// of 256 sessions on the server and two tickets per handshake, none of these 200 clients
+/// resumed: each handshake of the second round pushed out the sessions of clients still to
+/// come (with 100 clients, all resumed).
+#[tokio::test]
+async fn returning_tls_clients_resume_their_sessions_however_many_there_are() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CLIENTS: usize = 200;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, der) = tls::write_cert(certs.path(), "gateway.test");
+    let gw = TestGateway::start(&config(&tls::server_line(&cert, &key), "")).await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    // One configuration per client: each remembers only its own sessions.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tls::client_config(&[&der], &[b"http/1.1"]))
+        .collect();
+    let mut kinds = Vec::new();
+    for round in 0..2 {
+        for client in &clients {
+            let mut tls = tls::connect(&addr, "gateway.test", client.clone()).await;
+            kinds.push((round, tls.get_ref().1.handshake_kind()));
+            // Reading the answer takes in the tickets sent after the handshake.
+            tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            tls.read_to_end(&mut answer).await.unwrap();
+            assert!(
+                answer.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+    let count = |round, kind| kinds.iter().filter(|k| **k == (round, Some(kind))).count();
+    assert_eq!(count(0, rustls::HandshakeKind::Full), CLIENTS);
+    assert_eq!(
+        count(1, rustls::HandshakeKind::Resumed),
+        CLIENTS,
+        "clients of {CLIENTS} resumed on their second connection"
+    );
+}
