@@ -165,7 +165,8 @@ impl Case {
 /// (the unmeasured warm-up) gives every client its first sessions; the runs after it count
 /// the handshakes that resumed.
 pub struct Returning {
-    trusted: CertificateDer<'static>,
+    /// What every client trusts: the run's certificate.
+    roots: Arc<rustls::RootCertStore>,
     /// Each target's clients, by its address (sessions of one server are no use to another).
     clients: RefCell<HashMap<String, Arc<Vec<Arc<rustls::ClientConfig>>>>>,
 }
@@ -175,26 +176,28 @@ const CLIENTS: usize = 500;
 
 impl Returning {
     fn new(certificate: &Certificate) -> Returning {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&certificate.cert).expect("the run's certificate"))
+            .expect("a usable certificate");
         Returning {
-            trusted: CertificateDer::from_pem_file(&certificate.cert).expect("the run's certificate"),
+            roots: Arc::new(roots),
             clients: RefCell::new(HashMap::new()),
         }
     }
 
+    /// The clients of the target at `authority`, made at its first run.
     fn clients_of(&self, authority: &str) -> Arc<Vec<Arc<rustls::ClientConfig>>> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.trusted.clone()).expect("a usable certificate");
-        let roots = Arc::new(roots);
         self.clients
             .borrow_mut()
             .entry(authority.to_string())
             .or_insert_with(|| {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let client = || {
-                    let provider = Arc::new(rustls::crypto::ring::default_provider());
-                    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
                         .with_safe_default_protocol_versions()
                         .expect("ring supports the default TLS versions")
-                        .with_root_certificates(roots.clone())
+                        .with_root_certificates(self.roots.clone())
                         .with_no_client_auth();
                     config.alpn_protocols = vec![b"http/1.1".to_vec()];
                     Arc::new(config)
